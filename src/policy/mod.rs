@@ -1,0 +1,525 @@
+//! The policy file: which actions are served from Lambda, and how owl reaches the
+//! controller and Lambda.
+//!
+//! A policy is TOML (documented in `docs/policy.md`). It is parsed and compiled once
+//! into an immutable [`Policy`] (routing table included); problems are reported all at
+//! once, each with its line and column. Nothing in a compiled policy changes afterwards:
+//! a new file produces a new `Policy`.
+
+pub mod diagnostics;
+pub mod explain;
+mod reader;
+pub mod route;
+pub mod table;
+
+pub use diagnostics::PolicyErrors;
+pub use reader::{format_duration, parse_duration};
+pub use route::{ActionPattern, Fallback, FunctionTemplate, PayloadMode, Route};
+pub use table::RoutingTable;
+
+use diagnostics::Diagnostic;
+use reader::{Errors, TableReader};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::de::DeTable;
+
+/// `[server]`: how owl itself listens.
+#[derive(Debug, Clone, Default)]
+pub struct ServerConfig {
+    /// TLS certificate chain (PEM) for terminating TLS.
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    pub tls_key: Option<PathBuf>,
+}
+
+/// `[controller]`: the upstream OpenWhisk API.
+#[derive(Debug, Clone)]
+pub struct ControllerConfig {
+    /// Base URL (`http` or `https`, no path).
+    pub url: http::Uri,
+    /// How long a proxied request may wait for the controller's response headers.
+    pub timeout: Duration,
+    /// TCP (and TLS) connect timeout.
+    pub connect_timeout: Duration,
+    /// Extra CA certificate (PEM) to trust for an `https` controller.
+    pub ca_file: Option<PathBuf>,
+    /// Accept any certificate (OpenWhisk's self-signed default); explicit opt-in.
+    pub accept_invalid_certs: bool,
+    /// Public API host given to actions as `api_host` (`__OW_API_HOST`).
+    pub api_host: Option<String>,
+}
+
+/// `[lambda]`: how owl calls Lambda.
+#[derive(Debug, Clone)]
+pub struct LambdaConfig {
+    /// Region; `None` uses the AWS default chain (`AWS_REGION`, profile).
+    pub region: Option<String>,
+    /// Endpoint override (emulators); `None` uses the default chain
+    /// (`AWS_ENDPOINT_URL_LAMBDA`, `AWS_ENDPOINT_URL`, profile) or AWS itself.
+    pub endpoint_url: Option<String>,
+    /// Connect timeout for Lambda.
+    pub connect_timeout: Duration,
+    /// Ask Lambda for the log tail (becomes the activation's logs).
+    pub log_tail: bool,
+    /// Most non-blocking invocations running in the background at once.
+    pub max_background: usize,
+}
+
+/// `[metadata]`: caching of identities and action metadata.
+#[derive(Debug, Clone)]
+pub struct MetadataConfig {
+    /// How long a positive answer is reused.
+    pub ttl: Duration,
+    /// How long a rejection (401/403/404) is reused.
+    pub negative_ttl: Duration,
+    /// Most entries per cache.
+    pub max_entries: u64,
+}
+
+/// A compiled policy.
+#[derive(Debug)]
+pub struct Policy {
+    /// Where it was loaded from (for messages and relative paths).
+    pub source: String,
+    /// `[server]`.
+    pub server: ServerConfig,
+    /// `[controller]`.
+    pub controller: ControllerConfig,
+    /// `[lambda]`.
+    pub lambda: LambdaConfig,
+    /// `[metadata]`.
+    pub metadata: MetadataConfig,
+    /// The compiled `[[route]]`s.
+    pub routes: RoutingTable,
+    /// Non-fatal remarks (e.g. shadowed routes), located.
+    pub warnings: Vec<String>,
+}
+
+const TOP_KEYS: &[&str] = &["server", "controller", "lambda", "metadata", "route"];
+const SERVER_KEYS: &[&str] = &["tls_cert", "tls_key"];
+const CONTROLLER_KEYS: &[&str] = &[
+    "url",
+    "timeout",
+    "connect_timeout",
+    "ca_file",
+    "accept_invalid_certs",
+    "api_host",
+];
+const LAMBDA_KEYS: &[&str] = &[
+    "region",
+    "endpoint_url",
+    "connect_timeout",
+    "log_tail",
+    "max_background",
+];
+const METADATA_KEYS: &[&str] = &["ttl", "negative_ttl", "max_entries"];
+const ROUTE_KEYS: &[&str] = &[
+    "action",
+    "function",
+    "qualifier",
+    "weight",
+    "timeout",
+    "fallback",
+    "payload",
+];
+
+/// Longest action time limit OpenWhisk allows (reference §5.3) — Lambda allows 15 min.
+const MAX_ROUTE_TIMEOUT: Duration = Duration::from_secs(900);
+
+impl Policy {
+    /// Reads and compiles the policy file at `path`.
+    pub fn load(path: &Path) -> Result<Self, PolicyErrors> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| PolicyErrors::whole_file(&name, format!("cannot read the policy: {e}")))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, &name, base)
+    }
+
+    /// Compiles policy `text`; `name` labels messages and `base` anchors relative paths.
+    pub fn parse(text: &str, name: &str, base: &Path) -> Result<Self, PolicyErrors> {
+        let (doc, syntax_errors) = DeTable::parse_recoverable(text);
+        if !syntax_errors.is_empty() {
+            let diags = syntax_errors
+                .iter()
+                .map(|e| {
+                    Diagnostic::new(
+                        e.span().unwrap_or(0..0),
+                        e.message().trim_end().replace('\n', " "),
+                    )
+                })
+                .collect();
+            return Err(PolicyErrors::new(name, text, diags));
+        }
+        let mut errors = Errors::default();
+        let span = doc.span();
+        let top = TableReader::new(doc.get_ref(), span, "the policy", TOP_KEYS, &mut errors);
+        let policy = compile(&top, text, name, base, &mut errors);
+        if errors.0.is_empty()
+            && let Some(p) = policy
+        {
+            return Ok(p);
+        }
+        Err(PolicyErrors::new(name, text, errors.0))
+    }
+}
+
+fn resolve_path(base: &Path, p: &str) -> PathBuf {
+    let p = Path::new(p);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+fn compile(
+    top: &TableReader<'_, '_>,
+    text: &str,
+    name: &str,
+    base: &Path,
+    errors: &mut Errors,
+) -> Option<Policy> {
+    let server = compile_server(top, base, errors);
+    let controller = compile_controller(top, base, errors);
+    let lambda = compile_lambda(top, errors);
+    let metadata = compile_metadata(top, errors);
+    let routes: Vec<Route> = top
+        .array_of_tables("route", ROUTE_KEYS, errors)
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| compile_route(i, r, text, errors))
+        .collect();
+    let routes = RoutingTable::new(routes);
+    let warnings = routes
+        .shadowed()
+        .into_iter()
+        .map(|(r, first)| {
+            format!(
+                "{name}:{}: warning: route for \"{}\" can never match: the route on line {} has the same pattern",
+                r.line, r.pattern, first.line
+            )
+        })
+        .collect();
+    Some(Policy {
+        source: name.to_string(),
+        server: server?,
+        controller: controller?,
+        lambda: lambda?,
+        metadata: metadata?,
+        routes,
+        warnings,
+    })
+}
+
+fn compile_server(top: &TableReader<'_, '_>, base: &Path, errors: &mut Errors) -> Option<ServerConfig> {
+    let Some(t) = top.table("server", SERVER_KEYS, errors) else {
+        return (!top.has("server")).then(ServerConfig::default);
+    };
+    let cert = t.string("tls_cert", errors);
+    let key = t.string("tls_key", errors);
+    match (&cert, &key) {
+        (Some((_, span)), None) | (None, Some((_, span))) => {
+            errors.push(
+                span.clone(),
+                "[server] needs both `tls_cert` and `tls_key` to terminate TLS",
+            );
+            None
+        }
+        _ => Some(ServerConfig {
+            tls_cert: cert.map(|(p, _)| resolve_path(base, &p)),
+            tls_key: key.map(|(p, _)| resolve_path(base, &p)),
+        }),
+    }
+}
+
+fn compile_controller(
+    top: &TableReader<'_, '_>,
+    base: &Path,
+    errors: &mut Errors,
+) -> Option<ControllerConfig> {
+    let Some(t) = top.table("controller", CONTROLLER_KEYS, errors) else {
+        if !top.has("controller") {
+            errors.push(
+                top.span().start..top.span().start,
+                "the policy needs a [controller] section with the `url` of the OpenWhisk API",
+            );
+        }
+        return None;
+    };
+    let url = t.required_string("url", errors).and_then(|(u, span)| {
+        match parse_base_url(&u) {
+            Ok(uri) => Some(uri),
+            Err(e) => {
+                errors.push(span, format!("`url` in [controller]: {e}"));
+                None
+            }
+        }
+    });
+    let timeout = t
+        .duration("timeout", Duration::from_millis(100), Duration::from_secs(3600), errors)
+        .map_or(Duration::from_secs(75), |d| d.0);
+    let connect_timeout = t
+        .duration("connect_timeout", Duration::from_millis(10), Duration::from_secs(60), errors)
+        .map_or(Duration::from_secs(5), |d| d.0);
+    let ca_file = t.string("ca_file", errors).map(|(p, _)| resolve_path(base, &p));
+    let accept_invalid_certs = t
+        .boolean("accept_invalid_certs", errors)
+        .is_some_and(|b| b.0);
+    let api_host = t.string("api_host", errors).map(|s| s.0);
+    Some(ControllerConfig {
+        url: url?,
+        timeout,
+        connect_timeout,
+        ca_file,
+        accept_invalid_certs,
+        api_host,
+    })
+}
+
+/// Parses an `http(s)://host[:port]` base URL (a trailing `/` is allowed, a path is not).
+pub fn parse_base_url(u: &str) -> Result<http::Uri, String> {
+    let uri: http::Uri = u.parse().map_err(|e| format!("\"{u}\" is not a URL ({e})"))?;
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        _ => return Err(format!("\"{u}\" must start with http:// or https://")),
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(format!("\"{u}\" has no host"));
+    }
+    if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+        return Err(format!(
+            "\"{u}\" must be a base URL without a path (owl forwards request paths unchanged)"
+        ));
+    }
+    Ok(uri)
+}
+
+fn compile_lambda(top: &TableReader<'_, '_>, errors: &mut Errors) -> Option<LambdaConfig> {
+    let default = LambdaConfig {
+        region: None,
+        endpoint_url: None,
+        connect_timeout: Duration::from_secs(3),
+        log_tail: true,
+        max_background: 256,
+    };
+    let Some(t) = top.table("lambda", LAMBDA_KEYS, errors) else {
+        return (!top.has("lambda")).then_some(default);
+    };
+    let region = t.string("region", errors).and_then(|(r, span)| {
+        if !r.is_empty() && r.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+            Some(r)
+        } else {
+            errors.push(span, format!("`region` in [lambda]: \"{r}\" is not an AWS region name (e.g. \"us-east-1\")"));
+            None
+        }
+    });
+    let endpoint_url = t.string("endpoint_url", errors).and_then(|(u, span)| {
+        match u.parse::<http::Uri>() {
+            Ok(uri) if matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some() => Some(u),
+            _ => {
+                errors.push(span, format!("`endpoint_url` in [lambda]: \"{u}\" is not an http(s) URL"));
+                None
+            }
+        }
+    });
+    Some(LambdaConfig {
+        region,
+        endpoint_url,
+        connect_timeout: t
+            .duration("connect_timeout", Duration::from_millis(10), Duration::from_secs(60), errors)
+            .map_or(default.connect_timeout, |d| d.0),
+        log_tail: t.boolean("log_tail", errors).map_or(true, |b| b.0),
+        max_background: t
+            .integer("max_background", 1, 100_000, errors)
+            .map_or(default.max_background, |n| n.0 as usize),
+    })
+}
+
+fn compile_metadata(top: &TableReader<'_, '_>, errors: &mut Errors) -> Option<MetadataConfig> {
+    let default = MetadataConfig {
+        ttl: Duration::from_secs(60),
+        negative_ttl: Duration::from_secs(5),
+        max_entries: 100_000,
+    };
+    let Some(t) = top.table("metadata", METADATA_KEYS, errors) else {
+        return (!top.has("metadata")).then_some(default);
+    };
+    Some(MetadataConfig {
+        ttl: t
+            .duration("ttl", Duration::ZERO, Duration::from_secs(86_400), errors)
+            .map_or(default.ttl, |d| d.0),
+        negative_ttl: t
+            .duration("negative_ttl", Duration::ZERO, Duration::from_secs(3600), errors)
+            .map_or(default.negative_ttl, |d| d.0),
+        max_entries: t
+            .integer("max_entries", 1, 100_000_000, errors)
+            .map_or(default.max_entries, |n| n.0),
+    })
+}
+
+fn compile_route(
+    index: usize,
+    r: &TableReader<'_, '_>,
+    text: &str,
+    errors: &mut Errors,
+) -> Option<Route> {
+    let pattern = r.required_string("action", errors).and_then(|(a, span)| {
+        ActionPattern::parse(&a)
+            .map_err(|e| errors.push(span, format!("`action` in {}: {e}", r.context())))
+            .ok()
+    });
+    let has_package = pattern.as_ref().is_some_and(|p| p.package.is_some());
+    let function = r.required_string("function", errors).and_then(|(f, span)| {
+        FunctionTemplate::parse(&f, has_package)
+            .map_err(|e| errors.push(span, format!("`function` in {}: {e}", r.context())))
+            .ok()
+    });
+    let qualifier = r.string("qualifier", errors).and_then(|(q, span)| {
+        let ok = !q.is_empty()
+            && q.len() <= 128
+            && q.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '$' | '.'));
+        if ok {
+            Some(q)
+        } else {
+            errors.push(
+                span,
+                format!("`qualifier` in {}: \"{q}\" is not a version or alias name", r.context()),
+            );
+            None
+        }
+    });
+    let weight = r.number("weight", 0.0, 100.0, errors).map_or(100.0, |w| w.0);
+    let timeout = r
+        .duration("timeout", Duration::from_millis(100), MAX_ROUTE_TIMEOUT, errors)
+        .map(|d| d.0);
+    let fallback = match r.choice("fallback", &["controller", "none"], errors) {
+        Some((f, _)) if f == "none" => Fallback::None,
+        _ => Fallback::Controller,
+    };
+    let payload = match r.choice("payload", &["openwhisk", "event"], errors) {
+        Some((p, _)) if p == "event" => PayloadMode::Event,
+        _ => PayloadMode::OpenWhisk,
+    };
+    let (line, _) = diagnostics::line_col(text, r.span().start);
+    Some(Route {
+        index,
+        line,
+        pattern: pattern?,
+        function: function?,
+        qualifier,
+        weight,
+        timeout,
+        fallback,
+        payload,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Policy, PolicyErrors> {
+        Policy::parse(text, "p.toml", Path::new("/etc/owl"))
+    }
+
+    #[test]
+    fn minimal_policy() {
+        let p = parse("[controller]\nurl = \"http://127.0.0.1:3233\"\n").unwrap();
+        assert_eq!(p.controller.timeout, Duration::from_secs(75));
+        assert!(p.routes.is_empty());
+        assert!(p.lambda.log_tail);
+    }
+
+    #[test]
+    fn full_policy() {
+        let p = parse(
+            r#"
+[server]
+tls_cert = "cert.pem"
+tls_key = "/abs/key.pem"
+
+[controller]
+url = "https://ow.example.com"
+timeout = "30s"
+accept_invalid_certs = true
+
+[lambda]
+region = "eu-west-1"
+endpoint_url = "http://127.0.0.1:4566"
+
+[[route]]
+action = "guest/*"
+function = "owl-{namespace}-{action}"
+qualifier = "live"
+weight = 25.5
+timeout = "3s"
+fallback = "none"
+payload = "event"
+"#,
+        )
+        .unwrap();
+        assert_eq!(p.server.tls_cert.unwrap(), Path::new("/etc/owl/cert.pem"));
+        assert_eq!(p.server.tls_key.unwrap(), Path::new("/abs/key.pem"));
+        let r = &p.routes.routes()[0];
+        assert_eq!(r.line, 15);
+        assert_eq!(r.weight, 25.5);
+        assert_eq!(r.fallback, Fallback::None);
+        assert_eq!(r.payload, PayloadMode::Event);
+        assert_eq!(r.timeout, Some(Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn every_error_is_reported_with_its_position() {
+        let err = parse(
+            r#"[controller]
+url = "ftp://x"
+timout = "3s"
+
+[[route]]
+action = "guest/a/b/c"
+function = "f"
+weight = 101
+
+[[route]]
+action = "guest/x"
+function = "bad name"
+timeout = "soon"
+fallback = "maybe"
+"#,
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 7, "{text}");
+        assert!(lines[0].starts_with("p.toml:2:7: error: `url` in [controller]"), "{text}");
+        assert!(lines[1].starts_with("p.toml:3:1: error: unknown key `timout`"), "{text}");
+        assert!(lines[1].contains("did you mean `timeout`"), "{text}");
+        assert!(lines[2].starts_with("p.toml:6:10: error: `action`"), "{text}");
+        assert!(lines[3].starts_with("p.toml:8:10: error: `weight`"), "{text}");
+        assert!(lines[4].starts_with("p.toml:12:12: error: `function`"), "{text}");
+        assert!(lines[5].starts_with("p.toml:13:11: error: `timeout`"), "{text}");
+        assert!(lines[6].starts_with("p.toml:14:12: error: `fallback`"), "{text}");
+    }
+
+    #[test]
+    fn syntax_errors_are_located() {
+        let err = parse("[controller\nurl = 1").unwrap_err();
+        assert_eq!(err.diagnostics[0].line, 1);
+        assert!(!err.to_string().is_empty());
+    }
+
+    #[test]
+    fn missing_controller_is_an_error() {
+        let err = parse("[lambda]\nregion = \"us-east-1\"\n").unwrap_err();
+        assert!(err.to_string().contains("[controller]"));
+    }
+
+    #[test]
+    fn controller_url_must_be_a_base_url() {
+        assert!(parse_base_url("http://h:1").is_ok());
+        assert!(parse_base_url("http://h:1/").is_ok());
+        assert!(parse_base_url("http://h:1/api").is_err());
+        assert!(parse_base_url("h:1").is_err());
+    }
+}

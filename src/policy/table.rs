@@ -1,0 +1,193 @@
+//! The routing table: routes compiled once into indexes so that matching a request
+//! costs a hash lookup plus a scan of the few wildcard routes that could apply,
+//! whatever the size of the table. First match in file order wins.
+
+use super::route::{ActionPattern, Route, Segment};
+use crate::whisk::names::ActionPath;
+use std::collections::{HashMap, HashSet};
+
+/// Immutable, compiled routes.
+#[derive(Debug, Default)]
+pub struct RoutingTable {
+    routes: Vec<Route>,
+    /// Fully literal patterns, keyed by their path string; first route wins.
+    exact: HashMap<String, usize>,
+    /// Routes with wildcards, bucketed by literal namespace, in file order.
+    wildcard_by_namespace: HashMap<String, Vec<usize>>,
+    /// Routes with a `*` namespace and some other wildcard or not, in file order.
+    wildcard_any_namespace: Vec<usize>,
+    /// Action-name literals of all routes (for the no-auth fast path).
+    action_names: HashSet<String>,
+    /// True if some route has `*` as its action segment.
+    any_action_wildcard: bool,
+}
+
+impl RoutingTable {
+    /// Compiles `routes` (already in file order).
+    pub fn new(routes: Vec<Route>) -> Self {
+        let mut t = Self::default();
+        for (i, r) in routes.iter().enumerate() {
+            match &r.pattern.action {
+                Segment::Literal(a) => {
+                    t.action_names.insert(a.clone());
+                }
+                Segment::Any => t.any_action_wildcard = true,
+            }
+            if r.pattern.is_literal() {
+                t.exact.entry(r.pattern.to_string()).or_insert(i);
+            } else {
+                match &r.pattern.namespace {
+                    Segment::Literal(ns) => t
+                        .wildcard_by_namespace
+                        .entry(ns.clone())
+                        .or_default()
+                        .push(i),
+                    Segment::Any => t.wildcard_any_namespace.push(i),
+                }
+            }
+        }
+        t.routes = routes;
+        t
+    }
+
+    /// All routes in file order.
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    /// Number of routes.
+    pub fn len(&self) -> usize {
+        self.routes.len()
+    }
+
+    /// True if there are no routes.
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+
+    /// Cheap pre-check before authentication: could any route cover an action with
+    /// this name? When false the request is proxied without any identity work.
+    pub fn may_cover_action_name(&self, action: &str) -> bool {
+        self.any_action_wildcard || self.action_names.contains(action)
+    }
+
+    /// The first route (in file order) covering `path`, whose namespace is resolved.
+    pub fn find(&self, path: &ActionPath) -> Option<&Route> {
+        let mut best = self.exact.get(&path.to_path_string()).copied();
+        let scan = |candidates: &[usize], best: &mut Option<usize>| {
+            for &i in candidates {
+                if best.is_some_and(|b| i >= b) {
+                    break;
+                }
+                if self.routes[i].pattern.matches(path) {
+                    *best = Some(i);
+                    break;
+                }
+            }
+        };
+        if let Some(c) = self.wildcard_by_namespace.get(&path.namespace) {
+            scan(c, &mut best);
+        }
+        scan(&self.wildcard_any_namespace, &mut best);
+        best.map(|i| &self.routes[i])
+    }
+
+    /// True if some route has a package segment whose pattern could cover an action
+    /// named `action` in some package: only then is it worth resolving a package
+    /// binding to find a route for the bound package's action.
+    pub fn may_cover_packaged(&self, action: &str) -> bool {
+        self.routes
+            .iter()
+            .any(|r| r.pattern.package.is_some() && r.pattern.action.matches(action))
+    }
+
+    /// Routes whose patterns are identical to an earlier route's: they can never match.
+    pub fn shadowed(&self) -> Vec<(&Route, &Route)> {
+        let mut seen: HashMap<&ActionPattern, &Route> = HashMap::new();
+        let mut out = Vec::new();
+        for r in &self.routes {
+            if let Some(first) = seen.get(&r.pattern) {
+                out.push((r, *first));
+            } else {
+                seen.insert(&r.pattern, r);
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::route::{Fallback, FunctionTemplate, PayloadMode};
+
+    fn route(i: usize, pattern: &str) -> Route {
+        let pattern = ActionPattern::parse(pattern).unwrap();
+        Route {
+            index: i,
+            line: i + 1,
+            function: FunctionTemplate::parse("f", false).unwrap(),
+            pattern,
+            qualifier: None,
+            weight: 100.0,
+            timeout: None,
+            fallback: Fallback::Controller,
+            payload: PayloadMode::OpenWhisk,
+        }
+    }
+
+    fn table(patterns: &[&str]) -> RoutingTable {
+        RoutingTable::new(
+            patterns
+                .iter()
+                .enumerate()
+                .map(|(i, p)| route(i, p))
+                .collect(),
+        )
+    }
+
+    fn found(t: &RoutingTable, p: &str) -> Option<usize> {
+        t.find(&ActionPath::parse(p).unwrap()).map(|r| r.index)
+    }
+
+    #[test]
+    fn first_match_in_file_order_wins() {
+        let t = table(&["*/hello", "guest/hello", "guest/*", "*/*/*", "guest/pkg/hello"]);
+        assert_eq!(found(&t, "guest/hello"), Some(0));
+        assert_eq!(found(&t, "guest/other"), Some(2));
+        assert_eq!(found(&t, "guest/pkg/hello"), Some(3));
+        assert_eq!(found(&t, "other/x"), None);
+        let t = table(&["guest/hello", "*/hello"]);
+        assert_eq!(found(&t, "guest/hello"), Some(0));
+        assert_eq!(found(&t, "x/hello"), Some(1));
+    }
+
+    #[test]
+    fn prechecks() {
+        let t = table(&["guest/hello", "*/pkg/x"]);
+        assert!(t.may_cover_action_name("hello"));
+        assert!(!t.may_cover_action_name("nope"));
+        assert!(t.may_cover_packaged("x"));
+        assert!(!t.may_cover_packaged("hello"));
+        assert!(table(&["guest/*"]).may_cover_action_name("anything"));
+    }
+
+    #[test]
+    fn shadowed_routes_are_reported() {
+        let t = table(&["guest/a", "guest/a", "guest/b"]);
+        let s = t.shadowed();
+        assert_eq!(s.len(), 1);
+        assert_eq!((s[0].0.index, s[0].1.index), (1, 0));
+    }
+
+    #[test]
+    fn large_tables_match_correctly() {
+        let mut patterns: Vec<String> = (0..5000).map(|i| format!("ns{i}/action{i}")).collect();
+        patterns.extend((0..5000).map(|i| format!("ns{i}/*")));
+        let refs: Vec<&str> = patterns.iter().map(String::as_str).collect();
+        let t = table(&refs);
+        assert_eq!(found(&t, "ns4999/action4999"), Some(4999));
+        assert_eq!(found(&t, "ns4999/other"), Some(9999));
+        assert_eq!(found(&t, "nsX/other"), None);
+    }
+}

@@ -1,0 +1,495 @@
+//! Activation records (reference §2): ids, status codes, the response object and the
+//! two JSON forms (API form and stored CouchDB document form).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use std::fmt;
+use std::str::FromStr;
+
+/// A 32-character lowercase hex activation id made from a random v4 UUID (§2.4).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ActivationId(String);
+
+impl ActivationId {
+    /// A fresh random id.
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::new_v4().simple().to_string())
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Why a string is not an activation id; the texts are OpenWhisk's (Appendix A).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ActivationIdError {
+    /// Not 32 characters long.
+    #[error("Activation id length is {0} but must be 32.")]
+    Length(usize),
+    /// 32 characters, but not all lowercase hex.
+    #[error("The activation id is not valid.")]
+    Invalid,
+}
+
+impl FromStr for ActivationId {
+    type Err = ActivationIdError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let len = s.chars().count();
+        if len != 32 {
+            return Err(ActivationIdError::Length(len));
+        }
+        if !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return Err(ActivationIdError::Invalid);
+        }
+        Ok(Self(s.to_string()))
+    }
+}
+
+impl TryFrom<String> for ActivationId {
+    type Error = ActivationIdError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<ActivationId> for String {
+    fn from(id: ActivationId) -> String {
+        id.0
+    }
+}
+
+impl fmt::Display for ActivationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Outcome class of an activation (§2.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StatusCode {
+    /// 0: the action returned a result.
+    Success,
+    /// 1: the action returned `{"error": ...}`.
+    ApplicationError,
+    /// 2: the action failed to run properly (crash, timeout, bad result).
+    DeveloperError,
+    /// 3: the platform failed.
+    WhiskError,
+}
+
+impl StatusCode {
+    /// The stored numeric code.
+    pub fn code(self) -> u8 {
+        match self {
+            Self::Success => 0,
+            Self::ApplicationError => 1,
+            Self::DeveloperError => 2,
+            Self::WhiskError => 3,
+        }
+    }
+
+    /// From the stored numeric code.
+    pub fn from_code(code: u64) -> Option<Self> {
+        Some(match code {
+            0 => Self::Success,
+            1 => Self::ApplicationError,
+            2 => Self::DeveloperError,
+            3 => Self::WhiskError,
+            _ => return None,
+        })
+    }
+
+    /// The API `status` string (with spaces, exactly as clients match it).
+    pub fn status(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::ApplicationError => "application error",
+            Self::DeveloperError => "action developer error",
+            Self::WhiskError => "whisk internal error",
+        }
+    }
+
+    /// The HTTP status of a blocking invoke with this outcome (§1.6).
+    pub fn http_status(self) -> http::StatusCode {
+        match self {
+            Self::Success => http::StatusCode::OK,
+            Self::ApplicationError | Self::DeveloperError => http::StatusCode::BAD_GATEWAY,
+            Self::WhiskError => http::StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// The `response` object of an activation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActivationResponse {
+    /// Outcome class.
+    pub status_code: StatusCode,
+    /// The result (for errors, `{"error": ...}`).
+    pub result: Option<Value>,
+    /// Length of the raw result as the action produced it, when known.
+    pub size: Option<u64>,
+}
+
+impl ActivationResponse {
+    /// A success with `result`.
+    pub fn success(result: Value, size: Option<u64>) -> Self {
+        Self {
+            status_code: StatusCode::Success,
+            result: Some(result),
+            size,
+        }
+    }
+
+    /// An error of class `code` whose result is `{"error": error}`.
+    pub fn error(code: StatusCode, error: Value, size: Option<u64>) -> Self {
+        Self {
+            status_code: code,
+            result: Some(json!({ "error": error })),
+            size,
+        }
+    }
+
+    /// A whisk internal error with a message.
+    pub fn whisk_error(message: impl Into<String>) -> Self {
+        Self::error(StatusCode::WhiskError, Value::String(message.into()), None)
+    }
+
+    /// API form: `{"result", "size"?, "status", "success"}`.
+    pub fn to_api_json(&self) -> Value {
+        let mut m = Map::new();
+        if let Some(r) = &self.result {
+            m.insert("result".into(), r.clone());
+        }
+        if let Some(s) = self.size {
+            m.insert("size".into(), s.into());
+        }
+        m.insert("status".into(), self.status_code.status().into());
+        m.insert(
+            "success".into(),
+            (self.status_code == StatusCode::Success).into(),
+        );
+        Value::Object(m)
+    }
+
+    /// Stored form: `{"result", "size"?, "statusCode"}`.
+    pub fn to_document_json(&self) -> Value {
+        let mut m = Map::new();
+        if let Some(r) = &self.result {
+            m.insert("result".into(), r.clone());
+        }
+        if let Some(s) = self.size {
+            m.insert("size".into(), s.into());
+        }
+        m.insert("statusCode".into(), self.status_code.code().into());
+        Value::Object(m)
+    }
+
+    /// Parses either form.
+    pub fn from_json(v: &Value) -> Option<Self> {
+        let status_code = match v.get("statusCode").and_then(Value::as_u64) {
+            Some(code) => StatusCode::from_code(code)?,
+            None => match v.get("status").and_then(Value::as_str)? {
+                "success" => StatusCode::Success,
+                "application error" => StatusCode::ApplicationError,
+                "action developer error" => StatusCode::DeveloperError,
+                "whisk internal error" => StatusCode::WhiskError,
+                _ => return None,
+            },
+        };
+        Some(Self {
+            status_code,
+            result: v.get("result").cloned(),
+            size: v.get("size").and_then(Value::as_u64),
+        })
+    }
+}
+
+/// One `{"key", "value"}` annotation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Annotation {
+    /// Annotation name.
+    pub key: String,
+    /// Annotation value.
+    pub value: Value,
+}
+
+/// An activation record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Activation {
+    /// Namespace of the invoking identity.
+    pub namespace: String,
+    /// Action name (without package).
+    pub name: String,
+    /// Subject of the invoking identity.
+    pub subject: String,
+    /// The activation id.
+    pub activation_id: ActivationId,
+    /// Start, epoch milliseconds (includes init time on a cold start).
+    pub start: i64,
+    /// End, epoch milliseconds; 0 while unknown.
+    pub end: i64,
+    /// Enclosing activation (sequences only).
+    pub cause: Option<String>,
+    /// The response.
+    pub response: ActivationResponse,
+    /// Log lines in OpenWhisk's line format.
+    pub logs: Vec<String>,
+    /// Action version.
+    pub version: String,
+    /// Always false for activations.
+    pub publish: bool,
+    /// Annotations in OpenWhisk's order.
+    pub annotations: Vec<Annotation>,
+}
+
+impl Activation {
+    /// Value of annotation `key`, if present.
+    pub fn annotation(&self, key: &str) -> Option<&Value> {
+        self.annotations
+            .iter()
+            .find(|a| a.key == key)
+            .map(|a| &a.value)
+    }
+
+    fn common_fields(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("namespace".into(), self.namespace.clone().into());
+        m.insert("name".into(), self.name.clone().into());
+        m.insert("subject".into(), self.subject.clone().into());
+        m.insert("activationId".into(), self.activation_id.as_str().into());
+        m.insert("start".into(), self.start.into());
+        if self.end != 0 {
+            m.insert("end".into(), self.end.into());
+        }
+        if let Some(c) = &self.cause {
+            m.insert("cause".into(), c.clone().into());
+        }
+        m
+    }
+
+    fn tail_fields(&self, m: &mut Map<String, Value>, logs: bool) {
+        let logs = if logs { self.logs.clone() } else { Vec::new() };
+        m.insert("logs".into(), logs.into());
+        m.insert("version".into(), self.version.clone().into());
+        m.insert("publish".into(), self.publish.into());
+        m.insert(
+            "annotations".into(),
+            serde_json::to_value(&self.annotations).unwrap_or(Value::Array(Vec::new())),
+        );
+    }
+
+    /// Duration in ms (`end - start`), or `None` while the end is unknown.
+    pub fn duration(&self) -> Option<i64> {
+        (self.end != 0).then(|| self.end - self.start)
+    }
+
+    /// API form (`toExtendedJson`), with or without logs (blocking responses carry `[]`).
+    pub fn to_api_json(&self, with_logs: bool) -> Value {
+        let mut m = self.common_fields();
+        if let Some(d) = self.duration() {
+            m.insert("duration".into(), d.into());
+        }
+        m.insert("response".into(), self.response.to_api_json());
+        self.tail_fields(&mut m, with_logs);
+        Value::Object(m)
+    }
+
+    /// Stored CouchDB document form (§2.1): `_id = ns/id`, `entityType`, `updated`,
+    /// and `response.statusCode` instead of `status`/`success`.
+    pub fn to_document_json(&self, updated_ms: i64) -> Value {
+        let mut m = Map::new();
+        m.insert(
+            "_id".into(),
+            format!("{}/{}", self.namespace, self.activation_id).into(),
+        );
+        m.extend(self.common_fields());
+        if let Some(d) = self.duration() {
+            m.insert("duration".into(), d.into());
+        }
+        m.insert("response".into(), self.response.to_document_json());
+        self.tail_fields(&mut m, true);
+        m.insert("entityType".into(), "activation".into());
+        m.insert("updated".into(), updated_ms.into());
+        Value::Object(m)
+    }
+
+    /// The list-summary form (`{namespace,name,version,publish,annotations,activationId,
+    /// start,end,duration,cause,statusCode}`, absent values omitted).
+    pub fn to_summary_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("namespace".into(), self.namespace.clone().into());
+        m.insert("name".into(), self.name.clone().into());
+        m.insert("version".into(), self.version.clone().into());
+        m.insert("publish".into(), self.publish.into());
+        m.insert(
+            "annotations".into(),
+            serde_json::to_value(&self.annotations).unwrap_or(Value::Array(Vec::new())),
+        );
+        m.insert("activationId".into(), self.activation_id.as_str().into());
+        m.insert("start".into(), self.start.into());
+        if self.end != 0 {
+            m.insert("end".into(), self.end.into());
+            m.insert("duration".into(), (self.end - self.start).into());
+            m.insert("statusCode".into(), self.response.status_code.code().into());
+        }
+        if let Some(c) = &self.cause {
+            m.insert("cause".into(), c.clone().into());
+        }
+        Value::Object(m)
+    }
+
+    /// Parses either JSON form (API or stored document).
+    pub fn from_json(v: &Value) -> Option<Self> {
+        let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+        Some(Self {
+            namespace: s("namespace")?,
+            name: s("name")?,
+            subject: s("subject").unwrap_or_default(),
+            activation_id: s("activationId")?.parse().ok()?,
+            start: v.get("start").and_then(Value::as_i64)?,
+            end: v.get("end").and_then(Value::as_i64).unwrap_or(0),
+            cause: s("cause"),
+            response: ActivationResponse::from_json(v.get("response")?)?,
+            logs: v
+                .get("logs")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|l| l.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            version: s("version").unwrap_or_else(|| "0.0.1".into()),
+            publish: v.get("publish").and_then(Value::as_bool).unwrap_or(false),
+            annotations: v
+                .get("annotations")
+                .and_then(|a| serde_json::from_value(a.clone()).ok())
+                .unwrap_or_default(),
+        })
+    }
+}
+
+/// Formats one log line as OpenWhisk stores it (§2.1): the ISO-8601 timestamp padded
+/// on the right to 30 characters, the stream, a colon and the text.
+pub fn format_log_line(timestamp: time::OffsetDateTime, stream: LogStream, text: &str) -> String {
+    let ts = timestamp
+        .to_offset(time::UtcOffset::UTC)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    format!("{ts:<30} {}: {text}", stream.as_str())
+}
+
+/// The stream a log line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogStream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+impl LogStream {
+    /// `stdout` or `stderr`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stdout => "stdout",
+            Self::Stderr => "stderr",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Activation {
+        Activation {
+            namespace: "guest".into(),
+            name: "hello".into(),
+            subject: "guest".into(),
+            activation_id: "3f1e2d4c5b6a4978a1b2c3d4e5f60718".parse().unwrap(),
+            start: 1_700_000_000_000,
+            end: 1_700_000_000_057,
+            cause: None,
+            response: ActivationResponse::success(json!({"payload": "Hello"}), Some(19)),
+            logs: vec!["line".into()],
+            version: "0.0.1".into(),
+            publish: false,
+            annotations: vec![Annotation {
+                key: "path".into(),
+                value: "guest/hello".into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn ids_are_v4_hex() {
+        let id = ActivationId::generate();
+        let s = id.as_str();
+        assert_eq!(s.len(), 32);
+        assert_eq!(&s[12..13], "4");
+        assert!(matches!(&s[16..17], "8" | "9" | "a" | "b"));
+        assert_eq!(s.parse::<ActivationId>().unwrap(), id);
+        assert_eq!(
+            "abc".parse::<ActivationId>().unwrap_err().to_string(),
+            "Activation id length is 3 but must be 32."
+        );
+        assert_eq!(
+            "3F1E2D4C5B6A4978A1B2C3D4E5F60718"
+                .parse::<ActivationId>()
+                .unwrap_err()
+                .to_string(),
+            "The activation id is not valid."
+        );
+    }
+
+    #[test]
+    fn api_form_matches_the_reference_example() {
+        let v = sample().to_api_json(false);
+        assert_eq!(v["duration"], 57);
+        assert_eq!(
+            v["response"],
+            json!({"result": {"payload": "Hello"}, "size": 19, "status": "success", "success": true})
+        );
+        assert_eq!(v["logs"], json!([]));
+        assert_eq!(v["publish"], false);
+        assert!(v.get("statusCode").is_none());
+        assert!(v.get("cause").is_none());
+        assert_eq!(sample().to_api_json(true)["logs"], json!(["line"]));
+    }
+
+    #[test]
+    fn document_form_has_stored_fields() {
+        let v = sample().to_document_json(1);
+        assert_eq!(v["_id"], "guest/3f1e2d4c5b6a4978a1b2c3d4e5f60718");
+        assert_eq!(v["entityType"], "activation");
+        assert_eq!(v["response"]["statusCode"], 0);
+        assert!(v["response"].get("status").is_none());
+        assert_eq!(Activation::from_json(&v).unwrap(), sample());
+        assert_eq!(
+            Activation::from_json(&sample().to_api_json(true)).unwrap(),
+            sample()
+        );
+    }
+
+    #[test]
+    fn status_strings_have_spaces() {
+        assert_eq!(StatusCode::ApplicationError.status(), "application error");
+        assert_eq!(StatusCode::DeveloperError.status(), "action developer error");
+        assert_eq!(StatusCode::WhiskError.status(), "whisk internal error");
+        assert_eq!(StatusCode::WhiskError.http_status(), 500);
+        assert_eq!(StatusCode::ApplicationError.http_status(), 502);
+    }
+
+    #[test]
+    fn log_lines_are_padded() {
+        let t = time::macros::datetime!(2017-06-28 16:09:33.178 UTC);
+        assert_eq!(
+            format_log_line(t, LogStream::Stdout, "hi"),
+            "2017-06-28T16:09:33.178Z       stdout: hi"
+        );
+    }
+}

@@ -1,0 +1,89 @@
+//! Exact message texts (reference Appendix A and §1.7). Clients match some of these by
+//! text, so they are never paraphrased.
+
+/// 404 default text.
+pub const RESOURCE_DOES_NOT_EXIST: &str = "The requested resource does not exist.";
+/// 401 without an `Authorization` header.
+pub const AUTH_REQUIRED: &str =
+    "The resource requires authentication, which was not supplied with the request";
+/// 401 for a malformed, wrong or unknown key.
+pub const AUTH_INVALID: &str = "The supplied authentication is invalid";
+/// `WWW-Authenticate` value that accompanies every 401 (Pekko's basic challenge).
+pub const WWW_AUTHENTICATE: &str = "Basic realm=\"OpenWhisk secure realm\",charset=UTF-8";
+/// 403 default text.
+pub const NOT_AUTHORIZED: &str =
+    "The supplied authentication is not authorized to access this resource.";
+/// 400 when a body redefines a `final` parameter.
+pub const PARAMS_NOT_ALLOWED: &str =
+    "Request defines parameters that are not allowed (e.g., reserved properties).";
+/// 400 for a non-object JSON body.
+pub const JSON_OBJECT_EXPECTED: &str = "The request content was malformed:\nJSON object expected";
+/// 500 default text (Pekko).
+pub const INTERNAL_SERVER_ERROR: &str = "There was an internal server error.";
+/// 503 default text (Pekko).
+pub const SERVICE_UNAVAILABLE: &str =
+    "The server is currently unavailable (because it is overloaded or down for maintenance).";
+/// 429 text used when Lambda throttles and the route has no fallback.
+pub const TOO_MANY_REQUESTS: &str = "Too many requests";
+/// Name validation.
+pub const ILLEGAL_ENTITY_NAME: &str = "The name of the entity contains illegal characters.";
+/// Namespace validation.
+pub const ILLEGAL_NAMESPACE: &str = "The namespace contains illegal characters.";
+
+/// 403 naming the resource.
+pub fn not_authorized_for(resource: &str) -> String {
+    format!("The supplied authentication is not authorized to access '{resource}'.")
+}
+
+/// 400 for a malformed boolean query parameter (`blocking`, `result`).
+pub fn malformed_boolean(param: &str, value: &str) -> String {
+    format!("The query parameter '{param}' was malformed:\n'{value}' is not a valid Boolean value")
+}
+
+/// 400 for a `timeout` query parameter outside `1..=max` milliseconds.
+pub fn malformed_timeout(max_ms: u64) -> String {
+    format!(
+        "The query parameter 'timeout' was malformed:\nTimeout must be number of milliseconds up to {max_ms}."
+    )
+}
+
+/// 413 for a request body over the payload limit.
+pub fn request_too_large(len: u64, max: u64) -> String {
+    format!("Request larger than allowed: {len} > {max} bytes.")
+}
+
+/// 400 for a body that is not valid JSON.
+pub fn malformed_content(detail: &str) -> String {
+    format!("The request content was malformed:\n{detail}")
+}
+
+/// 415 for a content type other than `application/json` (Pekko's wording).
+pub fn unsupported_content_type(content_type: &str) -> String {
+    format!("The request's Content-Type [{content_type}] is not supported. Expected:\napplication/json")
+}
+
+/// Developer error for an action that ran past its time limit.
+pub fn timed_out(limit_ms: u64) -> String {
+    format!("The action exceeded its time limits of {limit_ms} milliseconds.")
+}
+
+/// Application error for a result over the truncation limit.
+pub fn truncated_response(len: u64, max: u64, prefix: &str) -> String {
+    format!(
+        "The action produced a response that exceeded the allowed length: {len} > {max} bytes. The truncated response was: {prefix}"
+    )
+}
+
+/// Developer error for a result that is neither a JSON object nor an array.
+pub fn invalid_run_response(body: &str) -> String {
+    if body.is_empty() {
+        "The action did not produce a valid JSON or JSON Array response.".to_string()
+    } else {
+        format!("The action did not produce a valid JSON or JSON Array response: {body}")
+    }
+}
+
+/// Log line appended when the log tail Lambda returned was cut.
+pub fn logs_truncated(limit: usize) -> String {
+    format!("Logs were truncated because the total bytes size exceeds the limit of {limit} bytes.")
+}

@@ -1,0 +1,71 @@
+//! Parameter merge and `final` enforcement (reference §1.5): action defaults (already
+//! merged with package and binding parameters by the metadata source) are overridden by
+//! the invoke body; with `final: true`, parameters with non-null defaults are immutable.
+
+use super::action::ActionMetadata;
+use serde_json::{Map, Value};
+
+/// The body tried to redefine a `final` parameter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FinalParameterViolation;
+
+/// Merges `body` over the action's defaults, enforcing `final` parameters.
+pub fn merge(
+    action: &ActionMetadata,
+    body: Map<String, Value>,
+) -> Result<Map<String, Value>, FinalParameterViolation> {
+    // `final` is read with getAs[Boolean]: only JSON `true` counts.
+    let final_params = action.annotation("final") == Some(&Value::Bool(true));
+    if final_params
+        && body.keys().any(|k| {
+            action
+                .parameters
+                .iter()
+                .any(|p| &p.key == k && !p.value.is_null())
+        })
+    {
+        return Err(FinalParameterViolation);
+    }
+    let mut merged = Map::with_capacity(action.parameters.len() + body.len());
+    for p in &action.parameters {
+        merged.insert(p.key.clone(), p.value.clone());
+    }
+    for (k, v) in body {
+        merged.insert(k, v);
+    }
+    Ok(merged)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn action(final_annotation: Value) -> ActionMetadata {
+        ActionMetadata::from_json(&json!({
+            "namespace": "guest", "name": "a",
+            "parameters": [{"key": "x", "value": 1}, {"key": "y", "value": null}, {"key": "z", "value": "d"}],
+            "annotations": [{"key": "final", "value": final_annotation}]
+        }))
+        .unwrap()
+    }
+
+    fn obj(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn body_overrides_defaults() {
+        let m = merge(&action(json!(false)), obj(json!({"x": 2, "w": 3}))).unwrap();
+        assert_eq!(Value::Object(m), json!({"x": 2, "y": null, "z": "d", "w": 3}));
+    }
+
+    #[test]
+    fn final_parameters_are_immutable_unless_null() {
+        let a = action(json!(true));
+        assert_eq!(merge(&a, obj(json!({"x": 2}))), Err(FinalParameterViolation));
+        assert!(merge(&a, obj(json!({"y": 2, "w": 1}))).is_ok());
+        // only JSON true enables final
+        assert!(merge(&action(json!("true")), obj(json!({"x": 2}))).is_ok());
+    }
+}
