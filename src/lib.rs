@@ -8,5 +8,17 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod auth;
+pub mod cli;
+pub mod context;
+pub mod controller;
+pub mod demo;
+pub mod error;
+pub mod gateway;
+pub mod invoke;
+pub mod lambda;
+pub mod metadata;
 pub mod policy;
+pub mod server;
+pub mod standin;
 pub mod whisk;

@@ -83,7 +83,11 @@ impl fmt::Display for PolicyErrors {
             if i > 0 {
                 writeln!(f)?;
             }
-            write!(f, "{}:{}:{}: error: {}", self.file, d.line, d.column, d.message)?;
+            write!(
+                f,
+                "{}:{}:{}: error: {}",
+                self.file, d.line, d.column, d.message
+            )?;
         }
         Ok(())
     }

@@ -90,7 +90,8 @@ pub fn explain(policy: &Policy, path: &ActionPath) -> String {
                 "throttled or unavailable invocations are sent to the controller at {controller}"
             ),
             Fallback::None =>
-                "throttled invocations get 429 and an unavailable Lambda 503 (no fallback)".to_string(),
+                "throttled invocations get 429 and an unavailable Lambda 503 (no fallback)"
+                    .to_string(),
         }
     );
     let _ = writeln!(
@@ -117,7 +118,10 @@ mod tests {
         let hit = explain(&p, &ActionPath::parse("guest/hello").unwrap());
         assert!(hit.contains("matches route #1 (line 3)"), "{hit}");
         assert!(hit.contains("function:  owl-hello"), "{hit}");
-        assert!(hit.contains("30% of invocations go to Lambda, 70%"), "{hit}");
+        assert!(
+            hit.contains("30% of invocations go to Lambda, 70%"),
+            "{hit}"
+        );
         let miss = explain(&p, &ActionPath::parse("other/hello").unwrap());
         assert!(miss.contains("no route matches"), "{miss}");
         let default = explain(&p, &ActionPath::parse("_/hello").unwrap());

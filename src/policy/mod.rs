@@ -74,6 +74,8 @@ pub struct MetadataConfig {
     pub negative_ttl: Duration,
     /// Most entries per cache.
     pub max_entries: u64,
+    /// How long one lookup may take.
+    pub timeout: Duration,
 }
 
 /// A compiled policy.
@@ -112,7 +114,7 @@ const LAMBDA_KEYS: &[&str] = &[
     "log_tail",
     "max_background",
 ];
-const METADATA_KEYS: &[&str] = &["ttl", "negative_ttl", "max_entries"];
+const METADATA_KEYS: &[&str] = &["ttl", "negative_ttl", "max_entries", "timeout"];
 const ROUTE_KEYS: &[&str] = &[
     "action",
     "function",
@@ -212,7 +214,11 @@ fn compile(
     })
 }
 
-fn compile_server(top: &TableReader<'_, '_>, base: &Path, errors: &mut Errors) -> Option<ServerConfig> {
+fn compile_server(
+    top: &TableReader<'_, '_>,
+    base: &Path,
+    errors: &mut Errors,
+) -> Option<ServerConfig> {
     let Some(t) = top.table("server", SERVER_KEYS, errors) else {
         return (!top.has("server")).then(ServerConfig::default);
     };
@@ -247,22 +253,34 @@ fn compile_controller(
         }
         return None;
     };
-    let url = t.required_string("url", errors).and_then(|(u, span)| {
-        match parse_base_url(&u) {
+    let url = t
+        .required_string("url", errors)
+        .and_then(|(u, span)| match parse_base_url(&u) {
             Ok(uri) => Some(uri),
             Err(e) => {
                 errors.push(span, format!("`url` in [controller]: {e}"));
                 None
             }
-        }
-    });
+        });
     let timeout = t
-        .duration("timeout", Duration::from_millis(100), Duration::from_secs(3600), errors)
+        .duration(
+            "timeout",
+            Duration::from_millis(100),
+            Duration::from_secs(3600),
+            errors,
+        )
         .map_or(Duration::from_secs(75), |d| d.0);
     let connect_timeout = t
-        .duration("connect_timeout", Duration::from_millis(10), Duration::from_secs(60), errors)
+        .duration(
+            "connect_timeout",
+            Duration::from_millis(10),
+            Duration::from_secs(60),
+            errors,
+        )
         .map_or(Duration::from_secs(5), |d| d.0);
-    let ca_file = t.string("ca_file", errors).map(|(p, _)| resolve_path(base, &p));
+    let ca_file = t
+        .string("ca_file", errors)
+        .map(|(p, _)| resolve_path(base, &p));
     let accept_invalid_certs = t
         .boolean("accept_invalid_certs", errors)
         .is_some_and(|b| b.0);
@@ -279,7 +297,9 @@ fn compile_controller(
 
 /// Parses an `http(s)://host[:port]` base URL (a trailing `/` is allowed, a path is not).
 pub fn parse_base_url(u: &str) -> Result<http::Uri, String> {
-    let uri: http::Uri = u.parse().map_err(|e| format!("\"{u}\" is not a URL ({e})"))?;
+    let uri: http::Uri = u
+        .parse()
+        .map_err(|e| format!("\"{u}\" is not a URL ({e})"))?;
     match uri.scheme_str() {
         Some("http" | "https") => {}
         _ => return Err(format!("\"{u}\" must start with http:// or https://")),
@@ -307,29 +327,50 @@ fn compile_lambda(top: &TableReader<'_, '_>, errors: &mut Errors) -> Option<Lamb
         return (!top.has("lambda")).then_some(default);
     };
     let region = t.string("region", errors).and_then(|(r, span)| {
-        if !r.is_empty() && r.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+        if !r.is_empty()
+            && r.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
             Some(r)
         } else {
-            errors.push(span, format!("`region` in [lambda]: \"{r}\" is not an AWS region name (e.g. \"us-east-1\")"));
+            errors.push(
+                span,
+                format!(
+                    "`region` in [lambda]: \"{r}\" is not an AWS region name (e.g. \"us-east-1\")"
+                ),
+            );
             None
         }
     });
-    let endpoint_url = t.string("endpoint_url", errors).and_then(|(u, span)| {
-        match u.parse::<http::Uri>() {
-            Ok(uri) if matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some() => Some(u),
-            _ => {
-                errors.push(span, format!("`endpoint_url` in [lambda]: \"{u}\" is not an http(s) URL"));
-                None
-            }
-        }
-    });
+    let endpoint_url =
+        t.string("endpoint_url", errors)
+            .and_then(|(u, span)| match u.parse::<http::Uri>() {
+                Ok(uri)
+                    if matches!(uri.scheme_str(), Some("http" | "https"))
+                        && uri.host().is_some() =>
+                {
+                    Some(u)
+                }
+                _ => {
+                    errors.push(
+                        span,
+                        format!("`endpoint_url` in [lambda]: \"{u}\" is not an http(s) URL"),
+                    );
+                    None
+                }
+            });
     Some(LambdaConfig {
         region,
         endpoint_url,
         connect_timeout: t
-            .duration("connect_timeout", Duration::from_millis(10), Duration::from_secs(60), errors)
+            .duration(
+                "connect_timeout",
+                Duration::from_millis(10),
+                Duration::from_secs(60),
+                errors,
+            )
             .map_or(default.connect_timeout, |d| d.0),
-        log_tail: t.boolean("log_tail", errors).map_or(true, |b| b.0),
+        log_tail: t.boolean("log_tail", errors).is_none_or(|b| b.0),
         max_background: t
             .integer("max_background", 1, 100_000, errors)
             .map_or(default.max_background, |n| n.0 as usize),
@@ -341,6 +382,7 @@ fn compile_metadata(top: &TableReader<'_, '_>, errors: &mut Errors) -> Option<Me
         ttl: Duration::from_secs(60),
         negative_ttl: Duration::from_secs(5),
         max_entries: 100_000,
+        timeout: Duration::from_secs(10),
     };
     let Some(t) = top.table("metadata", METADATA_KEYS, errors) else {
         return (!top.has("metadata")).then_some(default);
@@ -350,11 +392,24 @@ fn compile_metadata(top: &TableReader<'_, '_>, errors: &mut Errors) -> Option<Me
             .duration("ttl", Duration::ZERO, Duration::from_secs(86_400), errors)
             .map_or(default.ttl, |d| d.0),
         negative_ttl: t
-            .duration("negative_ttl", Duration::ZERO, Duration::from_secs(3600), errors)
+            .duration(
+                "negative_ttl",
+                Duration::ZERO,
+                Duration::from_secs(3600),
+                errors,
+            )
             .map_or(default.negative_ttl, |d| d.0),
         max_entries: t
             .integer("max_entries", 1, 100_000_000, errors)
             .map_or(default.max_entries, |n| n.0),
+        timeout: t
+            .duration(
+                "timeout",
+                Duration::from_millis(10),
+                Duration::from_secs(300),
+                errors,
+            )
+            .map_or(default.timeout, |d| d.0),
     })
 }
 
@@ -378,20 +433,31 @@ fn compile_route(
     let qualifier = r.string("qualifier", errors).and_then(|(q, span)| {
         let ok = !q.is_empty()
             && q.len() <= 128
-            && q.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '$' | '.'));
+            && q.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '$' | '.'));
         if ok {
             Some(q)
         } else {
             errors.push(
                 span,
-                format!("`qualifier` in {}: \"{q}\" is not a version or alias name", r.context()),
+                format!(
+                    "`qualifier` in {}: \"{q}\" is not a version or alias name",
+                    r.context()
+                ),
             );
             None
         }
     });
-    let weight = r.number("weight", 0.0, 100.0, errors).map_or(100.0, |w| w.0);
+    let weight = r
+        .number("weight", 0.0, 100.0, errors)
+        .map_or(100.0, |w| w.0);
     let timeout = r
-        .duration("timeout", Duration::from_millis(100), MAX_ROUTE_TIMEOUT, errors)
+        .duration(
+            "timeout",
+            Duration::from_millis(100),
+            MAX_ROUTE_TIMEOUT,
+            errors,
+        )
         .map(|d| d.0);
     let fallback = match r.choice("fallback", &["controller", "none"], errors) {
         Some((f, _)) if f == "none" => Fallback::None,
@@ -492,14 +558,35 @@ fallback = "maybe"
         let text = err.to_string();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 7, "{text}");
-        assert!(lines[0].starts_with("p.toml:2:7: error: `url` in [controller]"), "{text}");
-        assert!(lines[1].starts_with("p.toml:3:1: error: unknown key `timout`"), "{text}");
+        assert!(
+            lines[0].starts_with("p.toml:2:7: error: `url` in [controller]"),
+            "{text}"
+        );
+        assert!(
+            lines[1].starts_with("p.toml:3:1: error: unknown key `timout`"),
+            "{text}"
+        );
         assert!(lines[1].contains("did you mean `timeout`"), "{text}");
-        assert!(lines[2].starts_with("p.toml:6:10: error: `action`"), "{text}");
-        assert!(lines[3].starts_with("p.toml:8:10: error: `weight`"), "{text}");
-        assert!(lines[4].starts_with("p.toml:12:12: error: `function`"), "{text}");
-        assert!(lines[5].starts_with("p.toml:13:11: error: `timeout`"), "{text}");
-        assert!(lines[6].starts_with("p.toml:14:12: error: `fallback`"), "{text}");
+        assert!(
+            lines[2].starts_with("p.toml:6:10: error: `action`"),
+            "{text}"
+        );
+        assert!(
+            lines[3].starts_with("p.toml:8:10: error: `weight`"),
+            "{text}"
+        );
+        assert!(
+            lines[4].starts_with("p.toml:12:12: error: `function`"),
+            "{text}"
+        );
+        assert!(
+            lines[5].starts_with("p.toml:13:11: error: `timeout`"),
+            "{text}"
+        );
+        assert!(
+            lines[6].starts_with("p.toml:14:12: error: `fallback`"),
+            "{text}"
+        );
     }
 
     #[test]

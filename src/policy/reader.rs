@@ -130,16 +130,12 @@ impl<'a, 'i> TableReader<'a, 'i> {
     }
 
     /// A number (integer or float) within `range`.
-    pub fn number(
-        &self,
-        key: &str,
-        min: f64,
-        max: f64,
-        errors: &mut Errors,
-    ) -> Option<At<f64>> {
+    pub fn number(&self, key: &str, min: f64, max: f64, errors: &mut Errors) -> Option<At<f64>> {
         let v = self.raw(key)?;
         let n = match v.get_ref() {
-            DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix()).ok().map(|i| i as f64),
+            DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix())
+                .ok()
+                .map(|i| i as f64),
             DeValue::Float(f) => f.as_str().parse::<f64>().ok(),
             other => {
                 errors.push(
@@ -237,12 +233,7 @@ impl<'a, 'i> TableReader<'a, 'i> {
     }
 
     /// A string that must be one of `choices`.
-    pub fn choice(
-        &self,
-        key: &str,
-        choices: &[&str],
-        errors: &mut Errors,
-    ) -> Option<At<String>> {
+    pub fn choice(&self, key: &str, choices: &[&str], errors: &mut Errors) -> Option<At<String>> {
         let (s, span) = self.string(key, errors)?;
         if choices.contains(&s.as_str()) {
             Some((s, span))
@@ -315,7 +306,10 @@ impl<'a, 'i> TableReader<'a, 'i> {
                     other => {
                         errors.push(
                             item.span(),
-                            format!("each `{key}` must be a table ([[{key}]]), not {}", type_name(other)),
+                            format!(
+                                "each `{key}` must be a table ([[{key}]]), not {}",
+                                type_name(other)
+                            ),
                         );
                         None
                     }
@@ -324,7 +318,10 @@ impl<'a, 'i> TableReader<'a, 'i> {
             other => {
                 errors.push(
                     v.span(),
-                    format!("`{key}` must be an array of tables ([[{key}]]), not {}", type_name(other)),
+                    format!(
+                        "`{key}` must be an array of tables ([[{key}]]), not {}",
+                        type_name(other)
+                    ),
                 );
                 Vec::new()
             }
@@ -377,11 +374,11 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
 /// Formats a duration the way the policy file writes it.
 pub fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 3_600_000 == 0 && ms > 0 {
+    if ms.is_multiple_of(3_600_000) && ms > 0 {
         format!("{}h", ms / 3_600_000)
-    } else if ms % 60_000 == 0 && ms > 0 {
+    } else if ms.is_multiple_of(60_000) && ms > 0 {
         format!("{}m", ms / 60_000)
-    } else if ms % 1000 == 0 {
+    } else if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")

@@ -152,7 +152,13 @@ mod tests {
 
     #[test]
     fn first_match_in_file_order_wins() {
-        let t = table(&["*/hello", "guest/hello", "guest/*", "*/*/*", "guest/pkg/hello"]);
+        let t = table(&[
+            "*/hello",
+            "guest/hello",
+            "guest/*",
+            "*/*/*",
+            "guest/pkg/hello",
+        ]);
         assert_eq!(found(&t, "guest/hello"), Some(0));
         assert_eq!(found(&t, "guest/other"), Some(2));
         assert_eq!(found(&t, "guest/pkg/hello"), Some(3));

@@ -69,7 +69,10 @@ impl ActionMetadata {
             Some((ns, pkg)) => (ns, Some(pkg)),
             None => (namespace, None),
         };
-        let limits_json = v.get("limits").cloned().unwrap_or_else(|| ActionLimits::default().json);
+        let limits_json = v
+            .get("limits")
+            .cloned()
+            .unwrap_or_else(|| ActionLimits::default().json);
         let limits = ActionLimits {
             timeout_ms: limits_json
                 .get("timeout")

@@ -478,7 +478,10 @@ mod tests {
     #[test]
     fn status_strings_have_spaces() {
         assert_eq!(StatusCode::ApplicationError.status(), "application error");
-        assert_eq!(StatusCode::DeveloperError.status(), "action developer error");
+        assert_eq!(
+            StatusCode::DeveloperError.status(),
+            "action developer error"
+        );
         assert_eq!(StatusCode::WhiskError.status(), "whisk internal error");
         assert_eq!(StatusCode::WhiskError.http_status(), 500);
         assert_eq!(StatusCode::ApplicationError.http_status(), 502);

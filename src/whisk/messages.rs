@@ -59,7 +59,9 @@ pub fn malformed_content(detail: &str) -> String {
 
 /// 415 for a content type other than `application/json` (Pekko's wording).
 pub fn unsupported_content_type(content_type: &str) -> String {
-    format!("The request's Content-Type [{content_type}] is not supported. Expected:\napplication/json")
+    format!(
+        "The request's Content-Type [{content_type}] is not supported. Expected:\napplication/json"
+    )
 }
 
 /// Developer error for an action that ran past its time limit.

@@ -13,7 +13,7 @@ pub mod names;
 pub mod params;
 pub mod transaction;
 
-pub use action::{ActionMetadata, ActionLimits};
+pub use action::{ActionLimits, ActionMetadata};
 pub use activation::{Activation, ActivationId, ActivationResponse, StatusCode};
 pub use names::{ActionPath, EntityName, NameError};
 pub use transaction::TransactionId;

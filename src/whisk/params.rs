@@ -57,13 +57,19 @@ mod tests {
     #[test]
     fn body_overrides_defaults() {
         let m = merge(&action(json!(false)), obj(json!({"x": 2, "w": 3}))).unwrap();
-        assert_eq!(Value::Object(m), json!({"x": 2, "y": null, "z": "d", "w": 3}));
+        assert_eq!(
+            Value::Object(m),
+            json!({"x": 2, "y": null, "z": "d", "w": 3})
+        );
     }
 
     #[test]
     fn final_parameters_are_immutable_unless_null() {
         let a = action(json!(true));
-        assert_eq!(merge(&a, obj(json!({"x": 2}))), Err(FinalParameterViolation));
+        assert_eq!(
+            merge(&a, obj(json!({"x": 2}))),
+            Err(FinalParameterViolation)
+        );
         assert!(merge(&a, obj(json!({"y": 2, "w": 1}))).is_ok());
         // only JSON true enables final
         assert!(merge(&action(json!("true")), obj(json!({"x": 2}))).is_ok());

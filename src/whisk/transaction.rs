@@ -76,7 +76,10 @@ mod tests {
             "my-request-1"
         );
         let sid = HeaderValue::from_static("sid_invoker");
-        assert_ne!(TransactionId::from_header(Some(&sid)).as_str(), "sid_invoker");
+        assert_ne!(
+            TransactionId::from_header(Some(&sid)).as_str(),
+            "sid_invoker"
+        );
         let long = HeaderValue::from_str(&"x".repeat(300)).unwrap();
         assert_eq!(TransactionId::from_header(Some(&long)).as_str().len(), 32);
         assert_eq!(TransactionId::from_header(None).as_str().len(), 32);

@@ -1,0 +1,175 @@
+//! Who is calling: credentials from the `Authorization` header, parsed exactly as
+//! OpenWhisk parses them (reference §4.1), and the identity they stand for.
+//!
+//! Secrets never appear in `Debug` output or logs, and caches are keyed by a SHA-256
+//! hash of the credentials, never by the secret itself.
+
+use crate::error::WhiskError;
+use base64::Engine;
+use http::{HeaderMap, HeaderValue, header};
+use sha2::{Digest, Sha256};
+use std::fmt;
+
+/// Length every OpenWhisk key must have.
+pub const KEY_LENGTH: usize = 64;
+
+/// A SHA-256 digest used as a cache key in place of a secret.
+pub type CredentialHash = [u8; 32];
+
+/// Basic credentials `uuid:key`.
+#[derive(Clone)]
+pub struct Credentials {
+    /// The uuid part (not secret).
+    pub uuid: String,
+    key: String,
+    authorization: HeaderValue,
+    hash: CredentialHash,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("uuid", &self.uuid)
+            .field("key", &"<redacted>")
+            .finish()
+    }
+}
+
+impl Credentials {
+    /// The `uuid:key` string an action receives as its API key.
+    pub fn api_key(&self) -> String {
+        format!("{}:{}", self.uuid, self.key)
+    }
+
+    /// The `Authorization` header to present to the controller on the caller's behalf.
+    pub fn authorization(&self) -> &HeaderValue {
+        &self.authorization
+    }
+
+    /// The hash identifying these credentials in caches.
+    pub fn hash(&self) -> &CredentialHash {
+        &self.hash
+    }
+
+    /// Parses the request's credentials.
+    ///
+    /// Like the controller: no header, or a scheme other than `Basic`, is "missing"
+    /// (401 "requires authentication"); `Basic` with a key that is not 64 characters
+    /// is "invalid" (401 "supplied authentication is invalid").
+    pub fn from_headers(headers: &HeaderMap) -> Result<Self, WhiskError> {
+        let Some(value) = headers.get(header::AUTHORIZATION) else {
+            return Err(WhiskError::auth_required());
+        };
+        let Ok(text) = value.to_str() else {
+            return Err(WhiskError::auth_required());
+        };
+        let text = text.trim();
+        let (scheme, token) = text.split_once(' ').unwrap_or((text, ""));
+        if !scheme.eq_ignore_ascii_case("basic") {
+            return Err(WhiskError::auth_required());
+        }
+        let decoded = decode_base64_lenient(token.trim()).ok_or_else(WhiskError::auth_invalid)?;
+        let decoded = String::from_utf8(decoded).map_err(|_| WhiskError::auth_invalid())?;
+        let (uuid, key) = decoded.split_once(':').unwrap_or((decoded.as_str(), ""));
+        if key.chars().count() != KEY_LENGTH {
+            return Err(WhiskError::auth_invalid());
+        }
+        let mut hasher = Sha256::new();
+        hasher.update(b"basic\0");
+        hasher.update(uuid.as_bytes());
+        hasher.update(b":");
+        hasher.update(key.as_bytes());
+        Ok(Self {
+            uuid: uuid.to_string(),
+            key: key.to_string(),
+            authorization: value.clone(),
+            hash: hasher.finalize().into(),
+        })
+    }
+}
+
+/// Base64 as RFC 2045 decoders read it: whitespace ignored, padding optional.
+fn decode_base64_lenient(s: &str) -> Option<Vec<u8>> {
+    let cleaned: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+    let trimmed = cleaned.trim_end_matches('=');
+    base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(trimmed)
+        .ok()
+}
+
+/// The identity credentials stand for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The namespace the key belongs to (what `_` resolves to).
+    pub namespace: String,
+    /// The subject that owns the namespace.
+    pub subject: String,
+}
+
+/// Hashes `parts` into a cache key.
+pub fn cache_key(parts: &[&[u8]]) -> CredentialHash {
+    let mut hasher = Sha256::new();
+    for p in parts {
+        hasher.update((p.len() as u64).to_le_bytes());
+        hasher.update(p);
+    }
+    hasher.finalize().into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GUEST: &str = "23bc46b1-71f6-4ed5-8c54-816aa4f8c502:123zO3xZCLrMN6v2BKK1dXYFpXlPkccOFqm12CdAsMgRU4VrNZ9lyGVCGuMDGIwP";
+
+    fn headers(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, HeaderValue::from_str(v).unwrap());
+        h
+    }
+
+    fn basic(s: &str) -> String {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(s)
+        )
+    }
+
+    #[test]
+    fn parses_basic_credentials() {
+        let c = Credentials::from_headers(&headers(&basic(GUEST))).unwrap();
+        assert_eq!(c.uuid, "23bc46b1-71f6-4ed5-8c54-816aa4f8c502");
+        assert_eq!(c.api_key(), GUEST);
+        assert!(!format!("{c:?}").contains("123zO3"));
+        let lower = Credentials::from_headers(&headers(&basic(GUEST).replace("Basic", "basic")));
+        assert!(lower.is_ok());
+    }
+
+    #[test]
+    fn missing_versus_invalid() {
+        let missing = |h: &HeaderMap| {
+            Credentials::from_headers(h).unwrap_err().message
+                == crate::whisk::messages::AUTH_REQUIRED
+        };
+        assert!(missing(&HeaderMap::new()));
+        assert!(missing(&headers("Bearer abc")));
+        assert!(missing(&headers("Digest x")));
+        let invalid = |v: &str| {
+            Credentials::from_headers(&headers(v)).unwrap_err().message
+                == crate::whisk::messages::AUTH_INVALID
+        };
+        assert!(invalid(&basic("uuid:short")));
+        assert!(invalid(&basic("no-colon-at-all")));
+        assert!(invalid("Basic !!!not base64!!!"));
+        assert!(invalid("Basic"));
+        assert!(invalid(&basic(&format!("u:{}", "k".repeat(65)))));
+    }
+
+    #[test]
+    fn hashes_differ_per_key() {
+        let a = Credentials::from_headers(&headers(&basic(GUEST))).unwrap();
+        let other = GUEST.replace("123zO3", "999zO3");
+        let b = Credentials::from_headers(&headers(&basic(&other))).unwrap();
+        assert_ne!(a.hash(), b.hash());
+    }
+}

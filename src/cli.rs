@@ -1,0 +1,233 @@
+//! The command line: `owl serve`, `owl policy check|explain`, `owl demo`.
+
+use crate::gateway::Gateway;
+use crate::policy::{Policy, explain::explain};
+use crate::server::{self, ServerLimits};
+use crate::whisk::ActionPath;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// owl: an edge gateway for Apache OpenWhisk that answers mapped invocations from AWS
+/// Lambda and proxies everything else to the controller.
+#[derive(Debug, Parser)]
+#[command(name = "owl", version, about, long_about = None)]
+pub struct Cli {
+    /// Log format.
+    #[arg(long, global = true, env = "OWL_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway.
+    Serve {
+        /// The policy file.
+        #[arg(long, env = "OWL_POLICY")]
+        policy: PathBuf,
+        /// Address to listen on.
+        #[arg(long, env = "OWL_LISTEN", default_value = "0.0.0.0:8080")]
+        listen: SocketAddr,
+    },
+    /// Check or explain a policy file.
+    Policy {
+        /// What to do with the policy.
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+    /// Run a self-contained demo on loopback: MiniStack as Lambda, a stand-in
+    /// controller, and the gateway with policies/demo.toml.
+    Demo {
+        /// The demo policy.
+        #[arg(long, default_value = "policies/demo.toml")]
+        policy: PathBuf,
+        /// Address the gateway listens on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Show the two invocations and exit instead of serving until Ctrl-C.
+        #[arg(long)]
+        once: bool,
+    },
+}
+
+/// `owl policy` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Validate a policy; print every error with its line and column.
+    Check {
+        /// The policy file.
+        file: PathBuf,
+    },
+    /// Show which route covers an action and what would happen to its invocations.
+    Explain {
+        /// The policy file.
+        file: PathBuf,
+        /// NAMESPACE/ACTION or NAMESPACE/PACKAGE/ACTION.
+        action: String,
+    },
+}
+
+/// Parses the command line and runs it.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match cli.command {
+        Command::Policy { command } => policy_command(command),
+        Command::Serve { policy, listen } => block_on(serve(policy, listen)),
+        Command::Demo {
+            policy,
+            listen,
+            once,
+        } => block_on(crate::demo::run(policy, listen, once)),
+    }
+}
+
+fn block_on(f: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("owl: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(f) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("owl: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("OWL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+fn policy_command(command: PolicyCommand) -> ExitCode {
+    match command {
+        PolicyCommand::Check { file } => match Policy::load(&file) {
+            Ok(p) => {
+                for w in &p.warnings {
+                    eprintln!("{w}");
+                }
+                println!(
+                    "{}: OK ({} route{})",
+                    file.display(),
+                    p.routes.len(),
+                    if p.routes.len() == 1 { "" } else { "s" }
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                let n = e.diagnostics.len();
+                eprintln!(
+                    "{}: {n} error{}",
+                    file.display(),
+                    if n == 1 { "" } else { "s" }
+                );
+                ExitCode::FAILURE
+            }
+        },
+        PolicyCommand::Explain { file, action } => {
+            let policy = match Policy::load(&file) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match ActionPath::parse(&action) {
+                Ok(path) => {
+                    print!("{}", explain(&policy, &path));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("owl: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+/// Loads the policy and serves until SIGTERM or SIGINT.
+async fn serve(policy_file: PathBuf, listen: SocketAddr) -> anyhow::Result<()> {
+    let policy = Policy::load(&policy_file).map_err(|e| anyhow::anyhow!("invalid policy:\n{e}"))?;
+    for w in &policy.warnings {
+        tracing::warn!("{w}");
+    }
+    let tls = match (&policy.server.tls_cert, &policy.server.tls_key) {
+        (Some(c), Some(k)) => Some(server::tls::acceptor(c, k)?),
+        _ => None,
+    };
+    let gw = Gateway::start(policy).await?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    tracing::info!(
+        address = %listener.local_addr()?,
+        tls = tls.is_some(),
+        routes = gw.runtime().policy.routes.len(),
+        controller = %gw.runtime().policy.controller.url,
+        "owl is serving"
+    );
+    server::run(
+        listener,
+        server::app(gw),
+        tls,
+        ServerLimits::default(),
+        shutdown_signal(),
+    )
+    .await?;
+    tracing::info!("owl stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+    tracing::info!("shutdown requested");
+}

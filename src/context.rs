@@ -1,0 +1,28 @@
+//! Per-request facts established when a request arrives, before any routing.
+
+use crate::whisk::TransactionId;
+use std::net::SocketAddr;
+use std::time::{Instant, SystemTime};
+
+/// What owl knows about a request before it looks at the path.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    /// The transaction id (client's `X-Request-ID` or a fresh one).
+    pub tid: TransactionId,
+    /// When the request arrived (monotonic, for durations).
+    pub received: Instant,
+    /// When the request arrived (wall clock, for records).
+    pub received_at: SystemTime,
+    /// The client's address, when known.
+    pub peer: Option<SocketAddr>,
+    /// True if the client connected over TLS.
+    pub tls: bool,
+    /// True if the client sent its own `X-Request-ID` that owl adopted.
+    pub client_tid: bool,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn epoch_ms(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

@@ -1,0 +1,166 @@
+//! The controller API calls owl makes with the caller's own credentials: who the
+//! caller is (`GET /api/v1/namespaces`) and what an action is
+//! (`GET /api/v1/namespaces/{ns}/actions/{name}?code=false`). The controller stays the
+//! authority: its 401/403/404 answers come back as they came.
+
+use super::client::{ControllerClient, ControllerError};
+use crate::error::WhiskError;
+use crate::whisk::{ActionMetadata, ActionPath, TransactionId};
+use axum::body::Body;
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use std::time::Duration;
+
+/// Characters escaped in a path segment.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Largest controller answer owl reads for metadata (action metadata carries
+/// parameters, which OpenWhisk bounds at 1 MB).
+const MAX_METADATA_BODY: usize = 8 * 1024 * 1024;
+
+/// How a lookup failed.
+#[derive(Debug, Clone)]
+pub enum ApiFailure {
+    /// The controller answered with a definite rejection (401, 403, 404, 409): safe
+    /// to cache briefly and replay.
+    Rejected(WhiskError),
+    /// The controller failed or could not be reached: not cached.
+    Failed(WhiskError),
+}
+
+impl ApiFailure {
+    /// The error to answer with.
+    pub fn error(&self) -> &WhiskError {
+        match self {
+            Self::Rejected(e) | Self::Failed(e) => e,
+        }
+    }
+}
+
+/// Percent-encodes one path segment.
+pub fn encode_segment(s: &str) -> String {
+    utf8_percent_encode(s, SEGMENT).to_string()
+}
+
+async fn get(
+    client: &ControllerClient,
+    path_and_query: &str,
+    authorization: &HeaderValue,
+    tid: &TransactionId,
+    timeout: Duration,
+) -> Result<Bytes, ApiFailure> {
+    let mut req = Request::builder()
+        .method(Method::GET)
+        .uri(client.uri(path_and_query))
+        .header(header::AUTHORIZATION, authorization.clone())
+        .header(header::ACCEPT, "application/json")
+        .header(
+            header::USER_AGENT,
+            concat!("owl/", env!("CARGO_PKG_VERSION")),
+        );
+    if let Ok(v) = HeaderValue::from_str(tid.as_str()) {
+        req = req.header("x-request-id", v);
+    }
+    let req = req
+        .body(Body::empty())
+        .map_err(|_| ApiFailure::Failed(WhiskError::internal()))?;
+    let resp = client.send_within(req, timeout).await.map_err(|e| {
+        tracing::warn!(%tid, error = %e, "controller lookup failed");
+        ApiFailure::Failed(match e {
+            ControllerError::Timeout(_) => WhiskError::controller_timeout(),
+            ControllerError::Unreachable(_) => WhiskError::controller_unreachable(),
+        })
+    })?;
+    let (parts, body) = resp.into_parts();
+    let body = tokio::time::timeout(
+        timeout,
+        http_body_util::Limited::new(body, MAX_METADATA_BODY).collect(),
+    )
+    .await
+    .map_err(|_| ApiFailure::Failed(WhiskError::controller_timeout()))?
+    .map_err(|_| ApiFailure::Failed(WhiskError::controller_unreachable()))?
+    .to_bytes();
+    match parts.status {
+        StatusCode::OK => Ok(body),
+        StatusCode::UNAUTHORIZED
+        | StatusCode::FORBIDDEN
+        | StatusCode::NOT_FOUND
+        | StatusCode::CONFLICT => Err(ApiFailure::Rejected(WhiskError::from_controller(
+            parts.status,
+            &parts.headers,
+            body,
+        ))),
+        status => {
+            tracing::warn!(%tid, %status, "controller lookup answered with an error");
+            Err(ApiFailure::Failed(WhiskError::from_controller(
+                status,
+                &parts.headers,
+                body,
+            )))
+        }
+    }
+}
+
+/// The namespace the credentials in `authorization` belong to.
+pub async fn caller_namespace(
+    client: &ControllerClient,
+    authorization: &HeaderValue,
+    tid: &TransactionId,
+    timeout: Duration,
+) -> Result<String, ApiFailure> {
+    let body = get(client, "/api/v1/namespaces", authorization, tid, timeout).await?;
+    serde_json::from_slice::<Vec<String>>(&body)
+        .ok()
+        .and_then(|v| v.into_iter().next())
+        .ok_or_else(|| {
+            tracing::warn!(%tid, "controller's namespace list was not a JSON array of names");
+            ApiFailure::Failed(WhiskError::internal())
+        })
+}
+
+/// The metadata of the action at `path` (resolved namespace) as the caller may see it.
+pub async fn action_metadata(
+    client: &ControllerClient,
+    authorization: &HeaderValue,
+    path: &ActionPath,
+    tid: &TransactionId,
+    timeout: Duration,
+) -> Result<ActionMetadata, ApiFailure> {
+    let mut p = format!(
+        "/api/v1/namespaces/{}/actions/",
+        encode_segment(&path.namespace)
+    );
+    if let Some(pkg) = &path.package {
+        p.push_str(&encode_segment(pkg));
+        p.push('/');
+    }
+    p.push_str(&encode_segment(&path.action));
+    p.push_str("?code=false");
+    let body = get(client, &p, authorization, tid, timeout).await?;
+    serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .as_ref()
+        .and_then(ActionMetadata::from_json)
+        .ok_or_else(|| {
+            tracing::warn!(%tid, action = %path, "controller's action metadata could not be read");
+            ApiFailure::Failed(WhiskError::internal())
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_are_escaped() {
+        assert_eq!(encode_segment("hello world"), "hello%20world");
+        assert_eq!(encode_segment("a/b"), "a%2Fb");
+        assert_eq!(encode_segment("a.b-c_d"), "a.b-c_d");
+    }
+}

@@ -1,0 +1,9 @@
+//! The OpenWhisk controller as owl's upstream: one pooled HTTP client (TLS when the
+//! controller URL is https), the streaming reverse proxy, and the few API calls owl
+//! makes on a caller's behalf (who the caller is, what an action is).
+
+pub mod api;
+pub mod client;
+pub mod proxy;
+
+pub use client::{ControllerClient, ControllerError};

@@ -1,0 +1,128 @@
+//! The streaming reverse proxy to the controller.
+//!
+//! Method, path, query, headers and body go upstream unchanged (bodies stream in both
+//! directions and are never buffered whole); owl only removes hop-by-hop headers, adds
+//! `X-Forwarded-For` / `X-Forwarded-Proto`, and sends its transaction id as
+//! `X-Request-ID` when the client sent none, so the controller's `code` and owl's logs
+//! name the same transaction.
+
+use super::client::{ControllerClient, ControllerError};
+use crate::context::RequestContext;
+use crate::error::WhiskError;
+use axum::body::Body;
+use axum::response::Response;
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Version, header};
+
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "upgrade",
+];
+
+/// Removes hop-by-hop headers, including those named in `Connection`.
+/// `Transfer-Encoding` is also connection-specific; hyper re-frames bodies itself.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for n in named {
+        headers.remove(n);
+    }
+    for n in HOP_BY_HOP {
+        headers.remove(n);
+    }
+    headers.remove(header::TRANSFER_ENCODING);
+}
+
+/// Forwards `req` to the controller and streams the answer back.
+pub async fn forward(
+    client: &ControllerClient,
+    req: Request<Body>,
+    ctx: &RequestContext,
+) -> Response {
+    let (mut parts, body) = req.into_parts();
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_string();
+    parts.uri = client.uri(&path_and_query);
+    prepare_headers(&mut parts.headers, ctx, parts.version);
+    parts.version = Version::HTTP_11;
+    let upstream = Request::from_parts(parts, body);
+    match client.send(upstream).await {
+        Ok(resp) => {
+            let (mut parts, body) = resp.into_parts();
+            strip_hop_by_hop(&mut parts.headers);
+            Response::from_parts(parts, Body::new(body))
+        }
+        Err(ControllerError::Timeout(t)) => {
+            tracing::warn!(tid = %ctx.tid, timeout = ?t, "controller did not answer in time");
+            WhiskError::controller_timeout().render(&ctx.tid)
+        }
+        Err(ControllerError::Unreachable(e)) => {
+            tracing::warn!(tid = %ctx.tid, error = %e, "controller unreachable");
+            WhiskError::controller_unreachable().render(&ctx.tid)
+        }
+    }
+}
+
+/// Applies owl's changes to a request's headers before it goes upstream.
+pub fn prepare_headers(headers: &mut HeaderMap, ctx: &RequestContext, version: Version) {
+    strip_hop_by_hop(headers);
+    if version == Version::HTTP_2 {
+        // HTTP/2 has no Host header; the upstream request is HTTP/1.1 and hyper adds
+        // Host from the controller URI when none is present.
+        headers.remove(header::HOST);
+    }
+    if let Some(peer) = ctx.peer {
+        let ip = peer.ip().to_string();
+        let value = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+            Some(prev) if !prev.trim().is_empty() => format!("{prev}, {ip}"),
+            _ => ip,
+        };
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            headers.insert(HeaderName::from_static("x-forwarded-for"), v);
+        }
+    }
+    headers.insert(
+        HeaderName::from_static("x-forwarded-proto"),
+        HeaderValue::from_static(if ctx.tls { "https" } else { "http" }),
+    );
+    if !headers.contains_key("x-request-id")
+        && let Ok(v) = HeaderValue::from_str(ctx.tid.as_str())
+    {
+        headers.insert(HeaderName::from_static("x-request-id"), v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_are_removed() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "connection",
+            HeaderValue::from_static("keep-alive, x-secret-hop"),
+        );
+        h.insert("x-secret-hop", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("transfer-encoding", HeaderValue::from_static("chunked"));
+        h.insert("authorization", HeaderValue::from_static("Basic x"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("authorization"));
+    }
+}

@@ -1,0 +1,266 @@
+//! AWS Lambda: the one module that touches AWS SDK types.
+//!
+//! One [`LambdaInvoker`] per policy holds one SDK client (one connection pool, one
+//! credentials provider with its cache). SDK retries are off: an Invoke is not
+//! idempotent, so owl decides itself what may be retried or sent elsewhere, from the
+//! error's class ([`LambdaError::ran`]), never from message text.
+
+pub mod logs;
+pub mod outcome;
+
+pub use outcome::{LambdaReply, RunResult, interpret};
+
+use crate::policy::LambdaConfig;
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_lambda::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_lambda::operation::invoke::InvokeError;
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::{InvocationType, LogType};
+use base64::Engine;
+use bytes::Bytes;
+use std::error::Error as StdError;
+
+/// Largest synchronous Invoke request Lambda accepts (6 MB).
+pub const MAX_REQUEST_BYTES: usize = 6 * 1024 * 1024;
+
+/// Whether the function may have run when an invoke failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ran {
+    /// Lambda refused or never received the request: the function did not run, so
+    /// sending the invocation elsewhere cannot run it twice.
+    No,
+    /// The request may have reached the function.
+    Maybe,
+}
+
+/// Why an invoke did not produce a reply.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LambdaError {
+    /// 429 `TooManyRequestsException`.
+    #[error("Lambda throttled the invocation ({reason})")]
+    Throttled {
+        /// Lambda's `Reason`.
+        reason: String,
+        /// `retryAfterSeconds`, when given.
+        retry_after: Option<u64>,
+    },
+    /// 404 `ResourceNotFoundException`: function, version or alias missing.
+    #[error("Lambda function not found: {0}")]
+    NotFound(String),
+    /// The request exceeded Lambda's size limit.
+    #[error("the request is larger than Lambda accepts")]
+    TooLarge,
+    /// Lambda answered with an error before running the function (4xx other than the
+    /// above, 409 pending, 502-class infrastructure errors, 503).
+    #[error("Lambda refused the invocation: {code} (HTTP {status})")]
+    Refused {
+        /// Error code.
+        code: String,
+        /// HTTP status.
+        status: u16,
+    },
+    /// No connection to Lambda could be made.
+    #[error("Lambda could not be reached: {0}")]
+    Unreachable(String),
+    /// The exchange failed after the request may have reached the function
+    /// (500 `ServiceException`, connection lost mid-response, unreadable answer).
+    #[error("the Lambda invocation failed and may or may not have run: {0}")]
+    Indeterminate(String),
+}
+
+impl LambdaError {
+    /// Whether the function may have run.
+    pub fn ran(&self) -> Ran {
+        match self {
+            Self::Indeterminate(_) => Ran::Maybe,
+            _ => Ran::No,
+        }
+    }
+
+    /// A short label for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Throttled { .. } => "throttled",
+            Self::NotFound(_) => "not_found",
+            Self::TooLarge => "too_large",
+            Self::Refused { .. } => "refused",
+            Self::Unreachable(_) => "unreachable",
+            Self::Indeterminate(_) => "indeterminate",
+        }
+    }
+}
+
+/// What to invoke.
+#[derive(Debug, Clone)]
+pub struct InvokeRequest {
+    /// Function name or ARN.
+    pub function: String,
+    /// Version or alias.
+    pub qualifier: Option<String>,
+    /// The event bytes (JSON).
+    pub payload: Bytes,
+}
+
+/// Calls Lambda's Invoke API.
+#[derive(Clone, Debug)]
+pub struct LambdaInvoker {
+    client: aws_sdk_lambda::Client,
+    log_tail: bool,
+}
+
+impl LambdaInvoker {
+    /// Builds the client from `cfg` and the standard AWS environment (credentials,
+    /// profiles, web identity, `AWS_ENDPOINT_URL_LAMBDA`, region).
+    pub async fn new(cfg: &LambdaConfig) -> anyhow::Result<Self> {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(RetryConfig::standard().with_max_attempts(1))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(cfg.connect_timeout)
+                    .build(),
+            );
+        if let Some(region) = &cfg.region {
+            loader = loader.region(aws_config::Region::new(region.clone()));
+        }
+        if let Some(url) = &cfg.endpoint_url {
+            loader = loader.endpoint_url(url.clone());
+        }
+        let conf = loader.load().await;
+        if conf.region().is_none() {
+            anyhow::bail!(
+                "no AWS region: set `region` in [lambda] or AWS_REGION in the environment"
+            );
+        }
+        Ok(Self {
+            client: aws_sdk_lambda::Client::new(&conf),
+            log_tail: cfg.log_tail,
+        })
+    }
+
+    /// Invokes synchronously (`RequestResponse`) and returns the function's answer.
+    pub async fn invoke(&self, req: InvokeRequest) -> Result<LambdaReply, LambdaError> {
+        if req.payload.len() > MAX_REQUEST_BYTES {
+            return Err(LambdaError::TooLarge);
+        }
+        let mut call = self
+            .client
+            .invoke()
+            .function_name(req.function)
+            .invocation_type(InvocationType::RequestResponse)
+            .payload(Blob::new(Vec::from(req.payload)));
+        if let Some(q) = req.qualifier {
+            call = call.qualifier(q);
+        }
+        if self.log_tail {
+            call = call.log_type(LogType::Tail);
+        }
+        let out = call.send().await.map_err(classify)?;
+        let log_tail = out.log_result().and_then(|b64| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .ok()
+                .map(|raw| String::from_utf8_lossy(&raw).into_owned())
+        });
+        Ok(LambdaReply {
+            function_error: out.function_error().map(str::to_string),
+            executed_version: out.executed_version().map(str::to_string),
+            log_tail,
+            payload: out
+                .payload
+                .map(|b| Bytes::from(b.into_inner()))
+                .unwrap_or_default(),
+        })
+    }
+}
+
+fn classify(err: SdkError<InvokeError, aws_sdk_lambda::config::http::HttpResponse>) -> LambdaError {
+    match &err {
+        SdkError::ServiceError(ctx) => {
+            let status = ctx.raw().status().as_u16();
+            let e = ctx.err();
+            let code = e.code().unwrap_or("Unknown").to_string();
+            match e {
+                InvokeError::TooManyRequestsException(t) => LambdaError::Throttled {
+                    reason: t.reason().map_or_else(
+                        || "TooManyRequestsException".to_string(),
+                        |r| r.as_str().to_string(),
+                    ),
+                    retry_after: t.retry_after_seconds().and_then(|s| s.trim().parse().ok()),
+                },
+                InvokeError::ResourceNotFoundException(n) => {
+                    LambdaError::NotFound(n.message().unwrap_or("").to_string())
+                }
+                InvokeError::RequestTooLargeException(_)
+                | InvokeError::SerializedRequestEntityTooLargeException(_) => LambdaError::TooLarge,
+                // The function may have run before the service failed.
+                InvokeError::ServiceException(_) => {
+                    LambdaError::Indeterminate(format!("{code} (HTTP {status})"))
+                }
+                _ if status == 413 => LambdaError::TooLarge,
+                _ if status == 429 => LambdaError::Throttled {
+                    reason: code,
+                    retry_after: None,
+                },
+                _ if status == 500 || status == 504 => {
+                    LambdaError::Indeterminate(format!("{code} (HTTP {status})"))
+                }
+                _ => LambdaError::Refused { code, status },
+            }
+        }
+        SdkError::DispatchFailure(d) => {
+            if is_connect_failure(&err) || d.is_timeout() {
+                // Connect timeouts are the only timeouts configured on the client.
+                LambdaError::Unreachable(describe(&err))
+            } else {
+                LambdaError::Indeterminate(describe(&err))
+            }
+        }
+        SdkError::ConstructionFailure(_) => {
+            // Includes failing to resolve credentials: nothing was sent.
+            LambdaError::Refused {
+                code: format!("ConstructionFailure: {}", describe(&err)),
+                status: 0,
+            }
+        }
+        SdkError::TimeoutError(_) => LambdaError::Indeterminate(describe(&err)),
+        _ => LambdaError::Indeterminate(describe(&err)),
+    }
+}
+
+/// True if the error chain shows that no connection was established.
+fn is_connect_failure(err: &(dyn StdError + 'static)) -> bool {
+    let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if let Some(h) = e.downcast_ref::<hyper_util::client::legacy::Error>()
+            && h.is_connect()
+        {
+            return true;
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::AddrNotAvailable
+            )
+        {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
+}
+
+fn describe(e: &(dyn StdError + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        let t = inner.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        src = inner.source();
+    }
+    s
+}

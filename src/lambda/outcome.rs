@@ -1,0 +1,208 @@
+//! What a Lambda answer means in OpenWhisk's terms (reference §2.2): the activation
+//! response, whether the action timed out, and its logs.
+
+use super::logs::{ParsedTail, parse_tail};
+use crate::whisk::activation::{ActivationResponse, StatusCode};
+use crate::whisk::messages;
+use serde_json::Value;
+use time::OffsetDateTime;
+
+/// OpenWhisk's result truncation limit (1 MB, reference §5.4).
+pub const TRUNCATION_LIMIT: usize = 1024 * 1024;
+
+/// A Lambda function's answer to a synchronous invoke.
+#[derive(Debug, Clone, Default)]
+pub struct LambdaReply {
+    /// The payload bytes (result, or error object when `function_error` is set).
+    pub payload: bytes::Bytes,
+    /// `X-Amz-Function-Error`, when the function failed.
+    pub function_error: Option<String>,
+    /// The decoded log tail, when asked for.
+    pub log_tail: Option<String>,
+    /// The version that ran.
+    pub executed_version: Option<String>,
+}
+
+/// The activation-level reading of a reply.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunResult {
+    /// The response object.
+    pub response: ActivationResponse,
+    /// True if the action ran out of time.
+    pub timed_out: bool,
+    /// What the log tail said.
+    pub tail: ParsedTail,
+}
+
+/// Interprets `reply` for an action whose time limit is `limit_ms`.
+pub fn interpret(reply: &LambdaReply, limit_ms: u64, now: OffsetDateTime) -> RunResult {
+    let tail = reply
+        .log_tail
+        .as_deref()
+        .map(|t| parse_tail(t, now))
+        .unwrap_or_default();
+    let size = Some(reply.payload.len() as u64);
+    if reply.function_error.is_some() {
+        let err: Option<Value> = serde_json::from_slice(&reply.payload).ok();
+        let error_type = err
+            .as_ref()
+            .and_then(|e| e.get("errorType"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let error_message = err
+            .as_ref()
+            .and_then(|e| e.get("errorMessage"))
+            .and_then(Value::as_str);
+        let timed_out = error_type == "Sandbox.Timedout"
+            || error_message.is_some_and(|m| m.contains("Task timed out after"));
+        let response = if timed_out {
+            ActivationResponse::error(
+                StatusCode::DeveloperError,
+                messages::timed_out(limit_ms).into(),
+                None,
+            )
+        } else {
+            let error = match (error_message, &err) {
+                (Some(m), _) => Value::String(m.to_string()),
+                (None, Some(Value::Object(o))) if o.contains_key("error") => o["error"].clone(),
+                (None, Some(v)) if !v.is_null() => v.clone(),
+                _ => Value::String(messages::invalid_run_response(&String::from_utf8_lossy(
+                    &reply.payload,
+                ))),
+            };
+            ActivationResponse::error(StatusCode::DeveloperError, error, size)
+        };
+        return RunResult {
+            response,
+            timed_out,
+            tail,
+        };
+    }
+    let response = if reply.payload.len() > TRUNCATION_LIMIT {
+        let prefix = String::from_utf8_lossy(&reply.payload[..TRUNCATION_LIMIT]);
+        ActivationResponse::error(
+            StatusCode::ApplicationError,
+            messages::truncated_response(
+                reply.payload.len() as u64,
+                TRUNCATION_LIMIT as u64,
+                &prefix,
+            )
+            .into(),
+            size,
+        )
+    } else {
+        match serde_json::from_slice::<Value>(&reply.payload) {
+            Ok(Value::Object(mut o)) => match o.remove("error") {
+                // An `error` key makes it an application error whose result keeps only it.
+                Some(e) => ActivationResponse::error(StatusCode::ApplicationError, e, size),
+                None => ActivationResponse::success(Value::Object(o), size),
+            },
+            Ok(a @ Value::Array(_)) => ActivationResponse::success(a, size),
+            _ => ActivationResponse::error(
+                StatusCode::DeveloperError,
+                Value::String(messages::invalid_run_response(&String::from_utf8_lossy(
+                    &reply.payload,
+                ))),
+                size,
+            ),
+        }
+    };
+    RunResult {
+        response,
+        timed_out: false,
+        tail,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn reply(payload: &str, error: bool) -> LambdaReply {
+        LambdaReply {
+            payload: bytes::Bytes::copy_from_slice(payload.as_bytes()),
+            function_error: error.then(|| "Unhandled".to_string()),
+            ..Default::default()
+        }
+    }
+
+    fn check(payload: &str, error: bool, status: StatusCode, result: Value) {
+        let r = interpret(&reply(payload, error), 3000, OffsetDateTime::UNIX_EPOCH);
+        assert_eq!(r.response.status_code, status, "{payload}");
+        assert_eq!(r.response.result, Some(result), "{payload}");
+    }
+
+    #[test]
+    fn classification_table() {
+        use StatusCode::*;
+        check(r#"{"a":1}"#, false, Success, json!({"a": 1}));
+        check(r#"[1,2]"#, false, Success, json!([1, 2]));
+        check(
+            r#"{"error":"bad","x":1}"#,
+            false,
+            ApplicationError,
+            json!({"error": "bad"}),
+        );
+        check(
+            r#"{"error":{"code":7}}"#,
+            false,
+            ApplicationError,
+            json!({"error": {"code": 7}}),
+        );
+        check(
+            r#""a string""#,
+            false,
+            DeveloperError,
+            json!({"error": "The action did not produce a valid JSON or JSON Array response: \"a string\""}),
+        );
+        check(
+            "",
+            false,
+            DeveloperError,
+            json!({"error": "The action did not produce a valid JSON or JSON Array response."}),
+        );
+        check(
+            r#"{"errorMessage":"it broke","errorType":"Runtime.HandlerError"}"#,
+            true,
+            DeveloperError,
+            json!({"error": "it broke"}),
+        );
+        check(
+            r#"{"errorMessage":"Task timed out after 3.00 seconds","errorType":"Sandbox.Timedout"}"#,
+            true,
+            DeveloperError,
+            json!({"error": "The action exceeded its time limits of 3000 milliseconds."}),
+        );
+    }
+
+    #[test]
+    fn timeouts_are_flagged() {
+        let r = interpret(
+            &reply(
+                r#"{"errorMessage":"2026-01-01 x Task timed out after 3.00 seconds"}"#,
+                true,
+            ),
+            3000,
+            OffsetDateTime::UNIX_EPOCH,
+        );
+        assert!(r.timed_out);
+        assert_eq!(r.response.size, None);
+    }
+
+    #[test]
+    fn oversized_results_are_truncated_application_errors() {
+        let big = format!("{{\"a\":\"{}\"}}", "x".repeat(TRUNCATION_LIMIT));
+        let r = interpret(&reply(&big, false), 1, OffsetDateTime::UNIX_EPOCH);
+        assert_eq!(r.response.status_code, StatusCode::ApplicationError);
+        let msg = r.response.result.unwrap()["error"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(msg.starts_with(&format!(
+            "The action produced a response that exceeded the allowed length: {} > 1048576 bytes. The truncated response was: {{\"a\":\"xxx",
+            big.len()
+        )));
+        assert_eq!(r.response.size, Some(big.len() as u64));
+    }
+}

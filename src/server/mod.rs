@@ -1,0 +1,190 @@
+//! The HTTP front: sockets, TLS, connections and the dispatch of each request to the
+//! Lambda path or the proxy. The only module that knows about sockets.
+
+pub mod tls;
+
+use crate::context::RequestContext;
+use crate::controller::proxy;
+use crate::gateway::Gateway;
+use crate::invoke;
+use crate::whisk::TransactionId;
+use crate::whisk::names::split_invoke_path;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::Response;
+use http::Method;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
+
+/// Facts about the connection a request arrived on.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionInfo {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// True for TLS connections.
+    pub tls: bool,
+}
+
+/// The application: every request goes through [`dispatch`].
+pub fn app(gw: Arc<Gateway>) -> Router {
+    Router::new().fallback(dispatch).with_state(gw)
+}
+
+/// Routes one request: invocations to the invoke handler, `OPTIONS` on the REST API
+/// answered locally, everything else proxied.
+pub async fn dispatch(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
+    let conn = req.extensions().get::<ConnectionInfo>().copied();
+    let tid_header = req.headers().get("x-request-id");
+    let tid = TransactionId::from_header(tid_header);
+    let client_tid = tid_header.is_some_and(|v| v.to_str().ok() == Some(tid.as_str()));
+    let ctx = RequestContext {
+        tid,
+        received: Instant::now(),
+        received_at: SystemTime::now(),
+        peer: conn.map(|c| c.peer),
+        tls: conn.is_some_and(|c| c.tls),
+        client_tid,
+    };
+    let rt = gw.runtime();
+    let path = req.uri().path();
+    if req.method() == Method::POST
+        && let Some(target) = split_invoke_path(path)
+    {
+        return invoke::handle(gw.clone(), rt, req, ctx, target).await;
+    }
+    if req.method() == Method::OPTIONS && path.starts_with("/api/v1/namespaces") {
+        return invoke::response::options(&ctx.tid);
+    }
+    proxy::forward(&rt.controller, req, &ctx).await
+}
+
+/// Connection-level limits.
+#[derive(Debug, Clone)]
+pub struct ServerLimits {
+    /// Time allowed to receive a request's headers.
+    pub header_read_timeout: Duration,
+    /// Largest request head (HTTP/1) in bytes.
+    pub max_header_bytes: usize,
+    /// Time allowed for in-flight requests to finish at shutdown.
+    pub drain_timeout: Duration,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(30),
+            max_header_bytes: 64 * 1024,
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Serves `app` on `listener` (optionally behind TLS) until `shutdown` resolves, then
+/// stops accepting and lets in-flight requests finish (up to the drain timeout).
+pub async fn run(
+    listener: TcpListener,
+    app: Router,
+    tls: Option<TlsAcceptor>,
+    limits: ServerLimits,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8192))
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(limits.max_header_bytes as u32);
+    let builder = Arc::new(builder);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and similar: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let info = ConnectionInfo {
+            peer,
+            tls: tls.is_some(),
+        };
+        let service = TowerToHyperService::new(app.clone().map_request(
+            move |mut req: http::Request<Incoming>| {
+                req.extensions_mut().insert(info);
+                req.map(Body::new)
+            },
+        ));
+        let builder = builder.clone();
+        match &tls {
+            None => {
+                let conn = builder
+                    .serve_connection(TokioIo::new(stream), service)
+                    .into_owned();
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    let stream = match tokio::time::timeout(
+                        Duration::from_secs(10),
+                        acceptor.accept(stream),
+                    )
+                    .await
+                    {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    let conn = builder
+                        .serve_connection(TokioIo::new(stream), service)
+                        .into_owned();
+                    if let Err(e) = watcher.watch(conn).await {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                });
+            }
+        }
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(limits.drain_timeout) => {
+            tracing::warn!("drain timeout reached; closing remaining connections");
+        }
+    }
+    Ok(())
+}
