@@ -84,7 +84,9 @@ pub enum PolicyCommand {
 /// Parses the command line and runs it.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    // The demo talks to a person; its own log lines would only get in the way.
+    let default_level = if matches!(cli.command, Command::Demo { .. }) { "warn" } else { "info" };
+    init_logging(cli.log_format, default_level);
     match cli.command {
         Command::Policy { command } => policy_command(command),
         Command::Serve { policy, listen } => block_on(serve(policy, listen)),
@@ -116,9 +118,9 @@ fn block_on(f: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCod
     }
 }
 
-fn init_logging(format: LogFormat) {
+fn init_logging(format: LogFormat, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("OWL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -186,7 +188,7 @@ async fn serve(policy_file: PathBuf, listen: SocketAddr) -> anyhow::Result<()> {
         (Some(c), Some(k)) => Some(server::tls::acceptor(c, k)?),
         _ => None,
     };
-    let gw = Gateway::start(policy).await?;
+    let gw = Gateway::start(policy, &crate::gateway::BuildOptions::default()).await?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;

@@ -6,7 +6,7 @@
 //! arrives and finishes on it, whatever happens to the policy meanwhile.
 
 use crate::controller::ControllerClient;
-use crate::lambda::LambdaInvoker;
+use crate::lambda::{LambdaInvoker, StaticCredentials};
 use crate::metadata::ControllerDirectory;
 use crate::policy::Policy;
 use arc_swap::ArcSwap;
@@ -25,11 +25,27 @@ pub struct Runtime {
     pub directory: ControllerDirectory,
 }
 
+/// Start-up choices that are not part of the policy.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// Static Lambda credentials (emulators only); `None` uses the AWS default chain.
+    pub lambda_credentials: Option<StaticCredentials>,
+}
+
+impl BuildOptions {
+    /// Options for a local Lambda emulator.
+    pub fn emulator() -> Self {
+        Self {
+            lambda_credentials: Some(StaticCredentials::emulator()),
+        }
+    }
+}
+
 impl Runtime {
     /// Builds the runtime for `policy`.
-    pub async fn build(policy: Arc<Policy>) -> anyhow::Result<Self> {
+    pub async fn build(policy: Arc<Policy>, opts: &BuildOptions) -> anyhow::Result<Self> {
         let controller = ControllerClient::new(&policy.controller)?;
-        let lambda = LambdaInvoker::new(&policy.lambda).await?;
+        let lambda = LambdaInvoker::new(&policy.lambda, opts.lambda_credentials.as_ref()).await?;
         let directory = ControllerDirectory::new(controller.clone(), &policy.metadata);
         Ok(Self {
             policy,
@@ -59,8 +75,8 @@ impl Gateway {
     }
 
     /// Builds the runtime for `policy` and a gateway serving it.
-    pub async fn start(policy: Policy) -> anyhow::Result<Arc<Self>> {
-        Ok(Self::new(Runtime::build(Arc::new(policy)).await?))
+    pub async fn start(policy: Policy, opts: &BuildOptions) -> anyhow::Result<Arc<Self>> {
+        Ok(Self::new(Runtime::build(Arc::new(policy), opts).await?))
     }
 
     /// The current runtime (a request keeps this snapshot until it completes).

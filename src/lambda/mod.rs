@@ -103,6 +103,71 @@ pub struct InvokeRequest {
     pub payload: Bytes,
 }
 
+/// Static credentials, for emulators that accept any key (demo, tests, benchmarks).
+/// Real deployments use the AWS default credential chain.
+#[derive(Clone)]
+pub struct StaticCredentials {
+    /// Access key id.
+    pub access_key_id: String,
+    /// Secret access key.
+    pub secret_access_key: String,
+}
+
+impl std::fmt::Debug for StaticCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StaticCredentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .finish()
+    }
+}
+
+impl StaticCredentials {
+    /// The dummy keys local emulators accept.
+    pub fn emulator() -> Self {
+        Self {
+            access_key_id: "test".into(),
+            secret_access_key: "test".into(),
+        }
+    }
+}
+
+/// Loads the AWS SDK configuration for `cfg`: region, endpoint override, no SDK
+/// retries, the connect timeout, and credentials from the default chain unless
+/// `credentials` are given.
+pub async fn sdk_config(
+    cfg: &LambdaConfig,
+    credentials: Option<&StaticCredentials>,
+) -> anyhow::Result<aws_config::SdkConfig> {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(RetryConfig::standard().with_max_attempts(1))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(cfg.connect_timeout)
+                .build(),
+        );
+    if let Some(region) = &cfg.region {
+        loader = loader.region(aws_config::Region::new(region.clone()));
+    }
+    if let Some(url) = &cfg.endpoint_url {
+        loader = loader.endpoint_url(url.clone());
+    }
+    if let Some(c) = credentials {
+        loader = loader.credentials_provider(aws_credential_types::Credentials::new(
+            c.access_key_id.clone(),
+            c.secret_access_key.clone(),
+            None,
+            None,
+            "owl-static",
+        ));
+    }
+    let conf = loader.load().await;
+    if conf.region().is_none() {
+        anyhow::bail!("no AWS region: set `region` in [lambda] or AWS_REGION in the environment");
+    }
+    Ok(conf)
+}
+
 /// Calls Lambda's Invoke API.
 #[derive(Clone, Debug)]
 pub struct LambdaInvoker {
@@ -112,27 +177,12 @@ pub struct LambdaInvoker {
 
 impl LambdaInvoker {
     /// Builds the client from `cfg` and the standard AWS environment (credentials,
-    /// profiles, web identity, `AWS_ENDPOINT_URL_LAMBDA`, region).
-    pub async fn new(cfg: &LambdaConfig) -> anyhow::Result<Self> {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .retry_config(RetryConfig::standard().with_max_attempts(1))
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(cfg.connect_timeout)
-                    .build(),
-            );
-        if let Some(region) = &cfg.region {
-            loader = loader.region(aws_config::Region::new(region.clone()));
-        }
-        if let Some(url) = &cfg.endpoint_url {
-            loader = loader.endpoint_url(url.clone());
-        }
-        let conf = loader.load().await;
-        if conf.region().is_none() {
-            anyhow::bail!(
-                "no AWS region: set `region` in [lambda] or AWS_REGION in the environment"
-            );
-        }
+    /// profiles, web identity, `AWS_ENDPOINT_URL_LAMBDA`, region), or `credentials`.
+    pub async fn new(
+        cfg: &LambdaConfig,
+        credentials: Option<&StaticCredentials>,
+    ) -> anyhow::Result<Self> {
+        let conf = sdk_config(cfg, credentials).await?;
         Ok(Self {
             client: aws_sdk_lambda::Client::new(&conf),
             log_tail: cfg.log_tail,

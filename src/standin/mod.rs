@@ -1,1 +1,620 @@
-//! placeholder
+//! A stand-in OpenWhisk controller, for the demo, the tests and the benchmarks.
+//!
+//! It is *not* OpenWhisk: it keeps identities, packages and actions in memory and
+//! "runs" actions with built-in behaviours instead of containers. What it does
+//! reproduce is the REST surface owl depends on — Basic authentication, `_`
+//! resolution, entitlement (own namespace, published packages, bindings), action
+//! metadata, invocation with OpenWhisk's status codes and bodies, and activation
+//! reads — with the texts of the reference, so owl's controller-facing code can be
+//! exercised end to end without a real deployment. Every answer carries the header
+//! `x-owl-standin: true` so nobody mistakes it for the real thing.
+
+use crate::auth::Credentials;
+use crate::error::{WhiskError, add_cors};
+use crate::invoke::request::parse_query;
+use crate::whisk::activation::Annotation;
+use crate::whisk::names::ActionPath;
+use crate::whisk::{Activation, ActivationId, ActivationResponse, StatusCode, TransactionId};
+use axum::Router;
+
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, HeaderValue, Method, header};
+use serde_json::{Map, Value, json};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+/// The well-known guest credentials of OpenWhisk's development deployments.
+pub const GUEST_UUID: &str = "23bc46b1-71f6-4ed5-8c54-816aa4f8c502";
+/// The guest key.
+pub const GUEST_KEY: &str = "123zO3xZCLrMN6v2BKK1dXYFpXlPkccOFqm12CdAsMgRU4VrNZ9lyGVCGuMDGIwP";
+
+/// What an action does when the stand-in "runs" it.
+#[derive(Debug, Clone)]
+pub enum Behaviour {
+    /// Returns its parameters.
+    Echo,
+    /// Returns `{"greeting": "Hello, <name>!"}` (name defaults to "stranger").
+    Greet,
+    /// Returns `{"error": text}` (an application error).
+    Fail(String),
+    /// Sleeps, then echoes.
+    Sleep(Duration),
+}
+
+/// An identity the stand-in knows.
+#[derive(Debug, Clone)]
+pub struct StandinIdentity {
+    /// Subject.
+    pub subject: String,
+    /// Namespace.
+    pub namespace: String,
+    /// uuid.
+    pub uuid: String,
+    /// 64-character key.
+    pub key: String,
+}
+
+impl StandinIdentity {
+    /// The `uuid:key` string.
+    pub fn api_key(&self) -> String {
+        format!("{}:{}", self.uuid, self.key)
+    }
+
+    /// The `Authorization` header value.
+    pub fn authorization(&self) -> String {
+        use base64::Engine;
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(self.api_key())
+        )
+    }
+}
+
+/// An action the stand-in knows.
+#[derive(Debug, Clone)]
+pub struct StandinAction {
+    /// Where it lives.
+    pub path: ActionPath,
+    /// Exec kind.
+    pub kind: String,
+    /// Version.
+    pub version: String,
+    /// Default parameters.
+    pub parameters: Vec<(String, Value)>,
+    /// Annotations.
+    pub annotations: Vec<(String, Value)>,
+    /// Limits object.
+    pub limits: Value,
+    /// What running it does.
+    pub behaviour: Behaviour,
+}
+
+impl StandinAction {
+    /// A `nodejs:20` action with default limits.
+    pub fn new(path: &str, behaviour: Behaviour) -> Self {
+        Self {
+            path: ActionPath::parse(path).expect("valid action path"),
+            kind: "nodejs:20".into(),
+            version: "0.0.1".into(),
+            parameters: Vec::new(),
+            annotations: vec![
+                ("exec".into(), json!("nodejs:20")),
+                ("provide-api-key".into(), json!(false)),
+            ],
+            limits: json!({"timeout": 60000, "memory": 256, "logs": 10, "concurrency": 1}),
+            behaviour,
+        }
+    }
+
+    /// Adds a default parameter.
+    pub fn param(mut self, key: &str, value: Value) -> Self {
+        self.parameters.push((key.into(), value));
+        self
+    }
+
+    /// Sets an annotation.
+    pub fn annotation(mut self, key: &str, value: Value) -> Self {
+        self.annotations.retain(|(k, _)| k != key);
+        self.annotations.push((key.into(), value));
+        self
+    }
+
+    /// Sets the time limit (ms).
+    pub fn timeout_ms(mut self, ms: u64) -> Self {
+        self.limits["timeout"] = ms.into();
+        self
+    }
+
+    /// Sets the kind.
+    pub fn kind(mut self, kind: &str) -> Self {
+        self.kind = kind.into();
+        self
+    }
+
+    fn metadata_json(&self, package_params: &[(String, Value)]) -> Value {
+        let mut params: Vec<(String, Value)> = package_params.to_vec();
+        for (k, v) in &self.parameters {
+            params.retain(|(pk, _)| pk != k);
+            params.push((k.clone(), v.clone()));
+        }
+        json!({
+            "namespace": self.path.entity_namespace(),
+            "name": self.path.action,
+            "version": self.version,
+            "publish": false,
+            "exec": {"kind": self.kind, "binary": false},
+            "annotations": self.annotations.iter().map(|(k, v)| json!({"key": k, "value": v})).collect::<Vec<_>>(),
+            "parameters": params.iter().map(|(k, v)| json!({"key": k, "value": v})).collect::<Vec<_>>(),
+            "limits": self.limits,
+            "updated": 1_700_000_000_000_i64,
+        })
+    }
+}
+
+/// A package the stand-in knows (or a binding to one).
+#[derive(Debug, Clone)]
+pub struct StandinPackage {
+    /// Owner namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// Shared with other namespaces.
+    pub publish: bool,
+    /// `(namespace, package)` this binding points at.
+    pub binding: Option<(String, String)>,
+    /// Package parameters.
+    pub parameters: Vec<(String, Value)>,
+}
+
+/// Counters the tests read to see which path served a request.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Invocations the stand-in ran.
+    pub invocations: AtomicU64,
+    /// `GET /api/v1/namespaces` calls.
+    pub namespace_lookups: AtomicU64,
+    /// Action metadata reads.
+    pub metadata_lookups: AtomicU64,
+    /// Every request.
+    pub requests: AtomicU64,
+}
+
+struct Inner {
+    identities: Vec<StandinIdentity>,
+    actions: HashMap<String, StandinAction>,
+    packages: HashMap<String, StandinPackage>,
+    activations: Mutex<Vec<Activation>>,
+    counters: Counters,
+}
+
+/// Builder for a stand-in controller.
+#[derive(Debug, Clone, Default)]
+pub struct StandinBuilder {
+    identities: Vec<StandinIdentity>,
+    actions: Vec<StandinAction>,
+    packages: Vec<StandinPackage>,
+}
+
+impl StandinBuilder {
+    /// An empty stand-in with the guest identity.
+    pub fn with_guest() -> Self {
+        Self::default().identity("guest", "guest", GUEST_UUID, GUEST_KEY)
+    }
+
+    /// Adds an identity.
+    pub fn identity(mut self, subject: &str, namespace: &str, uuid: &str, key: &str) -> Self {
+        self.identities.push(StandinIdentity {
+            subject: subject.into(),
+            namespace: namespace.into(),
+            uuid: uuid.into(),
+            key: key.into(),
+        });
+        self
+    }
+
+    /// Adds an action.
+    pub fn action(mut self, action: StandinAction) -> Self {
+        self.actions.push(action);
+        self
+    }
+
+    /// Adds a package.
+    pub fn package(mut self, namespace: &str, name: &str, publish: bool, parameters: Vec<(String, Value)>) -> Self {
+        self.packages.push(StandinPackage {
+            namespace: namespace.into(),
+            name: name.into(),
+            publish,
+            binding: None,
+            parameters,
+        });
+        self
+    }
+
+    /// Adds a binding `namespace/name` → `target_ns/target_pkg`.
+    pub fn binding(mut self, namespace: &str, name: &str, target_ns: &str, target_pkg: &str, parameters: Vec<(String, Value)>) -> Self {
+        self.packages.push(StandinPackage {
+            namespace: namespace.into(),
+            name: name.into(),
+            publish: false,
+            binding: Some((target_ns.into(), target_pkg.into())),
+            parameters,
+        });
+        self
+    }
+
+    /// Serves on `listener` in the background.
+    pub fn serve(self, listener: tokio::net::TcpListener) -> Standin {
+        let addr = listener.local_addr().expect("bound listener");
+        let inner = Arc::new(Inner {
+            identities: self.identities,
+            actions: self
+                .actions
+                .into_iter()
+                .map(|a| (a.path.to_path_string(), a))
+                .collect(),
+            packages: self
+                .packages
+                .into_iter()
+                .map(|p| (format!("{}/{}", p.namespace, p.name), p))
+                .collect(),
+            activations: Mutex::new(Vec::new()),
+            counters: Counters::default(),
+        });
+        let app = Router::new().fallback(handle).with_state(inner.clone());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Standin { addr, inner, task }
+    }
+
+    /// Binds 127.0.0.1 on a free port and serves.
+    pub async fn spawn(self) -> std::io::Result<Standin> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        Ok(self.serve(listener))
+    }
+}
+
+/// A running stand-in controller; stops when dropped.
+pub struct Standin {
+    addr: SocketAddr,
+    inner: Arc<Inner>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Standin {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Standin {
+    /// Its address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Its base URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The counters.
+    pub fn counters(&self) -> &Counters {
+        &self.inner.counters
+    }
+
+    /// Invocations it ran so far.
+    pub fn invocations(&self) -> u64 {
+        self.inner.counters.invocations.load(Ordering::SeqCst)
+    }
+
+    /// Activations it holds, newest last.
+    pub fn activations(&self) -> Vec<Activation> {
+        self.inner.activations.lock().map(|a| a.clone()).unwrap_or_default()
+    }
+}
+
+fn standin_headers(h: &mut HeaderMap, tid: &TransactionId) {
+    h.insert("x-owl-standin", HeaderValue::from_static("true"));
+    if let Ok(v) = HeaderValue::from_str(tid.as_str()) {
+        h.insert("x-request-id", v);
+    }
+}
+
+fn json_response(status: http::StatusCode, body: &Value, tid: &TransactionId, extra: &[(&str, String)]) -> Response {
+    let mut h = HeaderMap::new();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    add_cors(&mut h);
+    standin_headers(&mut h, tid);
+    for (k, v) in extra {
+        if let (Ok(k), Ok(v)) = (http::HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
+            h.insert(k, v);
+        }
+    }
+    (status, h, serde_json::to_vec(body).unwrap_or_default()).into_response()
+}
+
+fn error(e: WhiskError, tid: &TransactionId) -> Response {
+    let mut r = e.render(tid);
+    r.headers_mut().insert("x-owl-standin", HeaderValue::from_static("true"));
+    r
+}
+
+fn decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
+}
+
+async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
+    inner.counters.requests.fetch_add(1, Ordering::SeqCst);
+    let tid = TransactionId::from_header(req.headers().get("x-request-id"));
+    let path = req.uri().path().to_string();
+    let segments: Vec<String> = path.trim_start_matches('/').split('/').map(decode).collect();
+    let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
+    if req.method() == Method::OPTIONS {
+        let mut h = HeaderMap::new();
+        add_cors(&mut h);
+        standin_headers(&mut h, &tid);
+        return (http::StatusCode::OK, h, "OK").into_response();
+    }
+    if seg == ["api", "v1"] && req.method() == Method::GET {
+        return json_response(
+            http::StatusCode::OK,
+            &json!({"description": "OpenWhisk API (owl stand-in controller, not OpenWhisk)", "api_version": "1.0.0", "api_version_path": "v1"}),
+            &tid,
+            &[],
+        );
+    }
+    if seg.len() < 3 || seg[0] != "api" || seg[1] != "v1" || seg[2] != "namespaces" {
+        return error(WhiskError { status: http::StatusCode::NOT_FOUND, message: "The requested resource could not be found.".into(), ..WhiskError::not_found() }, &tid);
+    }
+    let creds = match Credentials::from_headers(req.headers()) {
+        Ok(c) => c,
+        Err(e) => return error(e, &tid),
+    };
+    let Some(me) = inner
+        .identities
+        .iter()
+        .find(|i| i.uuid == creds.uuid && creds.api_key() == i.api_key())
+        .cloned()
+    else {
+        return error(WhiskError::auth_invalid(), &tid);
+    };
+    let rest: Vec<&str> = seg[3..].to_vec();
+    if rest.is_empty() {
+        inner.counters.namespace_lookups.fetch_add(1, Ordering::SeqCst);
+        return json_response(http::StatusCode::OK, &json!([me.namespace]), &tid, &[]);
+    }
+    let ns = if rest[0] == "_" { me.namespace.clone() } else { rest[0].to_string() };
+    match (req.method().clone(), rest.get(1).copied()) {
+        (Method::GET, Some("actions")) if rest.len() == 3 || rest.len() == 4 => {
+            inner.counters.metadata_lookups.fetch_add(1, Ordering::SeqCst);
+            let requested = action_path(&ns, &rest[2..]);
+            match resolve(&inner, &me, &requested) {
+                Ok((action, pkg_params, _)) => json_response(http::StatusCode::OK, &action.metadata_json(&pkg_params), &tid, &[]),
+                Err(e) => error(e, &tid),
+            }
+        }
+        (Method::POST, Some("actions")) if rest.len() == 3 || rest.len() == 4 => {
+            let requested = action_path(&ns, &rest[2..]);
+            invoke(&inner, &me, &requested, req, &tid).await
+        }
+        (Method::GET, Some("activations")) => activations(&inner, &me, &ns, &rest[2..], req.uri().query(), &tid),
+        _ => error(WhiskError { status: http::StatusCode::NOT_FOUND, message: "The requested resource could not be found.".into(), ..WhiskError::not_found() }, &tid),
+    }
+}
+
+fn action_path(ns: &str, rest: &[&str]) -> ActionPath {
+    match rest {
+        [a] => ActionPath::new(ns, None, a),
+        [p, a] => ActionPath::new(ns, Some(p), a),
+        _ => ActionPath::new(ns, None, ""),
+    }
+}
+
+/// Entitlement and binding resolution as the controller does them (reference §4.4).
+fn resolve(
+    inner: &Inner,
+    me: &StandinIdentity,
+    requested: &ActionPath,
+) -> Result<(StandinAction, Vec<(String, Value)>, Option<String>), WhiskError> {
+    let owner = requested.namespace == me.namespace;
+    let Some(pkg_name) = &requested.package else {
+        if !owner {
+            return Err(WhiskError::forbidden(&requested.to_path_string()));
+        }
+        return inner
+            .actions
+            .get(&requested.to_path_string())
+            .cloned()
+            .map(|a| (a, Vec::new(), None))
+            .ok_or_else(WhiskError::not_found);
+    };
+    let pkg_key = format!("{}/{pkg_name}", requested.namespace);
+    let Some(pkg) = inner.packages.get(&pkg_key) else {
+        return Err(if owner { WhiskError::not_found() } else { WhiskError::forbidden(&pkg_key) });
+    };
+    if !owner && !pkg.publish {
+        return Err(WhiskError::forbidden(&pkg_key));
+    }
+    let mut params = Vec::new();
+    let (target, binding) = match &pkg.binding {
+        Some((tns, tpkg)) => {
+            if !owner {
+                return Err(WhiskError::forbidden(&pkg_key));
+            }
+            let bound = inner
+                .packages
+                .get(&format!("{tns}/{tpkg}"))
+                .ok_or_else(WhiskError::not_found)?;
+            if bound.namespace != me.namespace && !bound.publish {
+                return Err(WhiskError::forbidden(&format!("{tns}/{tpkg}")));
+            }
+            params.extend(bound.parameters.iter().cloned());
+            (ActionPath::new(tns, Some(tpkg), &requested.action), Some(pkg_key.clone()))
+        }
+        None => (requested.clone(), None),
+    };
+    for (k, v) in &pkg.parameters {
+        params.retain(|(pk, _)| pk != k);
+        params.push((k.clone(), v.clone()));
+    }
+    let action = inner
+        .actions
+        .get(&target.to_path_string())
+        .cloned()
+        .ok_or_else(WhiskError::not_found)?;
+    Ok((action, params, binding))
+}
+
+async fn invoke(inner: &Arc<Inner>, me: &StandinIdentity, requested: &ActionPath, req: Request, tid: &TransactionId) -> Response {
+    let (action, pkg_params, binding) = match resolve(inner, me, requested) {
+        Ok(r) => r,
+        Err(e) => return error(e, tid),
+    };
+    let opts = match parse_query(req.uri().query()) {
+        Ok(o) => o,
+        Err(e) => return error(e, tid),
+    };
+    let body = match axum::body::to_bytes(req.into_body(), 1 << 20).await {
+        Ok(b) => b,
+        Err(_) => return error(WhiskError::payload_too_large(0, 1 << 20), tid),
+    };
+    let mut params: Map<String, Value> = Map::new();
+    for (k, v) in pkg_params.iter().chain(action.parameters.iter()) {
+        params.insert(k.clone(), v.clone());
+    }
+    if !body.is_empty() {
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(Value::Object(m)) => params.extend(m),
+            _ => return error(WhiskError::rejected(crate::whisk::messages::JSON_OBJECT_EXPECTED), tid),
+        }
+    }
+    inner.counters.invocations.fetch_add(1, Ordering::SeqCst);
+    let id = ActivationId::generate();
+    let start = crate::context::epoch_ms(SystemTime::now());
+    let run = {
+        let action = action.clone();
+        async move {
+            let response = match &action.behaviour {
+                Behaviour::Echo => ActivationResponse::success(Value::Object(params), None),
+                Behaviour::Greet => {
+                    let name = params.get("name").and_then(Value::as_str).unwrap_or("stranger");
+                    ActivationResponse::success(json!({"greeting": format!("Hello, {name}!")}), None)
+                }
+                Behaviour::Fail(text) => ActivationResponse::error(StatusCode::ApplicationError, text.clone().into(), None),
+                Behaviour::Sleep(d) => {
+                    tokio::time::sleep(*d).await;
+                    ActivationResponse::success(Value::Object(params), None)
+                }
+            };
+            response
+        }
+    };
+    let me = me.clone();
+    let inner2 = inner.clone();
+    let id2 = id.clone();
+    let finish = async move {
+        let mut response = run.await;
+        if let Some(r) = response.result.as_ref() {
+            response.size = Some(serde_json::to_vec(r).map(|v| v.len() as u64).unwrap_or(0));
+        }
+        let end = crate::context::epoch_ms(SystemTime::now());
+        let mut annotations = vec![
+            Annotation { key: "limits".into(), value: action.limits.clone() },
+            Annotation { key: "path".into(), value: action.path.to_path_string().into() },
+            Annotation { key: "kind".into(), value: action.kind.clone().into() },
+            Annotation { key: "timeout".into(), value: false.into() },
+            Annotation { key: "waitTime".into(), value: 1.into() },
+        ];
+        if let Some(b) = binding {
+            annotations.push(Annotation { key: "binding".into(), value: b.into() });
+        }
+        let act = Activation {
+            namespace: me.namespace.clone(),
+            name: action.path.action.clone(),
+            subject: me.subject.clone(),
+            activation_id: id2,
+            start,
+            end: end.max(start),
+            cause: None,
+            response,
+            logs: vec![crate::whisk::activation::format_log_line(
+                time::OffsetDateTime::now_utc(),
+                crate::whisk::activation::LogStream::Stdout,
+                "ran on the owl stand-in controller",
+            )],
+            version: action.version.clone(),
+            publish: false,
+            annotations,
+        };
+        if let Ok(mut all) = inner2.activations.lock() {
+            all.push(act.clone());
+        }
+        act
+    };
+    let header = [("x-openwhisk-activation-id", id.to_string())];
+    if !opts.blocking {
+        tokio::spawn(finish);
+        return json_response(http::StatusCode::ACCEPTED, &json!({"activationId": id.as_str()}), tid, &header);
+    }
+    let handle = tokio::spawn(finish);
+    match tokio::time::timeout(opts.wait, handle).await {
+        Ok(Ok(act)) => {
+            let status = act.response.status_code.http_status();
+            let body = if opts.result {
+                act.response.result.clone().unwrap_or(json!({}))
+            } else {
+                act.to_api_json(false)
+            };
+            json_response(status, &body, tid, &header)
+        }
+        _ => json_response(http::StatusCode::ACCEPTED, &json!({"activationId": id.as_str()}), tid, &header),
+    }
+}
+
+fn activations(inner: &Inner, me: &StandinIdentity, ns: &str, rest: &[&str], query: Option<&str>, tid: &TransactionId) -> Response {
+    if ns != me.namespace {
+        return error(WhiskError::forbidden(ns), tid);
+    }
+    let all = inner.activations.lock().map(|a| a.clone()).unwrap_or_default();
+    match rest {
+        [] => {
+            let q: HashMap<String, String> = query
+                .unwrap_or("")
+                .split('&')
+                .filter_map(|p| p.split_once('=').map(|(k, v)| (k.to_string(), decode(v))))
+                .collect();
+            let limit = q.get("limit").and_then(|v| v.parse::<usize>().ok()).unwrap_or(30);
+            let limit = if limit == 0 { 200 } else { limit };
+            let skip = q.get("skip").and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
+            let docs = q.get("docs").is_some_and(|v| v == "true");
+            let mut mine: Vec<&Activation> = all.iter().filter(|a| a.namespace == me.namespace).collect();
+            mine.sort_by(|a, b| b.start.cmp(&a.start));
+            if q.get("count").is_some_and(|v| v == "true") {
+                return json_response(http::StatusCode::OK, &json!({"activations": mine.len()}), tid, &[]);
+            }
+            let page: Vec<Value> = mine
+                .into_iter()
+                .skip(skip)
+                .take(limit)
+                .map(|a| if docs { a.to_api_json(true) } else { a.to_summary_json() })
+                .collect();
+            json_response(http::StatusCode::OK, &Value::Array(page), tid, &[])
+        }
+        [id, more @ ..] => {
+            let Some(act) = all.iter().find(|a| a.activation_id.as_str() == *id && a.namespace == me.namespace) else {
+                return error(WhiskError::not_found(), tid);
+            };
+            match more {
+                [] => json_response(http::StatusCode::OK, &act.to_api_json(true), tid, &[]),
+                ["logs"] => json_response(http::StatusCode::OK, &json!({"logs": act.logs}), tid, &[]),
+                ["result"] => json_response(http::StatusCode::OK, &act.response.to_api_json(), tid, &[]),
+                _ => error(WhiskError::not_found(), tid),
+            }
+        }
+    }
+}

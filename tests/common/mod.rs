@@ -1,0 +1,244 @@
+//! Shared fixtures for the end-to-end tests: a real Lambda emulator (MiniStack) with
+//! the test functions deployed, the gateway started in-process on port 0, the stand-in
+//! controller, and small fakes for fault injection.
+#![allow(dead_code)]
+
+pub mod fake_lambda;
+pub mod upstream;
+
+use owl::demo::ministack::{self, FunctionSpec, MiniStack};
+use owl::gateway::{BuildOptions, Gateway};
+use owl::policy::Policy;
+use owl::server::{self, ServerLimits};
+pub use owl::standin::{Behaviour, GUEST_KEY, GUEST_UUID, Standin, StandinAction, StandinBuilder};
+use std::path::Path;
+use std::time::Duration;
+use tokio::sync::OnceCell;
+
+/// The guest `uuid:key`.
+pub fn guest_key() -> String {
+    format!("{GUEST_UUID}:{GUEST_KEY}")
+}
+
+/// `Authorization: Basic …` for `uuid:key`.
+pub fn basic(api_key: &str) -> String {
+    use base64::Engine;
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(api_key))
+}
+
+/// The guest's `Authorization` header value.
+pub fn guest_auth() -> String {
+    basic(&guest_key())
+}
+
+/// A second identity, owner of namespace `alice`.
+pub const ALICE_UUID: &str = "a11ce000-0000-4000-8000-000000000001";
+/// Alice's key.
+pub const ALICE_KEY: &str = "AliceKeyAliceKeyAliceKeyAliceKeyAliceKeyAliceKeyAliceKeyAliceKey";
+
+/// Alice's `Authorization` header value.
+pub fn alice_auth() -> String {
+    basic(&format!("{ALICE_UUID}:{ALICE_KEY}"))
+}
+
+/// A shared HTTP client.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(16)
+        .timeout(Duration::from_secs(120))
+        .build()
+        .expect("client")
+}
+
+/// The Lambda emulator the tests share, with the test functions deployed.
+pub struct LambdaFixture {
+    /// Invoke / control-plane endpoint.
+    pub endpoint: String,
+    _owned: Option<MiniStack>,
+}
+
+static LAMBDA: OnceCell<LambdaFixture> = OnceCell::const_new();
+
+/// The names of the deployed test functions: `owl-test-<handler>`.
+pub const FUNCTIONS: &[&str] = &[
+    "echo", "hello", "apperr", "boom", "slow", "array", "text", "big", "unicode",
+];
+
+/// MiniStack, started once per test process unless `OWL_TEST_LAMBDA_ENDPOINT` names
+/// one that the test command started for the whole run.
+pub async fn lambda() -> &'static LambdaFixture {
+    LAMBDA
+        .get_or_init(|| async {
+            let (endpoint, owned) = match std::env::var("OWL_TEST_LAMBDA_ENDPOINT") {
+                Ok(e) if !e.is_empty() => (e, None),
+                _ => {
+                    let bin = ministack::locate().expect(
+                        "MiniStack not found: run tests/run (it installs it), or set OWL_MINISTACK",
+                    );
+                    let ms = MiniStack::start(&bin, 0).await.expect("start MiniStack");
+                    (ms.endpoint(), Some(ms))
+                }
+            };
+            deploy_test_functions(&endpoint).await;
+            LambdaFixture {
+                endpoint,
+                _owned: owned,
+            }
+        })
+        .await
+}
+
+async fn deploy_test_functions(endpoint: &str) {
+    let code = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/functions.py"))
+        .expect("functions.py");
+    for f in FUNCTIONS {
+        let spec = FunctionSpec {
+            name: format!("owl-test-{f}"),
+            runtime: "python3.11".into(),
+            handler: format!("functions.{f}"),
+            files: vec![("functions.py".into(), code.clone(), false)],
+            timeout_s: 2,
+            environment: Vec::new(),
+        };
+        ensure_function(endpoint, &spec).await;
+    }
+}
+
+/// Creates the function unless another test process already did.
+pub async fn ensure_function(endpoint: &str, spec: &FunctionSpec) {
+    let client = lambda_client(endpoint).await;
+    if client.get_function().function_name(&spec.name).send().await.is_ok() {
+        return;
+    }
+    if let Err(e) = ministack::deploy(endpoint, "us-east-1", spec).await {
+        // A concurrent test process may have created it meanwhile.
+        assert!(
+            client.get_function().function_name(&spec.name).send().await.is_ok(),
+            "deploying {}: {e:#}",
+            spec.name
+        );
+    }
+}
+
+/// An SDK client for the emulator's control plane.
+pub async fn lambda_client(endpoint: &str) -> aws_sdk_lambda::Client {
+    let cfg = owl::policy::LambdaConfig {
+        region: Some("us-east-1".into()),
+        endpoint_url: Some(endpoint.into()),
+        connect_timeout: Duration::from_secs(3),
+        log_tail: false,
+        max_background: 1,
+    };
+    let conf = owl::lambda::sdk_config(&cfg, Some(&owl::lambda::StaticCredentials::emulator()))
+        .await
+        .expect("sdk config");
+    aws_sdk_lambda::Client::new(&conf)
+}
+
+/// A policy with the given controller and Lambda endpoints and extra TOML (routes).
+pub fn policy(controller: &str, lambda: &str, extra: &str) -> String {
+    format!(
+        "[controller]\nurl = \"{controller}\"\ntimeout = \"10s\"\n\n[lambda]\nregion = \"us-east-1\"\nendpoint_url = \"{lambda}\"\n\n{extra}\n"
+    )
+}
+
+/// A gateway running in-process on 127.0.0.1:0; stopped when dropped.
+pub struct TestGateway {
+    /// Base URL.
+    pub url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestGateway {
+    /// Starts a gateway serving `policy_toml`.
+    pub async fn start(policy_toml: &str) -> Self {
+        Self::start_with(policy_toml, ServerLimits::default()).await
+    }
+
+    /// Starts a gateway with explicit connection limits.
+    pub async fn start_with(policy_toml: &str, limits: ServerLimits) -> Self {
+        let policy = Policy::parse(policy_toml, "test.toml", Path::new(".")).unwrap_or_else(|e| panic!("{e}"));
+        let tls = match (&policy.server.tls_cert, &policy.server.tls_key) {
+            (Some(c), Some(k)) => Some(server::tls::acceptor(c, k).expect("tls")),
+            _ => None,
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let gw = Gateway::start(policy, &BuildOptions::emulator()).await.expect("gateway");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(server::run(listener, server::app(gw), tls, limits, async move {
+            let _ = rx.await;
+        }));
+        Self {
+            url: format!("{scheme}://{addr}"),
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// `POST` URL for invoking `action` (`ns/name` or `ns/pkg/name`) with `query`.
+    pub fn invoke_url(&self, action: &str, query: &str) -> String {
+        let (ns, rest) = action.split_once('/').unwrap();
+        let q = if query.is_empty() { String::new() } else { format!("?{query}") };
+        format!("{}/api/v1/namespaces/{ns}/actions/{rest}{q}", self.url)
+    }
+
+    /// Stops the gateway and waits for it to drain.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(35), t).await;
+        }
+    }
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// The stand-in controller with guest and alice, and the given actions.
+pub async fn standin(actions: Vec<StandinAction>) -> Standin {
+    let mut b = StandinBuilder::with_guest().identity("alice", "alice", ALICE_UUID, ALICE_KEY);
+    for a in actions {
+        b = b.action(a);
+    }
+    b.spawn().await.expect("stand-in")
+}
+
+/// Sends a blocking invoke as the guest and returns status, headers and JSON body.
+pub async fn invoke(
+    url: &str,
+    auth: Option<&str>,
+    body: Option<&str>,
+) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
+    let mut req = client().post(url);
+    if let Some(a) = auth {
+        req = req.header("authorization", a);
+    }
+    if let Some(b) = body {
+        req = req.header("content-type", "application/json").body(b.to_string());
+    }
+    let resp = req.send().await.expect("request");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let text = resp.text().await.unwrap_or_default();
+    let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+    (status, headers, json)
+}
+
+/// The value of annotation `key` in an activation record.
+pub fn annotation<'a>(record: &'a serde_json::Value, key: &str) -> Option<&'a serde_json::Value> {
+    record["annotations"]
+        .as_array()?
+        .iter()
+        .find(|a| a["key"] == key)
+        .map(|a| &a["value"])
+}
