@@ -85,7 +85,11 @@ pub enum PolicyCommand {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo talks to a person; its own log lines would only get in the way.
-    let default_level = if matches!(cli.command, Command::Demo { .. }) { "warn" } else { "info" };
+    let default_level = if matches!(cli.command, Command::Demo { .. }) {
+        "warn"
+    } else {
+        "info"
+    };
     init_logging(cli.log_format, default_level);
     match cli.command {
         Command::Policy { command } => policy_command(command),

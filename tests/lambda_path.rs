@@ -106,7 +106,10 @@ async fn blocking_success_returns_the_full_record() {
     assert_eq!(status, 200, "{body}");
     let id = body["activationId"].as_str().unwrap();
     assert_eq!(id.len(), 32);
-    assert!(id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+    assert!(
+        id.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    );
     assert_eq!(headers["x-openwhisk-activation-id"], id);
     assert_eq!(headers["content-type"], "application/json");
     assert_eq!(headers["access-control-allow-origin"], "*");
@@ -123,7 +126,10 @@ async fn blocking_success_returns_the_full_record() {
     );
     assert_eq!(body["response"]["status"], "success");
     assert_eq!(body["response"]["success"], true);
-    assert_eq!(body["response"]["result"], json!({"greeting": "Hello, owl!"}));
+    assert_eq!(
+        body["response"]["result"],
+        json!({"greeting": "Hello, owl!"})
+    );
     assert!(body["response"]["size"].as_u64().unwrap() > 0);
     assert!(body.get("statusCode").is_none());
     assert_eq!(annotation(&body, "path").unwrap(), "guest/hello");
@@ -159,8 +165,12 @@ async fn blocking_result_only() {
 async fn application_error_is_502_with_only_the_error() {
     let s = setup().await;
     for query in ["blocking=true", "blocking=true&result=true"] {
-        let (status, headers, body) =
-            invoke(&s.gw.invoke_url("guest/apperr", query), Some(&guest_auth()), None).await;
+        let (status, headers, body) = invoke(
+            &s.gw.invoke_url("guest/apperr", query),
+            Some(&guest_auth()),
+            None,
+        )
+        .await;
         assert_eq!(status, 502, "{query}");
         assert!(headers.contains_key("x-openwhisk-activation-id"));
         let result = if query.contains("result") {
@@ -168,7 +178,10 @@ async fn application_error_is_502_with_only_the_error() {
         } else {
             assert_eq!(body["response"]["status"], "application error");
             assert_eq!(body["response"]["success"], false);
-            assert!(body.get("code").is_none(), "never a code on an activation body");
+            assert!(
+                body.get("code").is_none(),
+                "never a code on an activation body"
+            );
             body["response"]["result"].clone()
         };
         assert_eq!(result, json!({"error": "this went wrong"}), "{query}");
@@ -178,8 +191,12 @@ async fn application_error_is_502_with_only_the_error() {
 #[tokio::test]
 async fn thrown_exception_is_a_developer_error() {
     let s = setup().await;
-    let (status, _, body) =
-        invoke(&s.gw.invoke_url("guest/boom", "blocking=true"), Some(&guest_auth()), None).await;
+    let (status, _, body) = invoke(
+        &s.gw.invoke_url("guest/boom", "blocking=true"),
+        Some(&guest_auth()),
+        None,
+    )
+    .await;
     assert_eq!(status, 502);
     assert_eq!(body["response"]["status"], "action developer error");
     assert_eq!(body["response"]["result"], json!({"error": "it broke"}));
@@ -229,15 +246,22 @@ async fn non_blocking_answers_202_at_once_and_ignores_result() {
     .await;
     assert_eq!(status, 202);
     assert_eq!(body.as_object().unwrap().len(), 1);
-    assert_eq!(headers["x-openwhisk-activation-id"], body["activationId"].as_str().unwrap());
+    assert_eq!(
+        headers["x-openwhisk-activation-id"],
+        body["activationId"].as_str().unwrap()
+    );
 }
 
 #[tokio::test]
 async fn array_results_are_returned_bare() {
     let s = setup().await;
     for query in ["blocking=true", "blocking=true&result=true"] {
-        let (status, headers, body) =
-            invoke(&s.gw.invoke_url("guest/array", query), Some(&guest_auth()), None).await;
+        let (status, headers, body) = invoke(
+            &s.gw.invoke_url("guest/array", query),
+            Some(&guest_auth()),
+            None,
+        )
+        .await;
         assert_eq!(status, 200);
         assert_eq!(body, json!([1, 2, 3]), "{query}");
         assert!(headers.contains_key("x-openwhisk-activation-id"));
@@ -247,8 +271,12 @@ async fn array_results_are_returned_bare() {
 #[tokio::test]
 async fn non_object_result_is_a_developer_error() {
     let s = setup().await;
-    let (status, _, body) =
-        invoke(&s.gw.invoke_url("guest/text", "blocking=true"), Some(&guest_auth()), None).await;
+    let (status, _, body) = invoke(
+        &s.gw.invoke_url("guest/text", "blocking=true"),
+        Some(&guest_auth()),
+        None,
+    )
+    .await;
     assert_eq!(status, 502);
     assert_eq!(
         body["response"]["result"]["error"],
@@ -279,7 +307,8 @@ async fn oversized_result_is_a_truncated_application_error() {
 async fn unicode_round_trips() {
     let s = setup().await;
     let (status, _, body) = invoke(
-        &s.gw.invoke_url("guest/unicode", "blocking=true&result=true"),
+        &s.gw
+            .invoke_url("guest/unicode", "blocking=true&result=true"),
         Some(&guest_auth()),
         Some(r#"{"name":"élan 🦉"}"#),
     )
@@ -304,7 +333,10 @@ async fn the_function_receives_the_openwhisk_envelope() {
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["x-request-id"], "my-transaction-17");
     let text = resp.text().await.unwrap();
-    assert!(text.contains("123456789012345678901234567890"), "big numbers stay exact");
+    assert!(
+        text.contains("123456789012345678901234567890"),
+        "big numbers stay exact"
+    );
     let body: Value = serde_json::from_str(&text).unwrap();
     let event = &body["response"]["result"]["event"];
     assert_eq!(event["value"]["name"], "owl");
@@ -323,12 +355,17 @@ async fn api_key_is_passed_only_when_the_action_allows_it() {
     let s = setup_with(
         routes(),
         vec![
-            StandinAction::new("guest/echo", Behaviour::Echo).annotation("provide-api-key", json!(true)),
+            StandinAction::new("guest/echo", Behaviour::Echo)
+                .annotation("provide-api-key", json!(true)),
         ],
     )
     .await;
-    let (_, _, body) =
-        invoke(&s.gw.invoke_url("guest/echo", "blocking=true&result=true"), Some(&guest_auth()), None).await;
+    let (_, _, body) = invoke(
+        &s.gw.invoke_url("guest/echo", "blocking=true&result=true"),
+        Some(&guest_auth()),
+        None,
+    )
+    .await;
     assert_eq!(body["event"]["api_key"], guest_key());
 }
 
@@ -373,7 +410,10 @@ payload = "event"
     )
     .await;
     assert_eq!(status, 200);
-    assert_eq!(body["event"], json!({"fixed": "mine", "open": null, "extra": 1}));
+    assert_eq!(
+        body["event"],
+        json!({"fixed": "mine", "open": null, "extra": 1})
+    );
 
     let (status, headers, body) = invoke(
         &s.gw.invoke_url("guest/final", "blocking=true"),
@@ -396,14 +436,22 @@ payload = "event"
     )
     .await;
     assert_eq!(status, 200);
-    assert_eq!(body["event"], json!({"fixed": "default", "open": "allowed"}));
+    assert_eq!(
+        body["event"],
+        json!({"fixed": "default", "open": "allowed"})
+    );
 }
 
 #[tokio::test]
 async fn packaged_actions_and_wildcard_templates() {
     let lambda = lambda().await;
     let controller = StandinBuilder::with_guest()
-        .package("guest", "pkg", false, vec![("fromPackage".into(), json!(1))])
+        .package(
+            "guest",
+            "pkg",
+            false,
+            vec![("fromPackage".into(), json!(1))],
+        )
         .action(StandinAction::new("guest/pkg/echo", Behaviour::Echo))
         .spawn()
         .await
@@ -434,7 +482,13 @@ function = "owl-test-{action}"
     let controller = StandinBuilder::with_guest()
         .identity("alice", "alice", ALICE_UUID, ALICE_KEY)
         .package("alice", "shared", true, vec![("p".into(), json!("pkg"))])
-        .binding("guest", "mybinding", "alice", "shared", vec![("b".into(), json!("binding"))])
+        .binding(
+            "guest",
+            "mybinding",
+            "alice",
+            "shared",
+            vec![("b".into(), json!("binding"))],
+        )
         .action(StandinAction::new("alice/shared/echo", Behaviour::Echo))
         .spawn()
         .await
@@ -447,7 +501,10 @@ function = "owl-test-{action}"
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["namespace"], "guest", "the activation belongs to the caller");
+    assert_eq!(
+        body["namespace"], "guest",
+        "the activation belongs to the caller"
+    );
     assert_eq!(annotation(&body, "path").unwrap(), "alice/shared/echo");
     assert_eq!(annotation(&body, "binding").unwrap(), "guest/mybinding");
     let event = &body["response"]["result"]["event"];
@@ -483,22 +540,34 @@ async fn authentication_and_entitlement_come_from_the_controller() {
     assert_eq!(body["error"], "The supplied authentication is invalid");
     // well-formed but unknown key: the controller's answer
     let unknown = format!("{GUEST_UUID}:{}", "x".repeat(64));
-    let (status, headers, body) =
-        invoke(&s.gw.invoke_url("_/hello", "blocking=true"), Some(&basic(&unknown)), None).await;
+    let (status, headers, body) = invoke(
+        &s.gw.invoke_url("_/hello", "blocking=true"),
+        Some(&basic(&unknown)),
+        None,
+    )
+    .await;
     assert_eq!(status, 401);
     assert_eq!(body["error"], "The supplied authentication is invalid");
     assert_eq!(body["code"], headers["x-request-id"].to_str().unwrap());
     // another namespace's action: 403 naming it
-    let (status, _, body) =
-        invoke(&s.gw.invoke_url("alice/echo", "blocking=true"), Some(&guest_auth()), None).await;
+    let (status, _, body) = invoke(
+        &s.gw.invoke_url("alice/echo", "blocking=true"),
+        Some(&guest_auth()),
+        None,
+    )
+    .await;
     assert_eq!(status, 403);
     assert_eq!(
         body["error"],
         "The supplied authentication is not authorized to access 'alice/echo'."
     );
     // alice may
-    let (status, _, body) =
-        invoke(&s.gw.invoke_url("alice/echo", "blocking=true"), Some(&alice_auth()), None).await;
+    let (status, _, body) = invoke(
+        &s.gw.invoke_url("alice/echo", "blocking=true"),
+        Some(&alice_auth()),
+        None,
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["namespace"], "alice");
     assert_eq!(s.controller.invocations(), 0);
@@ -512,15 +581,23 @@ action = "guest/*"
 function = "owl-test-echo"
 "#;
     let s = setup_with(routes, vec![]).await;
-    let (status, headers, body) =
-        invoke(&s.gw.invoke_url("guest/nothing", "blocking=true"), Some(&guest_auth()), None).await;
+    let (status, headers, body) = invoke(
+        &s.gw.invoke_url("guest/nothing", "blocking=true"),
+        Some(&guest_auth()),
+        None,
+    )
+    .await;
     assert_eq!(status, 404);
     assert_eq!(body["error"], "The requested resource does not exist.");
     assert_eq!(headers["access-control-allow-origin"], "*");
     assert!(!headers.contains_key("x-openwhisk-activation-id"));
     // a malformed query on a missing default-package action: the 400 wins
-    let (status, _, _) =
-        invoke(&s.gw.invoke_url("guest/nothing", "blocking=maybe"), Some(&guest_auth()), None).await;
+    let (status, _, _) = invoke(
+        &s.gw.invoke_url("guest/nothing", "blocking=maybe"),
+        Some(&guest_auth()),
+        None,
+    )
+    .await;
     assert_eq!(status, 400);
 }
 
@@ -528,18 +605,40 @@ function = "owl-test-echo"
 async fn query_validation_texts() {
     let s = setup().await;
     for (query, text) in [
-        ("blocking=maybe", "The query parameter 'blocking' was malformed:\n'maybe' is not a valid Boolean value"),
-        ("blocking=true&result=2", "The query parameter 'result' was malformed:\n'2' is not a valid Boolean value"),
-        ("timeout=0", "The query parameter 'timeout' was malformed:\nTimeout must be number of milliseconds up to 60000."),
-        ("timeout=65000", "The query parameter 'timeout' was malformed:\nTimeout must be number of milliseconds up to 60000."),
-        ("blocking=false&timeout=abc", "The query parameter 'timeout' was malformed:\nTimeout must be number of milliseconds up to 60000."),
+        (
+            "blocking=maybe",
+            "The query parameter 'blocking' was malformed:\n'maybe' is not a valid Boolean value",
+        ),
+        (
+            "blocking=true&result=2",
+            "The query parameter 'result' was malformed:\n'2' is not a valid Boolean value",
+        ),
+        (
+            "timeout=0",
+            "The query parameter 'timeout' was malformed:\nTimeout must be number of milliseconds up to 60000.",
+        ),
+        (
+            "timeout=65000",
+            "The query parameter 'timeout' was malformed:\nTimeout must be number of milliseconds up to 60000.",
+        ),
+        (
+            "blocking=false&timeout=abc",
+            "The query parameter 'timeout' was malformed:\nTimeout must be number of milliseconds up to 60000.",
+        ),
     ] {
-        let (status, headers, body) =
-            invoke(&s.gw.invoke_url("guest/hello", query), Some(&guest_auth()), None).await;
+        let (status, headers, body) = invoke(
+            &s.gw.invoke_url("guest/hello", query),
+            Some(&guest_auth()),
+            None,
+        )
+        .await;
         assert_eq!(status, 400, "{query}");
         assert_eq!(body["error"], text, "{query}");
         assert_eq!(body["code"], headers["x-request-id"].to_str().unwrap());
-        assert!(!headers.contains_key("access-control-allow-origin"), "rejections carry no CORS");
+        assert!(
+            !headers.contains_key("access-control-allow-origin"),
+            "rejections carry no CORS"
+        );
     }
 }
 
@@ -549,20 +648,55 @@ async fn body_validation() {
     let url = s.gw.invoke_url("guest/hello", "blocking=true&result=true");
     let c = client();
     // empty body with JSON content type is {}
-    let r = c.post(&url).header("authorization", guest_auth()).header("content-type", "application/json").send().await.unwrap();
+    let r = c
+        .post(&url)
+        .header("authorization", guest_auth())
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     // non-object JSON
-    let r = c.post(&url).header("authorization", guest_auth()).header("content-type", "application/json").body("[1]").send().await.unwrap();
+    let r = c
+        .post(&url)
+        .header("authorization", guest_auth())
+        .header("content-type", "application/json")
+        .body("[1]")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     let b: Value = r.json().await.unwrap();
-    assert_eq!(b["error"], "The request content was malformed:\nJSON object expected");
+    assert_eq!(
+        b["error"],
+        "The request content was malformed:\nJSON object expected"
+    );
     // invalid JSON
-    let r = c.post(&url).header("authorization", guest_auth()).header("content-type", "application/json").body("{nope").send().await.unwrap();
+    let r = c
+        .post(&url)
+        .header("authorization", guest_auth())
+        .header("content-type", "application/json")
+        .body("{nope")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     let b: Value = r.json().await.unwrap();
-    assert!(b["error"].as_str().unwrap().starts_with("The request content was malformed:\n"));
+    assert!(
+        b["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("The request content was malformed:\n")
+    );
     // curl -d without a content type
-    let r = c.post(&url).header("authorization", guest_auth()).header("content-type", "application/x-www-form-urlencoded").body("a=1").send().await.unwrap();
+    let r = c
+        .post(&url)
+        .header("authorization", guest_auth())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("a=1")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 415);
     let b: Value = r.json().await.unwrap();
     assert_eq!(
@@ -570,10 +704,22 @@ async fn body_validation() {
         "The request's Content-Type [application/x-www-form-urlencoded] is not supported. Expected:\napplication/json"
     );
     // text/plain, even empty
-    let r = c.post(&url).header("authorization", guest_auth()).header("content-type", "text/plain").send().await.unwrap();
+    let r = c
+        .post(&url)
+        .header("authorization", guest_auth())
+        .header("content-type", "text/plain")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 415);
     // no content type, JSON body: accepted
-    let r = c.post(&url).header("authorization", guest_auth()).body(r#"{"name":"x"}"#).send().await.unwrap();
+    let r = c
+        .post(&url)
+        .header("authorization", guest_auth())
+        .body(r#"{"name":"x"}"#)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<Value>().await.unwrap()["greeting"], "Hello, x!");
 }
@@ -585,10 +731,20 @@ async fn payloads_over_one_mebibyte_get_413() {
     let big = format!("{{\"a\":\"{}\"}}", "x".repeat(1_048_576));
     let len = big.len();
     let c = client();
-    let r = c.post(&url).header("authorization", guest_auth()).header("content-type", "application/json").body(big.clone()).send().await.unwrap();
+    let r = c
+        .post(&url)
+        .header("authorization", guest_auth())
+        .header("content-type", "application/json")
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 413);
     let b: Value = r.json().await.unwrap();
-    assert_eq!(b["error"], format!("Request larger than allowed: {len} > 1048576 bytes."));
+    assert_eq!(
+        b["error"],
+        format!("Request larger than allowed: {len} > 1048576 bytes.")
+    );
     // chunked: no content-length, the length is counted
     let stream = futures_util::stream::iter(
         big.into_bytes()
@@ -606,7 +762,10 @@ async fn payloads_over_one_mebibyte_get_413() {
         .unwrap();
     assert_eq!(r.status(), 413);
     let b: Value = r.json().await.unwrap();
-    assert_eq!(b["error"], format!("Request larger than allowed: {len} > 1048576 bytes."));
+    assert_eq!(
+        b["error"],
+        format!("Request larger than allowed: {len} > 1048576 bytes.")
+    );
 }
 
 #[tokio::test]
@@ -643,7 +802,10 @@ async fn options_is_open_with_cors() {
         .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["access-control-allow-origin"], "*");
-    assert_eq!(r.headers()["access-control-allow-methods"], "GET, DELETE, POST, PUT, HEAD");
+    assert_eq!(
+        r.headers()["access-control-allow-methods"],
+        "GET, DELETE, POST, PUT, HEAD"
+    );
     assert_eq!(
         r.headers()["access-control-allow-headers"],
         "Authorization, Origin, X-Requested-With, Content-Type, Accept, User-Agent"
@@ -678,7 +840,8 @@ weight = 30
     )
     .await;
     let count = |action: &'static str, n: usize| {
-        let url = s.gw.invoke_url(&format!("guest/{action}"), "blocking=true&result=true");
+        let url =
+            s.gw.invoke_url(&format!("guest/{action}"), "blocking=true&result=true");
         async move {
             let mut lambda = 0;
             for _ in 0..n {
@@ -699,4 +862,31 @@ weight = 30
     // Binomial(300, 0.3): mean 90, sd ≈ 7.9; ±5 sd keeps a false failure below 1e-6.
     assert!((50..=130).contains(&hits), "{hits} of {n} went to Lambda");
     assert_eq!(s.controller.invocations() as usize, 20 + n - hits);
+}
+
+#[tokio::test]
+async fn merged_arguments_over_lambdas_limit_get_the_generic_413() {
+    // 5.9 MB of default parameters plus the body exceed Lambda's 6 MB request limit,
+    // as they would exceed Kafka's record limit in OpenWhisk.
+    let s = setup_with(
+        "[[route]]\naction = \"guest/heavy\"\nfunction = \"owl-test-echo\"\n",
+        vec![
+            StandinAction::new("guest/heavy", Behaviour::Echo)
+                .param("blob", json!("b".repeat(5_900_000))),
+        ],
+    )
+    .await;
+    let body = format!("{{\"more\":\"{}\"}}", "m".repeat(600_000));
+    let (status, headers, body) = invoke(
+        &s.gw.invoke_url("guest/heavy", "blocking=true"),
+        Some(&guest_auth()),
+        Some(&body),
+    )
+    .await;
+    assert_eq!(status, 413);
+    assert_eq!(
+        body["error"],
+        "The request content is larger than the server is willing or able to process."
+    );
+    assert!(!headers.contains_key("x-openwhisk-activation-id"));
 }

@@ -8,8 +8,8 @@
 use anyhow::Context;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
 use std::process::{Child, Command};
+use std::time::{Duration, Instant};
 
 /// The MiniStack version owl is tested with.
 pub const VERSION: &str = "1.5.33";
@@ -45,7 +45,11 @@ pub async fn install(venv: &Path) -> anyhow::Result<PathBuf> {
         .status()
         .await
         .with_context(|| format!("cannot run {python} to create a virtual environment"))?;
-    anyhow::ensure!(status.success(), "{python} -m venv {} failed", venv.display());
+    anyhow::ensure!(
+        status.success(),
+        "{python} -m venv {} failed",
+        venv.display()
+    );
     let status = tokio::process::Command::new(venv.join("bin/pip"))
         .args(["install", "--quiet", "--disable-pip-version-check"])
         .arg(format!("ministack=={VERSION}"))
@@ -67,20 +71,32 @@ impl MiniStack {
     /// until it answers.
     pub async fn start(bin: &Path, port: u16) -> anyhow::Result<Self> {
         let port = if port == 0 { free_port()? } else { port };
-        let child = guarded(bin, &[], &[("BIND_HOST", "127.0.0.1"), ("GATEWAY_PORT", &port.to_string())])
-            .with_context(|| format!("cannot start MiniStack ({})", bin.display()))?;
+        let child = guarded(
+            bin,
+            &[],
+            &[
+                ("BIND_HOST", "127.0.0.1"),
+                ("GATEWAY_PORT", &port.to_string()),
+            ],
+        )
+        .with_context(|| format!("cannot start MiniStack ({})", bin.display()))?;
         let mut ms = Self { child, port };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(status) = ms.child.try_wait()? {
                 anyhow::bail!("MiniStack exited during start-up ({status}); is port {port} free?");
             }
-            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok()
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
                 && http_ok(port, "/_ministack/health").await
             {
                 return Ok(ms);
             }
-            anyhow::ensure!(Instant::now() < deadline, "MiniStack did not start within 60 s");
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "MiniStack did not start within 60 s"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -136,7 +152,9 @@ wait $child 2>/dev/null
 
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 async fn http_ok(port: u16, path: &str) -> bool {
@@ -201,9 +219,14 @@ pub async fn deploy(endpoint: &str, region: &str, spec: &FunctionSpec) -> anyhow
         log_tail: false,
         max_background: 1,
     };
-    let conf = crate::lambda::sdk_config(&cfg, Some(&crate::lambda::StaticCredentials::emulator())).await?;
+    let conf = crate::lambda::sdk_config(&cfg, Some(&crate::lambda::StaticCredentials::emulator()))
+        .await?;
     let client = aws_sdk_lambda::Client::new(&conf);
-    let _ = client.delete_function().function_name(&spec.name).send().await;
+    let _ = client
+        .delete_function()
+        .function_name(&spec.name)
+        .send()
+        .await;
     let mut env = Environment::builder();
     for (k, v) in &spec.environment {
         env = env.variables(k, v);
@@ -216,9 +239,19 @@ pub async fn deploy(endpoint: &str, region: &str, spec: &FunctionSpec) -> anyhow
         .handler(&spec.handler)
         .timeout(spec.timeout_s)
         .environment(env.build())
-        .code(FunctionCode::builder().zip_file(Blob::new(zip_files(&spec.files)?)).build())
+        .code(
+            FunctionCode::builder()
+                .zip_file(Blob::new(zip_files(&spec.files)?))
+                .build(),
+        )
         .send()
         .await
-        .map_err(|e| anyhow::anyhow!("creating function {}: {}", spec.name, aws_sdk_lambda::error::DisplayErrorContext(e)))?;
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "creating function {}: {}",
+                spec.name,
+                aws_sdk_lambda::error::DisplayErrorContext(e)
+            )
+        })?;
     Ok(())
 }

@@ -34,7 +34,8 @@ def handler(event, context):
 
 /// Runs the demo.
 pub async fn run(policy_file: PathBuf, listen: SocketAddr, once: bool) -> anyhow::Result<()> {
-    let policy = Policy::load(&policy_file).map_err(|e| anyhow::anyhow!("invalid demo policy:\n{e}"))?;
+    let policy =
+        Policy::load(&policy_file).map_err(|e| anyhow::anyhow!("invalid demo policy:\n{e}"))?;
     let controller_port = policy
         .controller
         .url
@@ -50,13 +51,21 @@ pub async fn run(policy_file: PathBuf, listen: SocketAddr, once: bool) -> anyhow
         .ok()
         .and_then(|u| u.port_u16())
         .context("the demo policy's endpoint_url needs an explicit port")?;
-    let region = policy.lambda.region.clone().unwrap_or_else(|| "us-east-1".into());
+    let region = policy
+        .lambda
+        .region
+        .clone()
+        .unwrap_or_else(|| "us-east-1".into());
 
     println!("owl demo — everything below runs on 127.0.0.1\n");
     let bin = match ministack::locate() {
         Some(b) => b,
         None => {
-            println!("• installing MiniStack {} into {} (first run only)…", ministack::VERSION, ministack::DEFAULT_VENV);
+            println!(
+                "• installing MiniStack {} into {} (first run only)…",
+                ministack::VERSION,
+                ministack::DEFAULT_VENV
+            );
             ministack::install(std::path::Path::new(ministack::DEFAULT_VENV)).await?
         }
     };
@@ -107,13 +116,20 @@ pub async fn run(policy_file: PathBuf, listen: SocketAddr, once: bool) -> anyhow
     ));
     let base = format!("http://{addr}");
     let auth = format!("{GUEST_UUID}:{GUEST_KEY}");
-    println!("• Gateway:    owl at {base} with {}\n", policy_file.display());
+    println!(
+        "• Gateway:    owl at {base} with {}\n",
+        policy_file.display()
+    );
     println!("Credentials (OpenWhisk's guest key):\n  {auth}\n");
     println!("Try it:");
-    println!("  curl -s -u '{auth}' -X POST '{base}/api/v1/namespaces/_/actions/hello?blocking=true&result=true' -H 'Content-Type: application/json' -d '{{\"name\":\"owl\"}}'");
-    println!("  curl -s -u '{auth}' -X POST '{base}/api/v1/namespaces/_/actions/echo?blocking=true&result=true' -H 'Content-Type: application/json' -d '{{\"name\":\"owl\"}}'");
+    println!(
+        "  curl -s -u '{auth}' -X POST '{base}/api/v1/namespaces/_/actions/hello?blocking=true&result=true' -H 'Content-Type: application/json' -d '{{\"name\":\"owl\"}}'"
+    );
+    println!(
+        "  curl -s -u '{auth}' -X POST '{base}/api/v1/namespaces/_/actions/echo?blocking=true&result=true' -H 'Content-Type: application/json' -d '{{\"name\":\"owl\"}}'"
+    );
     println!("  wsk -i --apihost {base} --auth '{auth}' action invoke hello -p name owl --result");
-    println!("  owl policy explain {} guest/hello\n", "policies/demo.toml");
+    println!("  owl policy explain policies/demo.toml guest/hello\n");
 
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<axum::body::Body>();
@@ -130,7 +146,9 @@ pub async fn run(policy_file: PathBuf, listen: SocketAddr, once: bool) -> anyhow
             timings[0], timings[1], timings[2]
         );
     }
-    println!("\n(The first call fills owl's identity and metadata caches; the Lambda path skips controller, Kafka and invoker.)");
+    println!(
+        "\n(The first call fills owl's identity and metadata caches; the Lambda path skips controller, Kafka and invoker.)"
+    );
     if !once {
         println!("\nServing until Ctrl-C.");
         crate::cli::shutdown_signal().await;
@@ -142,7 +160,10 @@ pub async fn run(policy_file: PathBuf, listen: SocketAddr, once: bool) -> anyhow
 }
 
 async fn invoke(
-    client: &hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, axum::body::Body>,
+    client: &hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        axum::body::Body,
+    >,
     base: &str,
     auth: &str,
     action: &str,
@@ -153,7 +174,10 @@ async fn invoke(
     ))
     .header(
         "authorization",
-        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(auth)),
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(auth)
+        ),
     )
     .header("content-type", "application/json")
     .body(axum::body::Body::from(r#"{"name":"owl"}"#))?;

@@ -223,7 +223,13 @@ impl StandinBuilder {
     }
 
     /// Adds a package.
-    pub fn package(mut self, namespace: &str, name: &str, publish: bool, parameters: Vec<(String, Value)>) -> Self {
+    pub fn package(
+        mut self,
+        namespace: &str,
+        name: &str,
+        publish: bool,
+        parameters: Vec<(String, Value)>,
+    ) -> Self {
         self.packages.push(StandinPackage {
             namespace: namespace.into(),
             name: name.into(),
@@ -235,7 +241,14 @@ impl StandinBuilder {
     }
 
     /// Adds a binding `namespace/name` → `target_ns/target_pkg`.
-    pub fn binding(mut self, namespace: &str, name: &str, target_ns: &str, target_pkg: &str, parameters: Vec<(String, Value)>) -> Self {
+    pub fn binding(
+        mut self,
+        namespace: &str,
+        name: &str,
+        target_ns: &str,
+        target_pkg: &str,
+        parameters: Vec<(String, Value)>,
+    ) -> Self {
         self.packages.push(StandinPackage {
             namespace: namespace.into(),
             name: name.into(),
@@ -246,10 +259,18 @@ impl StandinBuilder {
         self
     }
 
-    /// Serves on `listener` in the background.
-    pub fn serve(self, listener: tokio::net::TcpListener) -> Standin {
-        let addr = listener.local_addr().expect("bound listener");
-        let inner = Arc::new(Inner {
+    /// The stand-in as a router (to serve it behind TLS, for example) and a handle on
+    /// its state.
+    pub fn router(self) -> (Router, StandinState) {
+        let inner = self.build();
+        (
+            Router::new().fallback(handle).with_state(inner.clone()),
+            StandinState(inner),
+        )
+    }
+
+    fn build(self) -> Arc<Inner> {
+        Arc::new(Inner {
             identities: self.identities,
             actions: self
                 .actions
@@ -263,7 +284,13 @@ impl StandinBuilder {
                 .collect(),
             activations: Mutex::new(Vec::new()),
             counters: Counters::default(),
-        });
+        })
+    }
+
+    /// Serves on `listener` in the background.
+    pub fn serve(self, listener: tokio::net::TcpListener) -> Standin {
+        let addr = listener.local_addr().expect("bound listener");
+        let inner = self.build();
         let app = Router::new().fallback(handle).with_state(inner.clone());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -275,6 +302,17 @@ impl StandinBuilder {
     pub async fn spawn(self) -> std::io::Result<Standin> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         Ok(self.serve(listener))
+    }
+}
+
+/// A handle on a stand-in's state, for stand-ins served by the caller.
+#[derive(Clone)]
+pub struct StandinState(Arc<Inner>);
+
+impl StandinState {
+    /// Invocations it ran so far.
+    pub fn invocations(&self) -> u64 {
+        self.0.counters.invocations.load(Ordering::SeqCst)
     }
 }
 
@@ -314,7 +352,11 @@ impl Standin {
 
     /// Activations it holds, newest last.
     pub fn activations(&self) -> Vec<Activation> {
-        self.inner.activations.lock().map(|a| a.clone()).unwrap_or_default()
+        self.inner
+            .activations
+            .lock()
+            .map(|a| a.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -325,13 +367,24 @@ fn standin_headers(h: &mut HeaderMap, tid: &TransactionId) {
     }
 }
 
-fn json_response(status: http::StatusCode, body: &Value, tid: &TransactionId, extra: &[(&str, String)]) -> Response {
+fn json_response(
+    status: http::StatusCode,
+    body: &Value,
+    tid: &TransactionId,
+    extra: &[(&str, String)],
+) -> Response {
     let mut h = HeaderMap::new();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     add_cors(&mut h);
     standin_headers(&mut h, tid);
     for (k, v) in extra {
-        if let (Ok(k), Ok(v)) = (http::HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
+        if let (Ok(k), Ok(v)) = (
+            http::HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
             h.insert(k, v);
         }
     }
@@ -340,19 +393,26 @@ fn json_response(status: http::StatusCode, body: &Value, tid: &TransactionId, ex
 
 fn error(e: WhiskError, tid: &TransactionId) -> Response {
     let mut r = e.render(tid);
-    r.headers_mut().insert("x-owl-standin", HeaderValue::from_static("true"));
+    r.headers_mut()
+        .insert("x-owl-standin", HeaderValue::from_static("true"));
     r
 }
 
 fn decode(s: &str) -> String {
-    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
     inner.counters.requests.fetch_add(1, Ordering::SeqCst);
     let tid = TransactionId::from_header(req.headers().get("x-request-id"));
     let path = req.uri().path().to_string();
-    let segments: Vec<String> = path.trim_start_matches('/').split('/').map(decode).collect();
+    let segments: Vec<String> = path
+        .trim_start_matches('/')
+        .split('/')
+        .map(decode)
+        .collect();
     let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
     if req.method() == Method::OPTIONS {
         let mut h = HeaderMap::new();
@@ -369,7 +429,14 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
         );
     }
     if seg.len() < 3 || seg[0] != "api" || seg[1] != "v1" || seg[2] != "namespaces" {
-        return error(WhiskError { status: http::StatusCode::NOT_FOUND, message: "The requested resource could not be found.".into(), ..WhiskError::not_found() }, &tid);
+        return error(
+            WhiskError {
+                status: http::StatusCode::NOT_FOUND,
+                message: "The requested resource could not be found.".into(),
+                ..WhiskError::not_found()
+            },
+            &tid,
+        );
     }
     let creds = match Credentials::from_headers(req.headers()) {
         Ok(c) => c,
@@ -385,16 +452,31 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
     };
     let rest: Vec<&str> = seg[3..].to_vec();
     if rest.is_empty() {
-        inner.counters.namespace_lookups.fetch_add(1, Ordering::SeqCst);
+        inner
+            .counters
+            .namespace_lookups
+            .fetch_add(1, Ordering::SeqCst);
         return json_response(http::StatusCode::OK, &json!([me.namespace]), &tid, &[]);
     }
-    let ns = if rest[0] == "_" { me.namespace.clone() } else { rest[0].to_string() };
+    let ns = if rest[0] == "_" {
+        me.namespace.clone()
+    } else {
+        rest[0].to_string()
+    };
     match (req.method().clone(), rest.get(1).copied()) {
         (Method::GET, Some("actions")) if rest.len() == 3 || rest.len() == 4 => {
-            inner.counters.metadata_lookups.fetch_add(1, Ordering::SeqCst);
+            inner
+                .counters
+                .metadata_lookups
+                .fetch_add(1, Ordering::SeqCst);
             let requested = action_path(&ns, &rest[2..]);
             match resolve(&inner, &me, &requested) {
-                Ok((action, pkg_params, _)) => json_response(http::StatusCode::OK, &action.metadata_json(&pkg_params), &tid, &[]),
+                Ok((action, pkg_params, _)) => json_response(
+                    http::StatusCode::OK,
+                    &action.metadata_json(&pkg_params),
+                    &tid,
+                    &[],
+                ),
                 Err(e) => error(e, &tid),
             }
         }
@@ -402,8 +484,17 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
             let requested = action_path(&ns, &rest[2..]);
             invoke(&inner, &me, &requested, req, &tid).await
         }
-        (Method::GET, Some("activations")) => activations(&inner, &me, &ns, &rest[2..], req.uri().query(), &tid),
-        _ => error(WhiskError { status: http::StatusCode::NOT_FOUND, message: "The requested resource could not be found.".into(), ..WhiskError::not_found() }, &tid),
+        (Method::GET, Some("activations")) => {
+            activations(&inner, &me, &ns, &rest[2..], req.uri().query(), &tid)
+        }
+        _ => error(
+            WhiskError {
+                status: http::StatusCode::NOT_FOUND,
+                message: "The requested resource could not be found.".into(),
+                ..WhiskError::not_found()
+            },
+            &tid,
+        ),
     }
 }
 
@@ -415,12 +506,15 @@ fn action_path(ns: &str, rest: &[&str]) -> ActionPath {
     }
 }
 
+/// The action to run, the inherited package parameters, and the binding used.
+type Resolved = (StandinAction, Vec<(String, Value)>, Option<String>);
+
 /// Entitlement and binding resolution as the controller does them (reference §4.4).
 fn resolve(
     inner: &Inner,
     me: &StandinIdentity,
     requested: &ActionPath,
-) -> Result<(StandinAction, Vec<(String, Value)>, Option<String>), WhiskError> {
+) -> Result<Resolved, WhiskError> {
     let owner = requested.namespace == me.namespace;
     let Some(pkg_name) = &requested.package else {
         if !owner {
@@ -435,7 +529,11 @@ fn resolve(
     };
     let pkg_key = format!("{}/{pkg_name}", requested.namespace);
     let Some(pkg) = inner.packages.get(&pkg_key) else {
-        return Err(if owner { WhiskError::not_found() } else { WhiskError::forbidden(&pkg_key) });
+        return Err(if owner {
+            WhiskError::not_found()
+        } else {
+            WhiskError::forbidden(&pkg_key)
+        });
     };
     if !owner && !pkg.publish {
         return Err(WhiskError::forbidden(&pkg_key));
@@ -454,7 +552,10 @@ fn resolve(
                 return Err(WhiskError::forbidden(&format!("{tns}/{tpkg}")));
             }
             params.extend(bound.parameters.iter().cloned());
-            (ActionPath::new(tns, Some(tpkg), &requested.action), Some(pkg_key.clone()))
+            (
+                ActionPath::new(tns, Some(tpkg), &requested.action),
+                Some(pkg_key.clone()),
+            )
         }
         None => (requested.clone(), None),
     };
@@ -470,7 +571,13 @@ fn resolve(
     Ok((action, params, binding))
 }
 
-async fn invoke(inner: &Arc<Inner>, me: &StandinIdentity, requested: &ActionPath, req: Request, tid: &TransactionId) -> Response {
+async fn invoke(
+    inner: &Arc<Inner>,
+    me: &StandinIdentity,
+    requested: &ActionPath,
+    req: Request,
+    tid: &TransactionId,
+) -> Response {
     let (action, pkg_params, binding) = match resolve(inner, me, requested) {
         Ok(r) => r,
         Err(e) => return error(e, tid),
@@ -490,7 +597,12 @@ async fn invoke(inner: &Arc<Inner>, me: &StandinIdentity, requested: &ActionPath
     if !body.is_empty() {
         match serde_json::from_slice::<Value>(&body) {
             Ok(Value::Object(m)) => params.extend(m),
-            _ => return error(WhiskError::rejected(crate::whisk::messages::JSON_OBJECT_EXPECTED), tid),
+            _ => {
+                return error(
+                    WhiskError::rejected(crate::whisk::messages::JSON_OBJECT_EXPECTED),
+                    tid,
+                );
+            }
         }
     }
     inner.counters.invocations.fetch_add(1, Ordering::SeqCst);
@@ -499,19 +611,28 @@ async fn invoke(inner: &Arc<Inner>, me: &StandinIdentity, requested: &ActionPath
     let run = {
         let action = action.clone();
         async move {
-            let response = match &action.behaviour {
+            match &action.behaviour {
                 Behaviour::Echo => ActivationResponse::success(Value::Object(params), None),
                 Behaviour::Greet => {
-                    let name = params.get("name").and_then(Value::as_str).unwrap_or("stranger");
-                    ActivationResponse::success(json!({"greeting": format!("Hello, {name}!")}), None)
+                    let name = params
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or("stranger");
+                    ActivationResponse::success(
+                        json!({"greeting": format!("Hello, {name}!")}),
+                        None,
+                    )
                 }
-                Behaviour::Fail(text) => ActivationResponse::error(StatusCode::ApplicationError, text.clone().into(), None),
+                Behaviour::Fail(text) => ActivationResponse::error(
+                    StatusCode::ApplicationError,
+                    text.clone().into(),
+                    None,
+                ),
                 Behaviour::Sleep(d) => {
                     tokio::time::sleep(*d).await;
                     ActivationResponse::success(Value::Object(params), None)
                 }
-            };
-            response
+            }
         }
     };
     let me = me.clone();
@@ -524,14 +645,32 @@ async fn invoke(inner: &Arc<Inner>, me: &StandinIdentity, requested: &ActionPath
         }
         let end = crate::context::epoch_ms(SystemTime::now());
         let mut annotations = vec![
-            Annotation { key: "limits".into(), value: action.limits.clone() },
-            Annotation { key: "path".into(), value: action.path.to_path_string().into() },
-            Annotation { key: "kind".into(), value: action.kind.clone().into() },
-            Annotation { key: "timeout".into(), value: false.into() },
-            Annotation { key: "waitTime".into(), value: 1.into() },
+            Annotation {
+                key: "limits".into(),
+                value: action.limits.clone(),
+            },
+            Annotation {
+                key: "path".into(),
+                value: action.path.to_path_string().into(),
+            },
+            Annotation {
+                key: "kind".into(),
+                value: action.kind.clone().into(),
+            },
+            Annotation {
+                key: "timeout".into(),
+                value: false.into(),
+            },
+            Annotation {
+                key: "waitTime".into(),
+                value: 1.into(),
+            },
         ];
         if let Some(b) = binding {
-            annotations.push(Annotation { key: "binding".into(), value: b.into() });
+            annotations.push(Annotation {
+                key: "binding".into(),
+                value: b.into(),
+            });
         }
         let act = Activation {
             namespace: me.namespace.clone(),
@@ -559,7 +698,12 @@ async fn invoke(inner: &Arc<Inner>, me: &StandinIdentity, requested: &ActionPath
     let header = [("x-openwhisk-activation-id", id.to_string())];
     if !opts.blocking {
         tokio::spawn(finish);
-        return json_response(http::StatusCode::ACCEPTED, &json!({"activationId": id.as_str()}), tid, &header);
+        return json_response(
+            http::StatusCode::ACCEPTED,
+            &json!({"activationId": id.as_str()}),
+            tid,
+            &header,
+        );
     }
     let handle = tokio::spawn(finish);
     match tokio::time::timeout(opts.wait, handle).await {
@@ -572,15 +716,31 @@ async fn invoke(inner: &Arc<Inner>, me: &StandinIdentity, requested: &ActionPath
             };
             json_response(status, &body, tid, &header)
         }
-        _ => json_response(http::StatusCode::ACCEPTED, &json!({"activationId": id.as_str()}), tid, &header),
+        _ => json_response(
+            http::StatusCode::ACCEPTED,
+            &json!({"activationId": id.as_str()}),
+            tid,
+            &header,
+        ),
     }
 }
 
-fn activations(inner: &Inner, me: &StandinIdentity, ns: &str, rest: &[&str], query: Option<&str>, tid: &TransactionId) -> Response {
+fn activations(
+    inner: &Inner,
+    me: &StandinIdentity,
+    ns: &str,
+    rest: &[&str],
+    query: Option<&str>,
+    tid: &TransactionId,
+) -> Response {
     if ns != me.namespace {
         return error(WhiskError::forbidden(ns), tid);
     }
-    let all = inner.activations.lock().map(|a| a.clone()).unwrap_or_default();
+    let all = inner
+        .activations
+        .lock()
+        .map(|a| a.clone())
+        .unwrap_or_default();
     match rest {
         [] => {
             let q: HashMap<String, String> = query
@@ -588,31 +748,56 @@ fn activations(inner: &Inner, me: &StandinIdentity, ns: &str, rest: &[&str], que
                 .split('&')
                 .filter_map(|p| p.split_once('=').map(|(k, v)| (k.to_string(), decode(v))))
                 .collect();
-            let limit = q.get("limit").and_then(|v| v.parse::<usize>().ok()).unwrap_or(30);
+            let limit = q
+                .get("limit")
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(30);
             let limit = if limit == 0 { 200 } else { limit };
-            let skip = q.get("skip").and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
+            let skip = q
+                .get("skip")
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(0);
             let docs = q.get("docs").is_some_and(|v| v == "true");
-            let mut mine: Vec<&Activation> = all.iter().filter(|a| a.namespace == me.namespace).collect();
-            mine.sort_by(|a, b| b.start.cmp(&a.start));
+            let mut mine: Vec<&Activation> =
+                all.iter().filter(|a| a.namespace == me.namespace).collect();
+            mine.sort_by_key(|a| std::cmp::Reverse(a.start));
             if q.get("count").is_some_and(|v| v == "true") {
-                return json_response(http::StatusCode::OK, &json!({"activations": mine.len()}), tid, &[]);
+                return json_response(
+                    http::StatusCode::OK,
+                    &json!({"activations": mine.len()}),
+                    tid,
+                    &[],
+                );
             }
             let page: Vec<Value> = mine
                 .into_iter()
                 .skip(skip)
                 .take(limit)
-                .map(|a| if docs { a.to_api_json(true) } else { a.to_summary_json() })
+                .map(|a| {
+                    if docs {
+                        a.to_api_json(true)
+                    } else {
+                        a.to_summary_json()
+                    }
+                })
                 .collect();
             json_response(http::StatusCode::OK, &Value::Array(page), tid, &[])
         }
         [id, more @ ..] => {
-            let Some(act) = all.iter().find(|a| a.activation_id.as_str() == *id && a.namespace == me.namespace) else {
+            let Some(act) = all
+                .iter()
+                .find(|a| a.activation_id.as_str() == *id && a.namespace == me.namespace)
+            else {
                 return error(WhiskError::not_found(), tid);
             };
             match more {
                 [] => json_response(http::StatusCode::OK, &act.to_api_json(true), tid, &[]),
-                ["logs"] => json_response(http::StatusCode::OK, &json!({"logs": act.logs}), tid, &[]),
-                ["result"] => json_response(http::StatusCode::OK, &act.response.to_api_json(), tid, &[]),
+                ["logs"] => {
+                    json_response(http::StatusCode::OK, &json!({"logs": act.logs}), tid, &[])
+                }
+                ["result"] => {
+                    json_response(http::StatusCode::OK, &act.response.to_api_json(), tid, &[])
+                }
                 _ => error(WhiskError::not_found(), tid),
             }
         }

@@ -15,8 +15,13 @@ use std::time::Duration;
 pub enum Fault {
     /// 200 with this JSON body.
     Reply(Value),
+    /// 200 with this JSON body and this log tail (`X-Amz-Log-Result`).
+    ReplyWithLog(Value, &'static str),
     /// 429 TooManyRequestsException.
-    Throttle { reason: &'static str, retry_after: Option<u64> },
+    Throttle {
+        reason: &'static str,
+        retry_after: Option<u64>,
+    },
     /// Never answers.
     Hang,
     /// 500 ServiceException.
@@ -66,7 +71,10 @@ impl FakeLambda {
         let inner = Arc::new(Inner::default());
         *inner.fault.lock().unwrap() = Some(fault);
         let app = Router::new()
-            .route("/2015-03-31/functions/{name}/invocations", axum::routing::post(invoke))
+            .route(
+                "/2015-03-31/functions/{name}/invocations",
+                axum::routing::post(invoke),
+            )
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -104,30 +112,70 @@ async fn invoke(
     let err = |status: u16, code: &str, body: Value| {
         (
             http::StatusCode::from_u16(status).unwrap(),
-            [("x-amzn-errortype", code.to_string()), ("content-type", "application/json".into())],
+            [
+                ("x-amzn-errortype", code.to_string()),
+                ("content-type", "application/json".into()),
+            ],
             body.to_string(),
         )
             .into_response()
     };
     match fault {
         Some(Fault::Reply(v)) => (
-            [("content-type", "application/json"), ("x-amz-executed-version", "$LATEST")],
+            [
+                ("content-type", "application/json"),
+                ("x-amz-executed-version", "$LATEST"),
+            ],
             v.to_string(),
         )
             .into_response(),
-        Some(Fault::Throttle { reason, retry_after }) => {
-            let mut b = json!({"Type": "User", "message": "Rate Exceeded.", "Reason": reason});
+        Some(Fault::ReplyWithLog(v, log)) => {
+            use base64::Engine;
+            (
+                [
+                    ("content-type", "application/json".to_string()),
+                    (
+                        "x-amz-log-result",
+                        base64::engine::general_purpose::STANDARD.encode(log),
+                    ),
+                ],
+                v.to_string(),
+            )
+                .into_response()
+        }
+        Some(Fault::Throttle {
+            reason,
+            retry_after,
+        }) => {
+            let mut r = err(
+                429,
+                "TooManyRequestsException",
+                json!({"Type": "User", "message": "Rate Exceeded.", "Reason": reason}),
+            );
+            // Lambda's model carries retryAfterSeconds in the Retry-After header.
             if let Some(s) = retry_after {
-                b["retryAfterSeconds"] = json!(s.to_string());
+                r.headers_mut().insert("retry-after", s.into());
             }
-            err(429, "TooManyRequestsException", b)
+            r
         }
         Some(Fault::Hang) | None => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             ().into_response()
         }
-        Some(Fault::ServiceError) => err(500, "ServiceException", json!({"Type": "Service", "Message": "internal"})),
-        Some(Fault::NotFound) => err(404, "ResourceNotFoundException", json!({"Type": "User", "Message": "Function not found"})),
-        Some(Fault::EniLimit) => err(502, "ENILimitReachedException", json!({"Type": "Service", "Message": "ENI limit"})),
+        Some(Fault::ServiceError) => err(
+            500,
+            "ServiceException",
+            json!({"Type": "Service", "Message": "internal"}),
+        ),
+        Some(Fault::NotFound) => err(
+            404,
+            "ResourceNotFoundException",
+            json!({"Type": "User", "Message": "Function not found"}),
+        ),
+        Some(Fault::EniLimit) => err(
+            502,
+            "ENILimitReachedException",
+            json!({"Type": "Service", "Message": "ENI limit"}),
+        ),
     }
 }

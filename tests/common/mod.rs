@@ -23,7 +23,10 @@ pub fn guest_key() -> String {
 /// `Authorization: Basic …` for `uuid:key`.
 pub fn basic(api_key: &str) -> String {
     use base64::Engine;
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(api_key))
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(api_key)
+    )
 }
 
 /// The guest's `Authorization` header value.
@@ -89,8 +92,9 @@ pub async fn lambda() -> &'static LambdaFixture {
 }
 
 async fn deploy_test_functions(endpoint: &str) {
-    let code = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/functions.py"))
-        .expect("functions.py");
+    let code =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/functions.py"))
+            .expect("functions.py");
     for f in FUNCTIONS {
         let spec = FunctionSpec {
             name: format!("owl-test-{f}"),
@@ -107,13 +111,24 @@ async fn deploy_test_functions(endpoint: &str) {
 /// Creates the function unless another test process already did.
 pub async fn ensure_function(endpoint: &str, spec: &FunctionSpec) {
     let client = lambda_client(endpoint).await;
-    if client.get_function().function_name(&spec.name).send().await.is_ok() {
+    if client
+        .get_function()
+        .function_name(&spec.name)
+        .send()
+        .await
+        .is_ok()
+    {
         return;
     }
     if let Err(e) = ministack::deploy(endpoint, "us-east-1", spec).await {
         // A concurrent test process may have created it meanwhile.
         assert!(
-            client.get_function().function_name(&spec.name).send().await.is_ok(),
+            client
+                .get_function()
+                .function_name(&spec.name)
+                .send()
+                .await
+                .is_ok(),
             "deploying {}: {e:#}",
             spec.name
         );
@@ -158,19 +173,28 @@ impl TestGateway {
 
     /// Starts a gateway with explicit connection limits.
     pub async fn start_with(policy_toml: &str, limits: ServerLimits) -> Self {
-        let policy = Policy::parse(policy_toml, "test.toml", Path::new(".")).unwrap_or_else(|e| panic!("{e}"));
+        let policy = Policy::parse(policy_toml, "test.toml", Path::new("."))
+            .unwrap_or_else(|e| panic!("{e}"));
         let tls = match (&policy.server.tls_cert, &policy.server.tls_key) {
             (Some(c), Some(k)) => Some(server::tls::acceptor(c, k).expect("tls")),
             _ => None,
         };
         let scheme = if tls.is_some() { "https" } else { "http" };
-        let gw = Gateway::start(policy, &BuildOptions::emulator()).await.expect("gateway");
+        let gw = Gateway::start(policy, &BuildOptions::emulator())
+            .await
+            .expect("gateway");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(server::run(listener, server::app(gw), tls, limits, async move {
-            let _ = rx.await;
-        }));
+        let task = tokio::spawn(server::run(
+            listener,
+            server::app(gw),
+            tls,
+            limits,
+            async move {
+                let _ = rx.await;
+            },
+        ));
         Self {
             url: format!("{scheme}://{addr}"),
             stop: Some(tx),
@@ -181,7 +205,11 @@ impl TestGateway {
     /// `POST` URL for invoking `action` (`ns/name` or `ns/pkg/name`) with `query`.
     pub fn invoke_url(&self, action: &str, query: &str) -> String {
         let (ns, rest) = action.split_once('/').unwrap();
-        let q = if query.is_empty() { String::new() } else { format!("?{query}") };
+        let q = if query.is_empty() {
+            String::new()
+        } else {
+            format!("?{query}")
+        };
         format!("{}/api/v1/namespaces/{ns}/actions/{rest}{q}", self.url)
     }
 
@@ -224,7 +252,9 @@ pub async fn invoke(
         req = req.header("authorization", a);
     }
     if let Some(b) = body {
-        req = req.header("content-type", "application/json").body(b.to_string());
+        req = req
+            .header("content-type", "application/json")
+            .body(b.to_string());
     }
     let resp = req.send().await.expect("request");
     let status = resp.status().as_u16();

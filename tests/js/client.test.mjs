@@ -1,0 +1,79 @@
+// The real `openwhisk` npm client against owl. The Rust test tests/npm_client.rs
+// starts the gateway (MiniStack + stand-in controller) and runs this file with
+// OWL_API_HOST and OWL_API_KEY set. `guest/hello` is served from Lambda,
+// `guest/greet` by the controller: the client must not be able to tell.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import openwhisk from 'openwhisk';
+
+const ow = openwhisk({ apihost: process.env.OWL_API_HOST, api_key: process.env.OWL_API_KEY });
+const MAPPED = 'hello';
+const UNMAPPED = 'greet';
+
+const RECORD_KEYS = ['activationId', 'annotations', 'duration', 'end', 'logs', 'name', 'namespace',
+  'publish', 'response', 'start', 'subject', 'version'];
+
+test('blocking invoke returns the activation record on both paths', async () => {
+  for (const name of [MAPPED, UNMAPPED]) {
+    const rec = await ow.actions.invoke({ name, blocking: true, params: { name: 'npm' } });
+    assert.deepEqual(Object.keys(rec).sort(), RECORD_KEYS, name);
+    assert.match(rec.activationId, /^[0-9a-f]{32}$/);
+    assert.equal(rec.namespace, 'guest');
+    assert.equal(rec.name, name);
+    assert.deepEqual(Object.keys(rec.response).sort(), ['result', 'size', 'status', 'success'], name);
+    assert.equal(rec.response.status, 'success');
+    assert.deepEqual(rec.response.result, { greeting: 'Hello, npm!' }, name);
+    assert.deepEqual(rec.logs, []);
+  }
+});
+
+test('blocking invoke with result returns the result on both paths', async () => {
+  for (const name of [MAPPED, UNMAPPED]) {
+    const result = await ow.actions.invoke({ name, blocking: true, result: true, params: { name: 'r' } });
+    assert.deepEqual(result, { greeting: 'Hello, r!' }, name);
+  }
+});
+
+test('non-blocking invoke returns an activation id on both paths', async () => {
+  for (const name of [MAPPED, UNMAPPED]) {
+    const res = await ow.actions.invoke({ name });
+    assert.deepEqual(Object.keys(res), ['activationId'], name);
+    assert.match(res.activationId, /^[0-9a-f]{32}$/);
+  }
+});
+
+test('an application error rejects with the error text and 502', async () => {
+  for (const name of ['apperr', 'fails']) {
+    await assert.rejects(
+      ow.actions.invoke({ name, blocking: true }),
+      (err) => {
+        assert.equal(err.constructor.name, 'OpenWhiskError', name);
+        assert.equal(err.statusCode, 502, name);
+        assert.equal(err.message.includes('this went wrong'), true, `${name}: ${err.message}`);
+        assert.equal(err.error.response.status, 'application error', name);
+        return true;
+      });
+  }
+});
+
+test('a missing action rejects with 404 and OpenWhisk\'s text', async () => {
+  for (const name of ['nothing-here', 'pkg/nothing-here']) {
+    await assert.rejects(
+      ow.actions.invoke({ name, blocking: true }),
+      (err) => {
+        assert.equal(err.statusCode, 404, name);
+        assert.match(err.message, /The requested resource does not exist\./, name);
+        return true;
+      });
+  }
+});
+
+test('a wrong key rejects with 401 on a mapped action', async () => {
+  const bad = openwhisk({ apihost: process.env.OWL_API_HOST,
+    api_key: '23bc46b1-71f6-4ed5-8c54-816aa4f8c502:' + 'x'.repeat(64) });
+  await assert.rejects(bad.actions.invoke({ name: MAPPED, blocking: true }), (err) => {
+    assert.equal(err.statusCode, 401);
+    assert.match(err.message, /The supplied authentication is invalid/);
+    return true;
+  });
+});
