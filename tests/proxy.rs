@@ -86,6 +86,11 @@ async fn requests_pass_unchanged_plus_forwarding_headers() {
     assert!(!h.contains_key("x-echo-h-x-hop"));
     assert_eq!(h["x-echo-h-x-forwarded-for"], "10.1.2.3, 127.0.0.1");
     assert_eq!(h["x-echo-h-x-forwarded-proto"], "http");
+    assert_eq!(h["x-echo-h-host"], up.url.trim_start_matches("http://"));
+    assert_eq!(
+        h["x-echo-h-x-forwarded-host"],
+        gw.url.trim_start_matches("http://")
+    );
     assert_eq!(h["x-echo-h-x-request-id"].to_str().unwrap().len(), 32);
     assert_eq!(r.text().await.unwrap(), "payload");
 }

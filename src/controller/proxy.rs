@@ -2,9 +2,11 @@
 //!
 //! Method, path, query, headers and body go upstream unchanged (bodies stream in both
 //! directions and are never buffered whole); owl only removes hop-by-hop headers, adds
-//! `X-Forwarded-For` / `X-Forwarded-Proto`, and sends its transaction id as
-//! `X-Request-ID` when the client sent none, so the controller's `code` and owl's logs
-//! name the same transaction.
+//! `X-Forwarded-For` / `X-Forwarded-Proto` / `X-Forwarded-Host`, sets `Host` to the
+//! controller's (as nginx, OpenWhisk's own edge, does by default, so host-routed
+//! ingresses in front of the controller keep working), and sends its transaction id
+//! as `X-Request-ID` when the client sent none, so the controller's `code` and owl's
+//! logs name the same transaction.
 
 use super::client::{ControllerClient, ControllerError};
 use crate::context::RequestContext;
@@ -56,8 +58,13 @@ pub async fn forward(
         .path_and_query()
         .map_or("/", |p| p.as_str())
         .to_string();
+    prepare_headers(&mut parts.headers, ctx, &parts.uri);
     parts.uri = client.uri(&path_and_query);
-    prepare_headers(&mut parts.headers, ctx, parts.version);
+    if let Some(authority) = parts.uri.authority()
+        && let Ok(v) = HeaderValue::from_str(authority.as_str())
+    {
+        parts.headers.insert(header::HOST, v);
+    }
     parts.version = Version::HTTP_11;
     let upstream = Request::from_parts(parts, body);
     match client.send(upstream).await {
@@ -78,12 +85,18 @@ pub async fn forward(
 }
 
 /// Applies owl's changes to a request's headers before it goes upstream.
-pub fn prepare_headers(headers: &mut HeaderMap, ctx: &RequestContext, version: Version) {
+pub fn prepare_headers(headers: &mut HeaderMap, ctx: &RequestContext, original_uri: &http::Uri) {
     strip_hop_by_hop(headers);
-    if version == Version::HTTP_2 {
-        // HTTP/2 has no Host header; the upstream request is HTTP/1.1 and hyper adds
-        // Host from the controller URI when none is present.
-        headers.remove(header::HOST);
+    // HTTP/2 clients send the authority in the URI instead of a Host header.
+    let client_host = headers.get(header::HOST).cloned().or_else(|| {
+        original_uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    });
+    if let Some(h) = client_host
+        && !headers.contains_key("x-forwarded-host")
+    {
+        headers.insert(HeaderName::from_static("x-forwarded-host"), h);
     }
     if let Some(peer) = ctx.peer {
         let ip = peer.ip().to_string();
