@@ -203,14 +203,17 @@ async fn serve(policy_file: PathBuf, listen: SocketAddr) -> anyhow::Result<()> {
         controller = %gw.runtime().policy.controller.url,
         "owl is serving"
     );
+    let limits = ServerLimits::default();
+    let drain = limits.drain_timeout;
     server::run(
         listener,
-        server::app(gw),
+        server::app(gw.clone()),
         tls,
-        ServerLimits::default(),
+        limits,
         shutdown_signal(),
     )
     .await?;
+    gw.shutdown(drain).await;
     tracing::info!("owl stopped");
     Ok(())
 }

@@ -3,15 +3,22 @@
 //! A [`Runtime`] is everything built from one policy: the routing table, the
 //! controller client, the Lambda client and the metadata caches. The [`Gateway`] holds
 //! the current runtime behind an atomic pointer; a request takes a snapshot when it
-//! arrives and finishes on it, whatever happens to the policy meanwhile.
+//! arrives and finishes on it, whatever happens to the policy meanwhile. What outlives
+//! a policy — the activation recorder, metrics, the background invocations — lives in
+//! the gateway itself.
 
+use crate::activation::Recorder;
 use crate::controller::ControllerClient;
+use crate::couchdb::CouchDb;
 use crate::lambda::{LambdaInvoker, StaticCredentials};
 use crate::metadata::ControllerDirectory;
-use crate::policy::Policy;
+use crate::policy::{Policy, StoreKind};
+use crate::telemetry::Metrics;
 use arc_swap::ArcSwap;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::Semaphore;
+use tokio_util::task::TaskTracker;
 
 /// Everything built from one policy.
 pub struct Runtime {
@@ -59,28 +66,55 @@ impl Runtime {
 /// The gateway: the current runtime plus what outlives policy changes.
 pub struct Gateway {
     runtime: ArcSwap<Runtime>,
-    /// Bounds the invocations running in the background (non-blocking invocations and
-    /// blocking ones whose client stopped waiting).
+    /// Bounds the non-blocking invocations running in the background.
     pub background: Arc<Semaphore>,
+    /// Every invocation task, so shutdown can wait for them.
+    pub tasks: TaskTracker,
+    /// Activation records.
+    pub recorder: Arc<Recorder>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Gateway {
-    /// A gateway serving `runtime`.
-    pub fn new(runtime: Runtime) -> Arc<Self> {
-        let permits = runtime.policy.lambda.max_background;
-        Arc::new(Self {
+    /// Builds the runtime for `policy`, opens the activation store, and returns a
+    /// gateway serving it.
+    pub async fn start(policy: Policy, opts: &BuildOptions) -> anyhow::Result<Arc<Self>> {
+        let metrics = Arc::new(Metrics::new());
+        let couch = match (&policy.couchdb, policy.activations.store) {
+            (Some(c), StoreKind::CouchDb) => Some((CouchDb::new(c)?, c.activations_db.clone())),
+            _ => None,
+        };
+        let recorder = Recorder::start(&policy.activations, couch, metrics.clone()).await?;
+        let permits = policy.lambda.max_background;
+        let runtime = Runtime::build(Arc::new(policy), opts).await?;
+        Ok(Arc::new(Self {
             runtime: ArcSwap::from_pointee(runtime),
             background: Arc::new(Semaphore::new(permits)),
-        })
-    }
-
-    /// Builds the runtime for `policy` and a gateway serving it.
-    pub async fn start(policy: Policy, opts: &BuildOptions) -> anyhow::Result<Arc<Self>> {
-        Ok(Self::new(Runtime::build(Arc::new(policy), opts).await?))
+            tasks: TaskTracker::new(),
+            recorder,
+            metrics,
+        }))
     }
 
     /// The current runtime (a request keeps this snapshot until it completes).
     pub fn runtime(&self) -> Arc<Runtime> {
         self.runtime.load_full()
+    }
+
+    /// After the server stopped accepting: waits up to `drain` for invocations still
+    /// running, then writes every queued record.
+    pub async fn shutdown(&self, drain: Duration) {
+        self.tasks.close();
+        if tokio::time::timeout(drain, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                running = self.tasks.len(),
+                "drain timeout: invocations still running are completed as interrupted at the next start"
+            );
+        }
+        self.recorder.close().await;
     }
 }

@@ -8,10 +8,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod activation;
 pub mod auth;
 pub mod cli;
 pub mod context;
 pub mod controller;
+pub mod couchdb;
 pub mod demo;
 pub mod error;
 pub mod gateway;
@@ -21,4 +23,5 @@ pub mod metadata;
 pub mod policy;
 pub mod server;
 pub mod standin;
+pub mod telemetry;
 pub mod whisk;

@@ -34,8 +34,11 @@ def handler(event, context):
 
 /// Runs the demo.
 pub async fn run(policy_file: PathBuf, listen: SocketAddr, once: bool) -> anyhow::Result<()> {
-    let policy =
+    let mut policy =
         Policy::load(&policy_file).map_err(|e| anyhow::anyhow!("invalid demo policy:\n{e}"))?;
+    // The demo keeps its activation records in a scratch directory.
+    let data_dir = std::env::temp_dir().join(format!("owl-demo-{}", std::process::id()));
+    policy.activations.data_dir = data_dir.clone();
     let controller_port = policy
         .controller
         .url
@@ -107,7 +110,7 @@ pub async fn run(policy_file: PathBuf, listen: SocketAddr, once: bool) -> anyhow
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(server::run(
         listener,
-        server::app(gw),
+        server::app(gw.clone()),
         None,
         ServerLimits::default(),
         async move {
@@ -155,7 +158,9 @@ pub async fn run(policy_file: PathBuf, listen: SocketAddr, once: bool) -> anyhow
     }
     let _ = stop_tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    gw.shutdown(Duration::from_secs(5)).await;
     drop(lambda);
+    let _ = std::fs::remove_dir_all(&data_dir);
     Ok(())
 }
 

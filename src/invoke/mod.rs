@@ -12,6 +12,7 @@ pub mod envelope;
 pub mod request;
 pub mod response;
 
+use crate::activation::Recorder;
 use crate::auth::{Credentials, Identity};
 use crate::context::{RequestContext, epoch_ms};
 use crate::controller::proxy;
@@ -58,6 +59,32 @@ impl ReplayableRequest {
         *req.method_mut() = self.method.clone();
         *req.uri_mut() = self.uri.clone();
         *req.headers_mut() = self.headers.clone();
+        req
+    }
+
+    /// The same invocation as a blocking one that returns the whole record (used when
+    /// owl must learn the outcome of an invocation it handed to the controller).
+    fn to_blocking_request(&self) -> Request<Body> {
+        let mut req = self.to_request();
+        let kept: Vec<&str> = self
+            .uri
+            .query()
+            .unwrap_or("")
+            .split('&')
+            .filter(|p| {
+                let k = p.split('=').next().unwrap_or("");
+                !p.is_empty() && !matches!(k, "blocking" | "result" | "timeout")
+            })
+            .collect();
+        let mut query = kept.join("&");
+        if !query.is_empty() {
+            query.push('&');
+        }
+        query.push_str("blocking=true");
+        let path_and_query = format!("{}?{query}", self.uri.path());
+        if let Ok(uri) = Uri::builder().path_and_query(path_and_query).build() {
+            *req.uri_mut() = uri;
+        }
         req
     }
 }
@@ -228,6 +255,7 @@ async fn lambda_path(
     let binding = (metadata.path != path).then(|| path.entity_namespace());
     let job = Job {
         rt: rt.clone(),
+        recorder: gw.recorder.clone(),
         request: InvokeRequest {
             function,
             qualifier: route.qualifier.clone(),
@@ -258,7 +286,13 @@ async fn lambda_path(
                     .render(tid);
                 }
             };
-        tokio::spawn(async move {
+        // Durable before the 202: a crash from here on still ends with a record.
+        if let Err(e) = job.recorder.pending(&job.skeleton()).await {
+            tracing::error!(%tid, error = %e, "cannot journal a non-blocking invocation; refusing it");
+            return WhiskError::service_unavailable(crate::error::Origin::Internal, Some(1))
+                .render(tid);
+        }
+        gw.tasks.spawn(async move {
             let outcome = job.run().await;
             outcome.finish_in_background().await;
             drop(permit);
@@ -267,10 +301,23 @@ async fn lambda_path(
     }
 
     let (tx, mut rx) = oneshot::channel::<Delivered>();
-    tokio::spawn(async move {
+    let recorder = job.recorder.clone();
+    let skeleton = job.skeleton();
+    gw.tasks.spawn(async move {
         let outcome = job.run().await;
+        let record = match &outcome {
+            Outcome::Done {
+                activation,
+                recorder,
+            } => Some((activation.as_ref().clone(), recorder.clone())),
+            _ => None,
+        };
+        // The response first; the record leaves the response path.
         if let Err(undelivered) = tx.send(Delivered(Some(outcome))) {
             drop(undelivered); // Delivered's Drop finishes it in the background.
+        }
+        if let Some((activation, recorder)) = record {
+            recorder.complete(activation).await;
         }
     });
     let delivered = match tokio::time::timeout(opts.wait, &mut rx).await {
@@ -279,7 +326,17 @@ async fn lambda_path(
         Err(_) => {
             // Close first so a concurrent send either lands here or stays with the task.
             rx.close();
-            rx.try_recv().ok()
+            match rx.try_recv().ok() {
+                Some(d) => Some(d),
+                None => {
+                    // The client gets the id and may read the record later: journal it
+                    // so a crash before completion still leaves a record.
+                    if let Err(e) = recorder.pending(&skeleton).await {
+                        tracing::error!(%tid, error = %e, "cannot journal a still-running invocation");
+                    }
+                    None
+                }
+            }
         }
     };
     let Some(mut delivered) = delivered else {
@@ -290,14 +347,9 @@ async fn lambda_path(
     };
     match outcome {
         Outcome::Done { activation, .. } => response::completed(&activation, opts.result, tid),
-        Outcome::Fallback {
-            rt,
-            replay,
-            ctx,
-            error,
-        } => {
-            tracing::info!(tid = %ctx.tid, reason = %error, "Lambda unavailable; invocation sent to the controller");
-            proxy::forward(&rt.controller, replay.to_request(), &ctx).await
+        Outcome::Fallback(f) => {
+            tracing::info!(tid = %f.ctx.tid, reason = %f.error, "Lambda unavailable; invocation sent to the controller");
+            proxy::forward(&f.rt.controller, f.replay.to_request(), &f.ctx).await
         }
         Outcome::Refused { error, ctx, .. } => refusal(&error).render(&ctx.tid),
     }
@@ -317,6 +369,7 @@ fn refusal(error: &LambdaError) -> WhiskError {
 /// One invocation on Lambda, with everything needed to finish it anywhere.
 struct Job {
     rt: Arc<Runtime>,
+    recorder: Arc<Recorder>,
     request: InvokeRequest,
     limit_ms: u64,
     activation_id: ActivationId,
@@ -328,48 +381,54 @@ struct Job {
     ctx: RequestContext,
 }
 
+/// An invocation Lambda did not run, on its way to the controller.
+struct FallbackJob {
+    rt: Arc<Runtime>,
+    recorder: Arc<Recorder>,
+    replay: Arc<ReplayableRequest>,
+    ctx: RequestContext,
+    error: LambdaError,
+    /// The record owl keeps under its own activation id when the client got that id.
+    skeleton: Box<Activation>,
+    limit_ms: u64,
+}
+
 /// How an invocation ended.
 enum Outcome {
-    /// It ran (or its run failed in a way OpenWhisk records): the activation.
-    Done { activation: Box<Activation> },
-    /// Lambda did not run it and the route falls back to the controller.
-    Fallback {
-        rt: Arc<Runtime>,
-        replay: Arc<ReplayableRequest>,
-        ctx: RequestContext,
-        error: LambdaError,
+    /// It ran (or its run failed in a way OpenWhisk records): the activation, already
+    /// on its way to the recorder.
+    Done {
+        activation: Box<Activation>,
+        recorder: Arc<Recorder>,
     },
+    /// Lambda did not run it and the route falls back to the controller.
+    Fallback(Box<FallbackJob>),
     /// Lambda did not run it and the route has no fallback.
     Refused {
         activation: Box<Activation>,
+        recorder: Arc<Recorder>,
         ctx: RequestContext,
         error: LambdaError,
     },
 }
 
 impl Outcome {
-    /// Completes an outcome nobody is waiting for.
+    /// Completes an outcome nobody is waiting for (the client has the activation id).
     async fn finish_in_background(self) {
         match self {
-            Outcome::Done { .. } => {}
-            Outcome::Fallback {
-                rt,
-                replay,
-                ctx,
+            Outcome::Done {
+                activation,
+                recorder,
+            } => recorder.complete(*activation).await,
+            Outcome::Fallback(f) => f.run_in_background().await,
+            Outcome::Refused {
+                activation,
+                recorder,
                 error,
+                ..
             } => {
-                tracing::info!(tid = %ctx.tid, reason = %error, "Lambda unavailable; invocation sent to the controller in the background");
-                let resp = proxy::forward(&rt.controller, replay.to_request(), &ctx).await;
-                let controller_id = resp
-                    .headers()
-                    .get(response::ACTIVATION_ID_HEADER)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("-")
-                    .to_string();
-                tracing::info!(tid = %ctx.tid, status = resp.status().as_u16(), controller_activation_id = %controller_id, "controller took the fallback invocation");
-            }
-            Outcome::Refused { activation, .. } => {
-                tracing::warn!(activation_id = %activation.activation_id, "invocation refused by Lambda with no fallback");
+                tracing::warn!(activation_id = %activation.activation_id, %error, "invocation refused by Lambda with no fallback");
+                recorder.complete(*activation).await;
             }
         }
     }
@@ -386,6 +445,113 @@ impl Drop for Delivered {
         {
             handle.spawn(outcome.finish_in_background());
         }
+    }
+}
+
+impl FallbackJob {
+    /// Sends the invocation to the controller and waits for its activation, then
+    /// records it under owl's activation id (the one the client holds), annotated with
+    /// the controller's id.
+    async fn run_in_background(self) {
+        let tid = self.ctx.tid.clone();
+        tracing::info!(%tid, reason = %self.error, "Lambda unavailable; invocation sent to the controller in the background");
+        let resp = proxy::forward(
+            &self.rt.controller,
+            self.replay.to_blocking_request(),
+            &self.ctx,
+        )
+        .await;
+        let status = resp.status();
+        let controller_id = resp
+            .headers()
+            .get(response::ACTIVATION_ID_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body = http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let mut record = (*self.skeleton).clone();
+        let mut from_controller = serde_json::from_slice::<Value>(&body)
+            .ok()
+            .as_ref()
+            .and_then(Activation::from_json);
+        if from_controller.is_none()
+            && status == http::StatusCode::ACCEPTED
+            && let Some(cid) = &controller_id
+        {
+            from_controller = self.poll_controller(cid).await;
+        }
+        match (&from_controller, &controller_id) {
+            (Some(theirs), _) => {
+                record.start = theirs.start;
+                record.end = theirs.end.max(theirs.start);
+                record.response = theirs.response.clone();
+                record.logs = theirs.logs.clone();
+            }
+            (None, Some(cid)) => {
+                record.end = crate::context::epoch_ms(SystemTime::now()).max(record.start);
+                record.response = ActivationResponse::whisk_error(format!(
+                    "Lambda did not run the invocation; the controller runs it as activation {cid}, whose result was not available in time."
+                ));
+            }
+            (None, None) => {
+                let text = serde_json::from_slice::<Value>(&body)
+                    .ok()
+                    .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_string))
+                    .unwrap_or_default();
+                record.end = crate::context::epoch_ms(SystemTime::now()).max(record.start);
+                record.response = ActivationResponse::whisk_error(format!(
+                    "Lambda did not run the invocation and the controller did not take it ({}{}{}).",
+                    status.as_u16(),
+                    if text.is_empty() { "" } else { ": " },
+                    text
+                ));
+            }
+        }
+        if let Some(cid) = controller_id {
+            record.annotations.push(Annotation {
+                key: "fallback".into(),
+                value: serde_json::json!({ "to": "controller", "activationId": cid, "reason": self.error.kind() }),
+            });
+        }
+        tracing::info!(%tid, status = status.as_u16(), "controller took the fallback invocation");
+        self.recorder.complete(record).await;
+    }
+
+    /// Polls the controller for activation `cid` until it appears or the action's time
+    /// limit (plus a minute) has passed.
+    async fn poll_controller(&self, cid: &str) -> Option<Activation> {
+        let deadline =
+            Instant::now() + Duration::from_millis(self.limit_ms) + Duration::from_secs(60);
+        let auth = self
+            .replay
+            .headers
+            .get(http::header::AUTHORIZATION)?
+            .clone();
+        while Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let req = Request::builder()
+                .method(Method::GET)
+                .uri(
+                    self.rt
+                        .controller
+                        .uri(&format!("/api/v1/namespaces/_/activations/{cid}")),
+                )
+                .header(http::header::AUTHORIZATION, auth.clone())
+                .body(Body::empty())
+                .ok()?;
+            if let Ok(resp) = self.rt.controller.send(req).await
+                && resp.status() == http::StatusCode::OK
+                && let Ok(body) = http_body_util::BodyExt::collect(resp.into_body()).await
+            {
+                return serde_json::from_slice::<Value>(&body.to_bytes())
+                    .ok()
+                    .as_ref()
+                    .and_then(Activation::from_json);
+            }
+        }
+        None
     }
 }
 
@@ -418,12 +584,16 @@ impl Job {
                 if self.route_fallback == Fallback::Controller
                     && !matches!(error, LambdaError::TooLarge)
                 {
-                    return Outcome::Fallback {
+                    let skeleton = Box::new(self.skeleton());
+                    return Outcome::Fallback(Box::new(FallbackJob {
                         rt: self.rt,
+                        recorder: self.recorder,
                         replay: self.replay,
                         ctx: self.ctx,
                         error,
-                    };
+                        skeleton,
+                        limit_ms: self.limit_ms,
+                    }));
                 }
                 let activation = self.activation(
                     call_start_wall,
@@ -439,6 +609,7 @@ impl Job {
                 );
                 return Outcome::Refused {
                     activation: Box::new(activation),
+                    recorder: self.recorder,
                     ctx: self.ctx,
                     error,
                 };
@@ -476,7 +647,25 @@ impl Job {
         );
         Outcome::Done {
             activation: Box::new(activation),
+            recorder: self.recorder,
         }
+    }
+
+    /// The record journaled for an accepted invocation: what a restart records if the
+    /// invocation never completes (`end` is set then).
+    fn skeleton(&self) -> Activation {
+        let now = SystemTime::now();
+        let mut a = self.activation(
+            now,
+            now,
+            ActivationResponse::whisk_error(crate::activation::recorder::RESTART_MESSAGE),
+            false,
+            Vec::new(),
+            None,
+            self.ctx.received.elapsed().as_millis() as u64,
+        );
+        a.end = 0;
+        a
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -78,6 +78,52 @@ pub struct MetadataConfig {
     pub timeout: Duration,
 }
 
+/// Which store keeps activation records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// SQLite in the data directory; owl answers activation reads itself.
+    Embedded,
+    /// OpenWhisk's activations database in CouchDB; the controller answers reads.
+    CouchDb,
+}
+
+/// `[activations]`: where activation records go and how long they are kept.
+#[derive(Debug, Clone)]
+pub struct ActivationsConfig {
+    /// The store.
+    pub store: StoreKind,
+    /// Directory for the embedded database and the pending-invocation journal.
+    pub data_dir: PathBuf,
+    /// Embedded store: records older than this are deleted.
+    pub retention: Duration,
+    /// Embedded store: at most this many records are kept (oldest deleted first).
+    pub max_records: u64,
+    /// Capacity of the queue between invocations and the store writer.
+    pub queue: usize,
+    /// Most records written in one batch.
+    pub batch: usize,
+    /// How long a failing batch is retried before its records are dropped (counted and
+    /// logged).
+    pub write_retry: Duration,
+}
+
+/// `[couchdb]`: OpenWhisk's CouchDB (activations store; identity source later).
+#[derive(Debug, Clone)]
+pub struct CouchDbConfig {
+    /// Base URL, e.g. `http://couchdb:5984`.
+    pub url: http::Uri,
+    /// User name.
+    pub username: Option<String>,
+    /// File holding the password (never the password itself in the policy).
+    pub password_file: Option<PathBuf>,
+    /// Database name prefix (OpenWhisk's `db_prefix`, e.g. `whisk_local_`).
+    pub db_prefix: String,
+    /// Name of the activations database (default `<prefix>activations`).
+    pub activations_db: String,
+    /// Request timeout.
+    pub timeout: Duration,
+}
+
 /// A compiled policy.
 #[derive(Debug)]
 pub struct Policy {
@@ -91,13 +137,42 @@ pub struct Policy {
     pub lambda: LambdaConfig,
     /// `[metadata]`.
     pub metadata: MetadataConfig,
+    /// `[activations]`.
+    pub activations: ActivationsConfig,
+    /// `[couchdb]`, when present.
+    pub couchdb: Option<CouchDbConfig>,
     /// The compiled `[[route]]`s.
     pub routes: RoutingTable,
     /// Non-fatal remarks (e.g. shadowed routes), located.
     pub warnings: Vec<String>,
 }
 
-const TOP_KEYS: &[&str] = &["server", "controller", "lambda", "metadata", "route"];
+const TOP_KEYS: &[&str] = &[
+    "server",
+    "controller",
+    "lambda",
+    "metadata",
+    "activations",
+    "couchdb",
+    "route",
+];
+const ACTIVATIONS_KEYS: &[&str] = &[
+    "store",
+    "data_dir",
+    "retention",
+    "max_records",
+    "queue",
+    "batch",
+    "write_retry",
+];
+const COUCHDB_KEYS: &[&str] = &[
+    "url",
+    "username",
+    "password_file",
+    "db_prefix",
+    "activations_db",
+    "timeout",
+];
 const SERVER_KEYS: &[&str] = &["tls_cert", "tls_key"];
 const CONTROLLER_KEYS: &[&str] = &[
     "url",
@@ -186,6 +261,8 @@ fn compile(
     let controller = compile_controller(top, base, errors);
     let lambda = compile_lambda(top, errors);
     let metadata = compile_metadata(top, errors);
+    let couchdb = compile_couchdb(top, base, errors);
+    let activations = compile_activations(top, base, couchdb.as_ref(), errors);
     let routes: Vec<Route> = top
         .array_of_tables("route", ROUTE_KEYS, errors)
         .iter()
@@ -209,9 +286,123 @@ fn compile(
         controller: controller?,
         lambda: lambda?,
         metadata: metadata?,
+        activations: activations?,
+        couchdb: couchdb.flatten(),
         routes,
         warnings,
     })
+}
+
+fn compile_couchdb(
+    top: &TableReader<'_, '_>,
+    base: &Path,
+    errors: &mut Errors,
+) -> Option<Option<CouchDbConfig>> {
+    let Some(t) = top.table("couchdb", COUCHDB_KEYS, errors) else {
+        return (!top.has("couchdb")).then_some(None);
+    };
+    let url = t.required_string("url", errors).and_then(|(u, span)| {
+        match parse_base_url(&u) {
+            Ok(uri) if uri.authority().is_some_and(|a| !a.as_str().contains('@')) => Some(uri),
+            Ok(_) => {
+                errors.push(
+                    span,
+                    "`url` in [couchdb] must not carry credentials; use `username` and `password_file`",
+                );
+                None
+            }
+            Err(e) => {
+                errors.push(span, format!("`url` in [couchdb]: {e}"));
+                None
+            }
+        }
+    });
+    let username = t.string("username", errors).map(|s| s.0);
+    let password_file = t
+        .string("password_file", errors)
+        .map(|(p, _)| resolve_path(base, &p));
+    let db_prefix = t
+        .string("db_prefix", errors)
+        .map_or_else(|| "whisk_local_".to_string(), |s| s.0);
+    let activations_db = t
+        .string("activations_db", errors)
+        .map_or_else(|| format!("{db_prefix}activations"), |s| s.0);
+    let timeout = t
+        .duration(
+            "timeout",
+            Duration::from_millis(100),
+            Duration::from_secs(300),
+            errors,
+        )
+        .map_or(Duration::from_secs(10), |d| d.0);
+    Some(Some(CouchDbConfig {
+        url: url?,
+        username,
+        password_file,
+        db_prefix,
+        activations_db,
+        timeout,
+    }))
+}
+
+fn compile_activations(
+    top: &TableReader<'_, '_>,
+    base: &Path,
+    couchdb: Option<&Option<CouchDbConfig>>,
+    errors: &mut Errors,
+) -> Option<ActivationsConfig> {
+    let mut cfg = ActivationsConfig {
+        store: StoreKind::Embedded,
+        data_dir: PathBuf::from("owl-data"),
+        retention: Duration::from_secs(7 * 86_400),
+        max_records: 10_000_000,
+        queue: 10_000,
+        batch: 500,
+        write_retry: Duration::from_secs(30),
+    };
+    let Some(t) = top.table("activations", ACTIVATIONS_KEYS, errors) else {
+        return (!top.has("activations")).then_some(cfg);
+    };
+    if let Some((s, span)) = t.choice("store", &["embedded", "couchdb"], errors)
+        && s == "couchdb"
+    {
+        cfg.store = StoreKind::CouchDb;
+        if matches!(couchdb, Some(None)) {
+            errors.push(
+                span,
+                "store = \"couchdb\" needs a [couchdb] section with the database `url`",
+            );
+        }
+    }
+    if let Some((d, _)) = t.string("data_dir", errors) {
+        cfg.data_dir = resolve_path(base, &d);
+    }
+    if let Some((d, _)) = t.duration(
+        "retention",
+        Duration::from_secs(60),
+        Duration::from_secs(3650 * 86_400),
+        errors,
+    ) {
+        cfg.retention = d;
+    }
+    if let Some((n, _)) = t.integer("max_records", 1, u64::MAX >> 2, errors) {
+        cfg.max_records = n;
+    }
+    if let Some((n, _)) = t.integer("queue", 1, 10_000_000, errors) {
+        cfg.queue = n as usize;
+    }
+    if let Some((n, _)) = t.integer("batch", 1, 100_000, errors) {
+        cfg.batch = n as usize;
+    }
+    if let Some((d, _)) = t.duration(
+        "write_retry",
+        Duration::ZERO,
+        Duration::from_secs(86_400),
+        errors,
+    ) {
+        cfg.write_retry = d;
+    }
+    Some(cfg)
 }
 
 fn compile_server(

@@ -355,7 +355,7 @@ fn type_name(v: &DeValue<'_>) -> &'static str {
     }
 }
 
-/// Parses `"250ms"`, `"30s"`, `"1.5s"`, `"5m"`, `"1h"`.
+/// Parses `"250ms"`, `"30s"`, `"1.5s"`, `"5m"`, `"1h"`, `"7d"`.
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
     let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
@@ -366,6 +366,7 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         "s" => n,
         "m" | "min" => n * 60.0,
         "h" => n * 3600.0,
+        "d" => n * 86_400.0,
         _ => return None,
     };
     (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))

@@ -1,8 +1,10 @@
 //! The HTTP front: sockets, TLS, connections and the dispatch of each request to the
 //! Lambda path or the proxy. The only module that knows about sockets.
 
+pub mod health;
 pub mod tls;
 
+use crate::activation;
 use crate::context::RequestContext;
 use crate::controller::proxy;
 use crate::gateway::Gateway;
@@ -12,7 +14,7 @@ use crate::whisk::names::split_invoke_path;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use http::Method;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -62,10 +64,32 @@ pub async fn dispatch(State(gw): State<Arc<Gateway>>, req: Request) -> Response 
     {
         return invoke::handle(gw.clone(), rt, req, ctx, target).await;
     }
+    if req.method() == Method::GET
+        && let Some(target) = activation::api::split_path(path)
+    {
+        return activation::api::handle(gw.clone(), rt, req, ctx, target).await;
+    }
     if req.method() == Method::OPTIONS && path.starts_with("/api/v1/namespaces") {
         return invoke::response::options(&ctx.tid);
     }
+    match (req.method(), path) {
+        (&Method::GET, "/metrics") => return metrics(&gw),
+        (&Method::GET, "/healthz") => return health::liveness(),
+        (&Method::GET, "/readyz") => return health::readiness(&gw),
+        _ => {}
+    }
     proxy::forward(&rt.controller, req, &ctx).await
+}
+
+fn metrics(gw: &Gateway) -> Response {
+    (
+        [(
+            http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        gw.metrics.render(),
+    )
+        .into_response()
 }
 
 /// Connection-level limits.

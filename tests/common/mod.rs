@@ -161,6 +161,10 @@ pub fn policy(controller: &str, lambda: &str, extra: &str) -> String {
 pub struct TestGateway {
     /// Base URL.
     pub url: String,
+    /// The gateway (for its recorder and metrics).
+    pub gw: std::sync::Arc<Gateway>,
+    /// The data directory (removed on drop unless the policy named one).
+    pub data: Option<tempfile::TempDir>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -173,8 +177,15 @@ impl TestGateway {
 
     /// Starts a gateway with explicit connection limits.
     pub async fn start_with(policy_toml: &str, limits: ServerLimits) -> Self {
-        let policy = Policy::parse(policy_toml, "test.toml", Path::new("."))
+        let mut policy = Policy::parse(policy_toml, "test.toml", Path::new("."))
             .unwrap_or_else(|e| panic!("{e}"));
+        let data = if policy_toml.contains("data_dir") {
+            None
+        } else {
+            let d = tempfile::tempdir().unwrap();
+            policy.activations.data_dir = d.path().to_path_buf();
+            Some(d)
+        };
         let tls = match (&policy.server.tls_cert, &policy.server.tls_key) {
             (Some(c), Some(k)) => Some(server::tls::acceptor(c, k).expect("tls")),
             _ => None,
@@ -188,7 +199,7 @@ impl TestGateway {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(server::run(
             listener,
-            server::app(gw),
+            server::app(gw.clone()),
             tls,
             limits,
             async move {
@@ -197,6 +208,8 @@ impl TestGateway {
         ));
         Self {
             url: format!("{scheme}://{addr}"),
+            gw,
+            data,
             stop: Some(tx),
             task: Some(task),
         }
@@ -213,7 +226,7 @@ impl TestGateway {
         format!("{}/api/v1/namespaces/{ns}/actions/{rest}{q}", self.url)
     }
 
-    /// Stops the gateway and waits for it to drain.
+    /// Stops the gateway, waits for it to drain, and flushes its records.
     pub async fn stop(mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
@@ -221,6 +234,12 @@ impl TestGateway {
         if let Some(t) = self.task.take() {
             let _ = tokio::time::timeout(Duration::from_secs(35), t).await;
         }
+        self.gw.shutdown(Duration::from_secs(30)).await;
+    }
+
+    /// Waits until every record queued so far is written.
+    pub async fn flush(&self) {
+        self.gw.recorder.flush().await;
     }
 }
 

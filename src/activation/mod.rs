@@ -1,0 +1,13 @@
+//! Activation records after the response: the stores (embedded SQLite, or OpenWhisk's
+//! CouchDB activations database), the recorder that writes them in batches without
+//! ever losing one silently, and the activations API that reads them back.
+
+pub mod api;
+pub mod couchdb;
+pub mod query;
+pub mod recorder;
+pub mod sqlite;
+pub mod store;
+
+pub use recorder::Recorder;
+pub use store::{ActivationReader, ActivationStore, ListQuery, StoreError};

@@ -1,0 +1,351 @@
+//! The recorder: activation records leave the response path through a bounded queue
+//! and are written in batches by one writer task.
+//!
+//! - **Backpressure, not loss.** When the store cannot keep up, the queue fills and
+//!   `complete` waits. A batch that keeps failing is retried with backoff for
+//!   `write_retry`; only then are its records dropped — counted
+//!   (`owl_activation_records_dropped_total`), logged with their ids, and visible in
+//!   readiness.
+//! - **Pending journal.** An accepted non-blocking invocation is journaled (durably,
+//!   group-committed) before its 202 is sent. After a crash, journal entries without a
+//!   record are completed on start-up as whisk internal errors saying the gateway
+//!   restarted, so every accepted activation id ends with a record.
+//! - **Flush on shutdown.** `flush` waits until everything queued is written.
+
+use super::couchdb::CouchActivationStore;
+use super::sqlite::{EmbeddedStore, SqliteStore};
+use super::store::{ActivationReader, ActivationStore, StoreError};
+use crate::couchdb::CouchDb;
+use crate::policy::{ActivationsConfig, StoreKind};
+use crate::telemetry::{Metrics, StoreLabels};
+use crate::whisk::{Activation, ActivationId, ActivationResponse};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+/// The text of records completed after a restart.
+pub const RESTART_MESSAGE: &str = "The activation was interrupted because the owl gateway restarted before it completed; the action may or may not have run.";
+
+enum Op {
+    Pending(Box<Activation>, oneshot::Sender<Result<(), StoreError>>),
+    Complete(Box<Activation>),
+    Discard(ActivationId),
+    Flush(oneshot::Sender<()>),
+}
+
+/// Health of the record path, for readiness.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecorderHealth {
+    /// True while the last write succeeded.
+    pub healthy: bool,
+    /// The last write error, if the last write failed.
+    pub last_error: Option<String>,
+}
+
+/// Writes activation records.
+pub struct Recorder {
+    tx: mpsc::Sender<Op>,
+    store: Arc<dyn ActivationStore>,
+    healthy: Arc<AtomicBool>,
+    last_error: Arc<std::sync::Mutex<Option<String>>>,
+    metrics: Arc<Metrics>,
+    writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Recorder {
+    /// Opens the stores `cfg` names, completes journal entries left by a previous run,
+    /// and starts the writer and the retention task.
+    pub async fn start(
+        cfg: &ActivationsConfig,
+        couch: Option<(CouchDb, String)>,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Arc<Self>> {
+        let holds = cfg.store == StoreKind::Embedded;
+        let journal = Arc::new(
+            SqliteStore::open(&cfg.data_dir, cfg.retention, cfg.max_records, holds)
+                .map_err(|e| anyhow::anyhow!("activation store: {e}"))?,
+        );
+        let store: Arc<dyn ActivationStore> = match (cfg.store, couch) {
+            (StoreKind::Embedded, _) => Arc::new(EmbeddedStore(journal.clone())),
+            (StoreKind::CouchDb, Some((db, name))) => Arc::new(CouchActivationStore::new(db, name)),
+            (StoreKind::CouchDb, None) => anyhow::bail!("store = \"couchdb\" needs [couchdb]"),
+        };
+        let (tx, rx) = mpsc::channel(cfg.queue);
+        let healthy = Arc::new(AtomicBool::new(true));
+        let last_error = Arc::new(std::sync::Mutex::new(None));
+        metrics.store_healthy.set(1);
+        let writer = Writer {
+            rx,
+            journal: journal.clone(),
+            store: store.clone(),
+            batch: cfg.batch,
+            write_retry: cfg.write_retry,
+            healthy: healthy.clone(),
+            last_error: last_error.clone(),
+            metrics: metrics.clone(),
+        };
+        let handle = tokio::spawn(writer.run());
+        let recorder = Arc::new(Self {
+            tx,
+            store: store.clone(),
+            healthy,
+            last_error,
+            metrics: metrics.clone(),
+            writer: Mutex::new(Some(handle)),
+        });
+        recorder.recover(&journal).await;
+        let pruner = store.clone();
+        tokio::spawn(async move {
+            loop {
+                match pruner.prune().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(deleted = n, "activation retention"),
+                    Err(e) => tracing::warn!(error = %e, "activation retention failed"),
+                }
+                tokio::time::sleep(Duration::from_secs(60)).await;
+            }
+        });
+        Ok(recorder)
+    }
+
+    /// Completes the journal entries of a previous run that never completed.
+    async fn recover(&self, journal: &Arc<SqliteStore>) {
+        let j = journal.clone();
+        let pending = match tokio::task::spawn_blocking(move || j.pending()).await {
+            Ok(Ok(p)) => p,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "cannot read the pending journal");
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the pending journal");
+                return;
+            }
+        };
+        let mut recovered = 0;
+        for mut act in pending {
+            match self
+                .store
+                .contains(&act.namespace, &act.activation_id)
+                .await
+            {
+                Ok(true) => self.discard(act.activation_id.clone()).await,
+                _ => {
+                    act.end = crate::context::epoch_ms(SystemTime::now()).max(act.start);
+                    act.response = ActivationResponse::whisk_error(RESTART_MESSAGE);
+                    act.logs = Vec::new();
+                    tracing::warn!(activation_id = %act.activation_id, "completing an activation interrupted by a restart");
+                    self.complete(act).await;
+                    recovered += 1;
+                }
+            }
+        }
+        if recovered > 0 {
+            self.metrics.records_recovered.inc_by(recovered);
+            tracing::warn!(
+                count = recovered,
+                "activations interrupted by the last restart were recorded as whisk internal errors"
+            );
+        }
+    }
+
+    /// Journals an accepted invocation; returns once it is durable.
+    pub async fn pending(&self, skeleton: &Activation) -> Result<(), StoreError> {
+        let (ack, done) = oneshot::channel();
+        self.tx
+            .send(Op::Pending(Box::new(skeleton.clone()), ack))
+            .await
+            .map_err(|_| StoreError("recorder stopped".into()))?;
+        done.await
+            .map_err(|_| StoreError("recorder stopped".into()))?
+    }
+
+    /// Queues a completed record (waits while the queue is full).
+    pub async fn complete(&self, act: Activation) {
+        self.metrics.record_queue_depth.inc();
+        if self.tx.send(Op::Complete(Box::new(act))).await.is_err() {
+            self.metrics.record_queue_depth.dec();
+            tracing::error!("recorder stopped; activation record not written");
+        }
+    }
+
+    /// Forgets a journal entry whose invocation was answered elsewhere.
+    pub async fn discard(&self, id: ActivationId) {
+        let _ = self.tx.send(Op::Discard(id)).await;
+    }
+
+    /// Waits until everything queued so far is written (or dropped).
+    pub async fn flush(&self) {
+        let (ack, done) = oneshot::channel();
+        if self.tx.send(Op::Flush(ack)).await.is_ok() {
+            let _ = done.await;
+        }
+    }
+
+    /// Flushes and stops the writer.
+    pub async fn close(&self) {
+        self.flush().await;
+        if let Some(h) = self.writer.lock().await.take() {
+            h.abort();
+        }
+    }
+
+    /// Reads, when owl serves them from its own store.
+    pub fn reader(&self) -> Option<&dyn ActivationReader> {
+        self.store.reader()
+    }
+
+    /// The store's kind.
+    pub fn store_kind(&self) -> &'static str {
+        self.store.kind()
+    }
+
+    /// Current health.
+    pub fn health(&self) -> RecorderHealth {
+        RecorderHealth {
+            healthy: self.healthy.load(Ordering::SeqCst),
+            last_error: self.last_error.lock().ok().and_then(|e| e.clone()),
+        }
+    }
+}
+
+struct Writer {
+    rx: mpsc::Receiver<Op>,
+    journal: Arc<SqliteStore>,
+    store: Arc<dyn ActivationStore>,
+    batch: usize,
+    write_retry: Duration,
+    healthy: Arc<AtomicBool>,
+    last_error: Arc<std::sync::Mutex<Option<String>>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Writer {
+    async fn run(mut self) {
+        while let Some(first) = self.rx.recv().await {
+            let mut ops = vec![first];
+            while ops.len() < self.batch {
+                match self.rx.try_recv() {
+                    Ok(op) => ops.push(op),
+                    Err(_) => break,
+                }
+            }
+            let mut pending = Vec::new();
+            let mut acks = Vec::new();
+            let mut completed = Vec::new();
+            let mut discards = Vec::new();
+            let mut flushes = Vec::new();
+            for op in ops {
+                match op {
+                    Op::Pending(a, ack) => {
+                        pending.push(*a);
+                        acks.push(ack);
+                    }
+                    Op::Complete(a) => completed.push(*a),
+                    Op::Discard(id) => discards.push(id),
+                    Op::Flush(ack) => flushes.push(ack),
+                }
+            }
+            if !pending.is_empty() {
+                // No retries: a caller waits for this answer before accepting.
+                let result = self.blocking_apply(pending, Vec::new()).await;
+                self.note(&result);
+                for ack in acks {
+                    let _ = ack.send(result.clone());
+                }
+            }
+            if !completed.is_empty() {
+                let n = completed.len() as i64;
+                self.write_completed(completed).await;
+                self.metrics.record_queue_depth.dec_by(n);
+            }
+            if !discards.is_empty() {
+                let j = self.journal.clone();
+                let _ = tokio::task::spawn_blocking(move || j.discard_pending(&discards)).await;
+            }
+            for f in flushes {
+                let _ = f.send(());
+            }
+        }
+    }
+
+    async fn blocking_apply(
+        &self,
+        pending: Vec<Activation>,
+        completed: Vec<Activation>,
+    ) -> Result<(), StoreError> {
+        let j = self.journal.clone();
+        tokio::task::spawn_blocking(move || j.apply(&pending, &completed))
+            .await
+            .map_err(|e| StoreError(format!("journal task failed: {e}")))?
+    }
+
+    fn note(&self, result: &Result<(), StoreError>) {
+        match result {
+            Ok(()) => {
+                if !self.healthy.swap(true, Ordering::SeqCst) {
+                    tracing::info!("activation store writable again");
+                }
+                self.metrics.store_healthy.set(1);
+                if let Ok(mut e) = self.last_error.lock() {
+                    *e = None;
+                }
+            }
+            Err(e) => {
+                self.healthy.store(false, Ordering::SeqCst);
+                self.metrics.store_healthy.set(0);
+                if let Ok(mut last) = self.last_error.lock() {
+                    *last = Some(e.to_string());
+                }
+            }
+        }
+    }
+
+    async fn write_completed(&self, batch: Vec<Activation>) {
+        let labels = StoreLabels {
+            store: self.store.kind().to_string(),
+        };
+        let deadline = Instant::now() + self.write_retry;
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let result = match self.store.reader() {
+                // Embedded: the record and the journal share one transaction.
+                Some(_) => self.blocking_apply(Vec::new(), batch.clone()).await,
+                None => match self.store.write(batch.clone()).await {
+                    Ok(()) => self.blocking_apply(Vec::new(), batch.clone()).await,
+                    Err(e) => Err(e),
+                },
+            };
+            self.note(&result);
+            match result {
+                Ok(()) => {
+                    self.metrics
+                        .records_written
+                        .get_or_create(&labels)
+                        .inc_by(batch.len() as u64);
+                    return;
+                }
+                Err(e) => {
+                    self.metrics
+                        .record_write_failures
+                        .get_or_create(&labels)
+                        .inc();
+                    if Instant::now() + backoff > deadline {
+                        let ids: Vec<&str> =
+                            batch.iter().map(|a| a.activation_id.as_str()).collect();
+                        self.metrics
+                            .records_dropped
+                            .get_or_create(&labels)
+                            .inc_by(batch.len() as u64);
+                        tracing::error!(error = %e, count = ids.len(), ids = ?ids, "activation records dropped: the store kept failing");
+                        return;
+                    }
+                    tracing::warn!(error = %e, retry_in = ?backoff, "activation record write failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+}

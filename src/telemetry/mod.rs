@@ -1,0 +1,102 @@
+//! Telemetry: Prometheus metrics (served at `/metrics`).
+//!
+//! Metric labels are bounded: store kinds, outcomes, route patterns — never raw paths,
+//! ids or credentials.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use std::sync::Mutex;
+
+/// Label set naming an activation store.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StoreLabels {
+    /// `embedded` or `couchdb`.
+    pub store: String,
+}
+
+/// All of owl's metrics.
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    /// Activation records written to the store.
+    pub records_written: Family<StoreLabels, Counter>,
+    /// Failed batch writes (each retried).
+    pub record_write_failures: Family<StoreLabels, Counter>,
+    /// Records dropped after the retry budget ran out.
+    pub records_dropped: Family<StoreLabels, Counter>,
+    /// Records waiting to be written.
+    pub record_queue_depth: Gauge,
+    /// 1 while the last store write succeeded.
+    pub store_healthy: Gauge,
+    /// Pending journal entries completed as interrupted after a restart.
+    pub records_recovered: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every metric registered.
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let records_written = Family::<StoreLabels, Counter>::default();
+        registry.register(
+            "owl_activation_records_written",
+            "Activation records written to the store",
+            records_written.clone(),
+        );
+        let record_write_failures = Family::<StoreLabels, Counter>::default();
+        registry.register(
+            "owl_activation_record_write_failures",
+            "Failed attempts to write a batch of activation records (retried)",
+            record_write_failures.clone(),
+        );
+        let records_dropped = Family::<StoreLabels, Counter>::default();
+        registry.register(
+            "owl_activation_records_dropped",
+            "Activation records dropped after the store kept failing for write_retry",
+            records_dropped.clone(),
+        );
+        let record_queue_depth = Gauge::default();
+        registry.register(
+            "owl_activation_record_queue_depth",
+            "Activation records waiting to be written",
+            record_queue_depth.clone(),
+        );
+        let store_healthy = Gauge::default();
+        registry.register(
+            "owl_activation_store_healthy",
+            "1 while the last write to the activation store succeeded",
+            store_healthy.clone(),
+        );
+        let records_recovered = Counter::default();
+        registry.register(
+            "owl_activation_records_recovered",
+            "Accepted invocations completed as interrupted after a restart",
+            records_recovered.clone(),
+        );
+        Self {
+            registry: Mutex::new(registry),
+            records_written,
+            record_write_failures,
+            records_dropped,
+            record_queue_depth,
+            store_healthy,
+            records_recovered,
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if let Ok(r) = self.registry.lock() {
+            let _ = prometheus_client::encoding::text::encode(&mut out, &r);
+        }
+        out
+    }
+}
