@@ -66,8 +66,9 @@ impl Runtime {
 /// The gateway: the current runtime plus what outlives policy changes.
 pub struct Gateway {
     runtime: ArcSwap<Runtime>,
-    /// Bounds the non-blocking invocations running in the background.
-    pub background: Arc<Semaphore>,
+    /// Bounds the invocations running on Lambda (blocking and non-blocking), so
+    /// invocations whose clients stopped waiting cannot pile up.
+    pub invocations: Arc<Semaphore>,
     /// Every invocation task, so shutdown can wait for them.
     pub tasks: TaskTracker,
     /// Activation records.
@@ -86,11 +87,11 @@ impl Gateway {
             _ => None,
         };
         let recorder = Recorder::start(&policy.activations, couch, metrics.clone()).await?;
-        let permits = policy.lambda.max_background;
+        let permits = policy.lambda.max_invocations;
         let runtime = Runtime::build(Arc::new(policy), opts).await?;
         Ok(Arc::new(Self {
             runtime: ArcSwap::from_pointee(runtime),
-            background: Arc::new(Semaphore::new(permits)),
+            invocations: Arc::new(Semaphore::new(permits)),
             tasks: TaskTracker::new(),
             recorder,
             metrics,

@@ -137,12 +137,16 @@ async fn a_service_error_is_never_retried_elsewhere() {
 async fn a_hanging_lambda_ends_as_a_timeout() {
     let fake = FakeLambda::start(Fault::Hang).await;
     let c = controller().await;
-    let gw = TestGateway::start(&policy(
+    let p = policy(
         &c.url(),
         &fake.url,
         &route("controller", "timeout = \"200ms\""),
-    ))
-    .await;
+    )
+    .replace(
+        "region = \"us-east-1\"",
+        "region = \"us-east-1\"\ninit_allowance = \"0s\"",
+    );
+    let gw = TestGateway::start(&p).await;
     let start = Instant::now();
     let (status, _, body) = invoke(
         &gw.invoke_url("guest/act", "blocking=true"),
@@ -185,7 +189,7 @@ async fn non_blocking_fallback_happens_in_the_background() {
 }
 
 #[tokio::test]
-async fn function_errors_are_mapped_from_the_fake_too() {
+async fn event_payloads_reach_the_function_and_results_come_back() {
     let fake = FakeLambda::start(Fault::Reply(json!({"ok": true}))).await;
     let c = controller().await;
     let gw = TestGateway::start(&policy(
@@ -316,4 +320,53 @@ async fn lambdas_report_line_supplies_init_time_on_cold_starts() {
         annotation(&body, "initTime").is_none(),
         "warm starts have no initTime"
     );
+}
+
+#[tokio::test]
+async fn a_connection_lost_mid_call_is_never_sent_elsewhere() {
+    // The request reached "Lambda", then the connection dropped: the function may have
+    // run, so owl records a whisk internal error instead of falling back.
+    let fake = FakeLambda::start(Fault::Drop).await;
+    let c = controller().await;
+    let gw = TestGateway::start(&policy(&c.url(), &fake.url, &route("controller", ""))).await;
+    let (status, headers, body) = invoke(
+        &gw.invoke_url("guest/act", "blocking=true"),
+        Some(&guest_auth()),
+        None,
+    )
+    .await;
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(body["response"]["status"], "whisk internal error");
+    assert!(headers.contains_key("x-openwhisk-activation-id"));
+    assert_eq!(fake.calls().len(), 1, "sent once");
+    assert_eq!(c.invocations(), 0, "never re-sent to the controller");
+}
+
+#[tokio::test]
+async fn weight_zero_is_a_pure_proxy() {
+    let fake = FakeLambda::start(Fault::Reply(json!({}))).await;
+    let c = controller().await;
+    let gw = TestGateway::start(&policy(
+        &c.url(),
+        &fake.url,
+        &route("controller", "weight = 0"),
+    ))
+    .await;
+    let (status, headers, _) = invoke(
+        &gw.invoke_url("guest/act", "blocking=true"),
+        Some(&guest_auth()),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["x-owl-standin"], "true");
+    let lookups = c
+        .counters()
+        .namespace_lookups
+        .load(std::sync::atomic::Ordering::SeqCst)
+        + c.counters()
+            .metadata_lookups
+            .load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(lookups, 0, "no identity work for a route at weight 0");
+    assert!(fake.calls().is_empty());
 }

@@ -890,3 +890,79 @@ async fn merged_arguments_over_lambdas_limit_get_the_generic_413() {
     );
     assert!(!headers.contains_key("x-openwhisk-activation-id"));
 }
+
+#[tokio::test]
+async fn an_oversized_chunked_body_is_413_before_query_and_content_type_errors() {
+    let s = setup().await;
+    let big = vec![b'x'; 1_100_000];
+    let stream = futures_util::stream::iter(
+        big.chunks(100_000)
+            .map(|c| Ok::<_, std::io::Error>(bytes::Bytes::copy_from_slice(c)))
+            .collect::<Vec<_>>(),
+    );
+    let r = client()
+        .post(s.gw.invoke_url("guest/hello", "blocking=maybe"))
+        .header("authorization", guest_auth())
+        .header("content-type", "text/plain")
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let b: Value = r.json().await.unwrap();
+    assert_eq!(
+        b["error"],
+        "Request larger than allowed: 1100000 > 1048576 bytes."
+    );
+}
+
+#[tokio::test]
+async fn conductor_actions_and_sequences_are_run_by_the_controller() {
+    let routes = "[[route]]\naction = \"guest/*\"\nfunction = \"owl-test-echo\"\n";
+    let s = setup_with(
+        routes,
+        vec![
+            StandinAction::new("guest/seq", Behaviour::Greet).kind("sequence"),
+            StandinAction::new("guest/cond", Behaviour::Greet).annotation("conductor", json!(true)),
+        ],
+    )
+    .await;
+    for a in ["guest/seq", "guest/cond"] {
+        let (status, headers, body) = invoke(
+            &s.gw.invoke_url(a, "blocking=true&result=true"),
+            Some(&guest_auth()),
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{a}");
+        assert_eq!(body, json!({"greeting": "Hello, stranger!"}), "{a}");
+        assert_eq!(headers["x-owl-standin"], "true", "{a}");
+    }
+    assert_eq!(s.controller.invocations(), 2);
+}
+
+#[tokio::test]
+async fn merged_arguments_over_the_message_limit_get_the_generic_413() {
+    // 900 KB of body plus 200 KB of default parameters: within the 1 MiB body limit,
+    // over OpenWhisk's activation-message limit (1 MiB + serialisation overhead).
+    let s = setup_with(
+        "[[route]]\naction = \"guest/medium\"\nfunction = \"owl-test-echo\"\n",
+        vec![
+            StandinAction::new("guest/medium", Behaviour::Echo)
+                .param("blob", json!("b".repeat(200_000))),
+        ],
+    )
+    .await;
+    let body = format!("{{\"more\":\"{}\"}}", "m".repeat(900_000));
+    let (status, _, body) = invoke(
+        &s.gw.invoke_url("guest/medium", "blocking=true"),
+        Some(&guest_auth()),
+        Some(&body),
+    )
+    .await;
+    assert_eq!(status, 413);
+    assert_eq!(
+        body["error"],
+        "The request content is larger than the server is willing or able to process."
+    );
+}

@@ -26,12 +26,11 @@ fn decode(s: &str) -> Option<String> {
 }
 
 fn parse_bool(name: &str, v: Option<&str>) -> Result<bool, WhiskError> {
-    match v.map(str::to_ascii_lowercase).as_deref() {
+    match v.map(str::to_lowercase).as_deref() {
         None | Some("") | Some("false" | "no" | "off" | "0") => Ok(false),
         Some("true" | "yes" | "on" | "1") => Ok(true),
-        Some(_) => Err(WhiskError::rejected(messages::malformed_boolean(
-            name,
-            v.unwrap_or_default(),
+        Some(lower) => Err(WhiskError::rejected(messages::malformed_boolean(
+            name, lower,
         ))),
     }
 }

@@ -65,10 +65,13 @@ impl Credentials {
         };
         let text = text.trim();
         let (scheme, token) = text.split_once(' ').unwrap_or((text, ""));
-        if !scheme.eq_ignore_ascii_case("basic") {
+        let token = token.trim();
+        // The HTTP library reads Basic credentials only when a token68 follows the
+        // scheme; anything else is not credentials at all ("missing").
+        if !scheme.eq_ignore_ascii_case("basic") || !is_token68(token) {
             return Err(WhiskError::auth_required());
         }
-        let decoded = decode_base64_lenient(token.trim()).ok_or_else(WhiskError::auth_invalid)?;
+        let decoded = decode_base64_lenient(token).ok_or_else(WhiskError::auth_invalid)?;
         let decoded = String::from_utf8(decoded).map_err(|_| WhiskError::auth_invalid())?;
         let (uuid, key) = decoded.split_once(':').unwrap_or((decoded.as_str(), ""));
         if key.chars().count() != KEY_LENGTH {
@@ -88,12 +91,19 @@ impl Credentials {
     }
 }
 
-/// Base64 as RFC 2045 decoders read it: whitespace ignored, padding optional.
+/// RFC 7235 token68: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+fn is_token68(s: &str) -> bool {
+    let body = s.trim_end_matches('=');
+    !body.is_empty()
+        && body.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        })
+}
+
+/// Base64 with optional padding.
 fn decode_base64_lenient(s: &str) -> Option<Vec<u8>> {
-    let cleaned: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    let trimmed = cleaned.trim_end_matches('=');
     base64::engine::general_purpose::STANDARD_NO_PAD
-        .decode(trimmed)
+        .decode(s.trim_end_matches('='))
         .ok()
 }
 
@@ -154,14 +164,16 @@ mod tests {
         assert!(missing(&HeaderMap::new()));
         assert!(missing(&headers("Bearer abc")));
         assert!(missing(&headers("Digest x")));
+        assert!(missing(&headers("Basic")));
+        assert!(missing(&headers("Basic ====")));
+        assert!(missing(&headers("Basic !!!not base64!!!")));
         let invalid = |v: &str| {
             Credentials::from_headers(&headers(v)).unwrap_err().message
                 == crate::whisk::messages::AUTH_INVALID
         };
         assert!(invalid(&basic("uuid:short")));
         assert!(invalid(&basic("no-colon-at-all")));
-        assert!(invalid("Basic !!!not base64!!!"));
-        assert!(invalid("Basic"));
+        assert!(invalid("Basic abc-def"));
         assert!(invalid(&basic(&format!("u:{}", "k".repeat(65)))));
     }
 

@@ -5,8 +5,8 @@
 //! `X-Forwarded-For` / `X-Forwarded-Proto` / `X-Forwarded-Host`, sets `Host` to the
 //! controller's (as nginx, OpenWhisk's own edge, does by default, so host-routed
 //! ingresses in front of the controller keep working), and sends its transaction id
-//! as `X-Request-ID` when the client sent none, so the controller's `code` and owl's
-//! logs name the same transaction.
+//! as `X-Request-ID` (the client's own when owl adopted it), so the controller's `code`
+//! and owl's logs name the same transaction.
 
 use super::client::{ControllerClient, ControllerError};
 use crate::context::RequestContext;
@@ -112,9 +112,9 @@ pub fn prepare_headers(headers: &mut HeaderMap, ctx: &RequestContext, original_u
         HeaderName::from_static("x-forwarded-proto"),
         HeaderValue::from_static(if ctx.tls { "https" } else { "http" }),
     );
-    if !headers.contains_key("x-request-id")
-        && let Ok(v) = HeaderValue::from_str(ctx.tid.as_str())
-    {
+    // The controller takes the same transaction id as owl (the client's, when owl
+    // adopted it), so `code` in its errors matches owl's logs and answers.
+    if let Ok(v) = HeaderValue::from_str(ctx.tid.as_str()) {
         headers.insert(HeaderName::from_static("x-request-id"), v);
     }
 }

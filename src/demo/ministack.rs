@@ -217,7 +217,8 @@ pub async fn deploy(endpoint: &str, region: &str, spec: &FunctionSpec) -> anyhow
         endpoint_url: Some(endpoint.into()),
         connect_timeout: Duration::from_secs(3),
         log_tail: false,
-        max_background: 1,
+        max_invocations: 1,
+        init_allowance: Duration::from_secs(10),
     };
     let conf = crate::lambda::sdk_config(&cfg, Some(&crate::lambda::StaticCredentials::emulator()))
         .await?;

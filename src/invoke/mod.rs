@@ -40,8 +40,8 @@ use tokio::sync::oneshot;
 const TIMEOUT_GRACE: Duration = Duration::from_secs(2);
 /// How long a request body may take to arrive.
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long a non-blocking invocation waits for a background slot before 503.
-const BACKGROUND_SLOT_WAIT: Duration = Duration::from_secs(5);
+/// How long an invocation waits for a free slot before 503.
+const SLOT_WAIT: Duration = Duration::from_secs(5);
 
 /// The original request, kept so it can be sent to the controller unchanged when the
 /// route falls back.
@@ -111,10 +111,18 @@ pub async fn handle(
         return proxy::forward(&rt.controller, req, &ctx).await;
     }
     let requested = ActionPath::new(&ns, pkg.as_deref(), &action);
-    let needs_identity = requested.has_default_namespace()
-        || routes.find(&requested).is_some()
-        || (requested.package.is_some() && routes.may_cover_packaged(&action));
-    if !needs_identity {
+    let direct = (!requested.has_default_namespace())
+        .then(|| routes.find(&requested))
+        .flatten();
+    let may_be_binding = requested.package.is_some() && routes.may_cover_packaged(&action);
+    if !requested.has_default_namespace() && direct.is_none() && !may_be_binding {
+        return proxy::forward(&rt.controller, req, &ctx).await;
+    }
+    // A route found without identity work draws its weight first, so `weight = 0` is
+    // a pure proxy.
+    if let Some(r) = direct
+        && !r.takes(draw())
+    {
         return proxy::forward(&rt.controller, req, &ctx).await;
     }
     // No request reaches Lambda unauthenticated.
@@ -128,27 +136,28 @@ pub async fn handle(
     };
     let path = requested.resolved(&identity.namespace);
     let mut known_metadata = None;
-    let route = match routes.find(&path) {
+    let route = match direct {
         Some(r) => Some(r),
-        None if path.package.is_some() && routes.may_cover_packaged(&path.action) => {
-            // Perhaps a package binding whose bound package is routed.
-            match rt.directory.action(&creds, &path, &ctx.tid).await {
-                Ok(m) if m.path != path => {
-                    let r = routes.find(&m.path);
-                    known_metadata = Some(m);
-                    r
+        None => match routes.find(&path) {
+            Some(r) if r.takes(draw()) => Some(r),
+            Some(_) => return proxy::forward(&rt.controller, req, &ctx).await,
+            None if path.package.is_some() && routes.may_cover_packaged(&path.action) => {
+                // Perhaps a package binding whose bound package is routed.
+                match rt.directory.action(&creds, &path, &ctx.tid).await {
+                    Ok(m) if m.path != path => {
+                        let r = routes.find(&m.path).filter(|r| r.takes(draw()));
+                        known_metadata = Some(m);
+                        r
+                    }
+                    _ => None,
                 }
-                _ => None,
             }
-        }
-        None => None,
+            None => None,
+        },
     };
     let Some(route) = route else {
         return proxy::forward(&rt.controller, req, &ctx).await;
     };
-    if !route.takes(rand::rng().random_range(0.0..100.0)) {
-        return proxy::forward(&rt.controller, req, &ctx).await;
-    }
     let route = route.clone();
     let caller = Caller {
         creds,
@@ -157,9 +166,20 @@ pub async fn handle(
     lambda_path(gw, rt, route, req, ctx, caller, path, known_metadata).await
 }
 
+/// A uniform draw in `[0, 100)` for route weights.
+fn draw() -> f64 {
+    rand::rng().random_range(0.0..100.0)
+}
+
 struct Caller {
     creds: Credentials,
     identity: Identity,
+}
+
+/// True for actions the controller must run itself: sequences and conductor
+/// compositions.
+fn is_composition(m: &ActionMetadata) -> bool {
+    m.kind == "sequence" || m.annotation_is_truthy("conductor", false)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -178,24 +198,35 @@ async fn lambda_path(
         Some(m) => Ok(m),
         None => rt.directory.action(&caller.creds, &path, tid).await,
     };
-    // A missing action in the default package is reported after the request has been
-    // validated, as the controller does; every other lookup failure comes first.
+    // Entitlement failures and a missing package come first; an action lookup failure
+    // in the default package is reported after the request has been validated, as the
+    // controller does (its package check precedes validation, its action fetch follows).
     let metadata = match metadata {
-        Err(e) if !(e.status == http::StatusCode::NOT_FOUND && path.package.is_none()) => {
+        Err(e)
+            if path.package.is_some()
+                || e.is_unauthorized()
+                || e.status == http::StatusCode::FORBIDDEN
+                || e.origin != crate::error::Origin::Controller =>
+        {
             return e.render(tid);
         }
         other => other,
     };
     if let Ok(m) = &metadata
-        && m.kind == "sequence"
+        && is_composition(m)
     {
-        // Sequences are compositions the controller runs.
         return proxy::forward(&rt.controller, req, &ctx).await;
     }
     let (parts, body) = req.into_parts();
+    // The controller makes the whole entity strict before it validates anything, so the
+    // 413 (by declared or counted length) precedes query and content-type errors.
     if let Err(e) = request::check_declared_length(&parts.headers, request::MAX_PAYLOAD) {
         return e.render(tid);
     }
+    let bytes = match request::read_body(body, request::MAX_PAYLOAD, BODY_READ_TIMEOUT).await {
+        Ok(b) => b,
+        Err(e) => return e.render(tid),
+    };
     let opts = match request::parse_query(parts.uri.query()) {
         Ok(o) => o,
         Err(e) => return e.render(tid),
@@ -203,10 +234,6 @@ async fn lambda_path(
     if let Err(e) = request::check_content_type(&parts.headers) {
         return e.render(tid);
     }
-    let bytes = match request::read_body(body, request::MAX_PAYLOAD, BODY_READ_TIMEOUT).await {
-        Ok(b) => b,
-        Err(e) => return e.render(tid),
-    };
     let body_params = match request::parse_body(&bytes) {
         Ok(p) => p,
         Err(e) => return e.render(tid),
@@ -249,7 +276,9 @@ async fn lambda_path(
         api_host: rt.policy.controller.api_host.as_deref(),
     };
     let payload = envelope::build(route.payload, merged, &env);
-    if payload.len() > lambda::MAX_REQUEST_BYTES {
+    // OpenWhisk bounds the activation message by Kafka's record limit (payload limit +
+    // serialisation overhead); Lambda's own limit (6 MB) is looser.
+    if payload.len() > request::MAX_PAYLOAD as usize + request::MESSAGE_OVERHEAD {
         return WhiskError::entity_too_large().render(tid);
     }
     let binding = (metadata.path != path).then(|| path.entity_namespace());
@@ -271,21 +300,19 @@ async fn lambda_path(
         ctx: ctx.clone(),
     };
 
+    // Every invocation holds a slot while it runs on Lambda, so invocations whose
+    // clients stopped waiting cannot pile up.
+    let permit = match tokio::time::timeout(SLOT_WAIT, gw.invocations.clone().acquire_owned()).await
+    {
+        Ok(Ok(p)) => p,
+        _ => {
+            tracing::warn!(%tid, "no invocation slot free");
+            return WhiskError::service_unavailable(crate::error::Origin::Internal, Some(1))
+                .render(tid);
+        }
+    };
+
     if !opts.blocking {
-        let permit =
-            match tokio::time::timeout(BACKGROUND_SLOT_WAIT, gw.background.clone().acquire_owned())
-                .await
-            {
-                Ok(Ok(p)) => p,
-                _ => {
-                    tracing::warn!(%tid, "no background slot free for a non-blocking invocation");
-                    return WhiskError::service_unavailable(
-                        crate::error::Origin::Internal,
-                        Some(1),
-                    )
-                    .render(tid);
-                }
-            };
         // Durable before the 202: a crash from here on still ends with a record.
         if let Err(e) = job.recorder.pending(&job.skeleton()).await {
             tracing::error!(%tid, error = %e, "cannot journal a non-blocking invocation; refusing it");
@@ -313,12 +340,16 @@ async fn lambda_path(
             _ => None,
         };
         // The response first; the record leaves the response path.
-        if let Err(undelivered) = tx.send(Delivered(Some(outcome))) {
-            drop(undelivered); // Delivered's Drop finishes it in the background.
+        match tx.send(Delivered(Some(outcome))) {
+            Ok(()) => {
+                if let Some((activation, recorder)) = record {
+                    recorder.complete(activation).await;
+                }
+            }
+            // Nobody waits: Delivered's Drop finishes (and records) it in the background.
+            Err(undelivered) => drop(undelivered),
         }
-        if let Some((activation, recorder)) = record {
-            recorder.complete(activation).await;
-        }
+        drop(permit);
     });
     let delivered = match tokio::time::timeout(opts.wait, &mut rx).await {
         Ok(Ok(d)) => Some(d),
@@ -349,7 +380,15 @@ async fn lambda_path(
         Outcome::Done { activation, .. } => response::completed(&activation, opts.result, tid),
         Outcome::Fallback(f) => {
             tracing::info!(tid = %f.ctx.tid, reason = %f.error, "Lambda unavailable; invocation sent to the controller");
-            proxy::forward(&f.rt.controller, f.replay.to_request(), &f.ctx).await
+            // In its own task: a client that disconnects now must not cancel the only
+            // attempt to run the invocation.
+            let forward = tokio::spawn(async move {
+                proxy::forward(&f.rt.controller, f.replay.to_request(), &f.ctx).await
+            });
+            match forward.await {
+                Ok(resp) => resp,
+                Err(_) => WhiskError::internal().render(tid),
+            }
         }
         Outcome::Refused { error, ctx, .. } => refusal(&error).render(&ctx.tid),
     }
@@ -560,7 +599,10 @@ impl Job {
         let call_start_wall = SystemTime::now();
         let call_start = Instant::now();
         let wait_ms = call_start.duration_since(self.ctx.received).as_millis() as u64;
-        let guard = Duration::from_millis(self.limit_ms) + TIMEOUT_GRACE;
+        // Lambda does not count a cold start's init against the function timeout.
+        let guard = Duration::from_millis(self.limit_ms)
+            + self.rt.policy.lambda.init_allowance
+            + TIMEOUT_GRACE;
         let result = tokio::time::timeout(guard, self.rt.lambda.invoke(self.request.clone())).await;
         let end_wall = SystemTime::now();
         let now = time::OffsetDateTime::from(end_wall);

@@ -15,6 +15,9 @@ use std::time::Duration;
 pub const MAX_WAIT_MS: u64 = 60_000;
 /// Default payload limit (`whisk.activation.payload.max`, 1 MB).
 pub const MAX_PAYLOAD: u64 = 1_048_576;
+/// Kafka's serialisation overhead OpenWhisk allows on top of the payload limit for the
+/// whole activation message (`serdes-overhead`).
+pub const MESSAGE_OVERHEAD: usize = 6068;
 /// Beyond this owl stops counting an oversized chunked body and closes the request
 /// (the controller's own `max-content-length`).
 pub const HARD_BODY_CAP: u64 = 50 * 1024 * 1024;
@@ -98,10 +101,14 @@ fn decode_component(s: &str) -> Option<String> {
 /// an empty value means the default.
 fn parse_bool(name: &str, value: Option<&str>) -> Result<bool, WhiskError> {
     let Some(v) = value else { return Ok(false) };
-    match v.to_ascii_lowercase().as_str() {
+    // The HTTP library lower-cases the value before matching, and its message shows
+    // the lower-cased value.
+    match v.to_lowercase().as_str() {
         "true" | "yes" | "on" | "1" => Ok(true),
         "false" | "no" | "off" | "0" | "" => Ok(false),
-        _ => Err(WhiskError::rejected(messages::malformed_boolean(name, v))),
+        lower => Err(WhiskError::rejected(messages::malformed_boolean(
+            name, lower,
+        ))),
     }
 }
 
@@ -131,18 +138,43 @@ pub fn check_content_type(headers: &HeaderMap) -> Result<(), WhiskError> {
     if media.eq_ignore_ascii_case("application/json") {
         Ok(())
     } else {
-        Err(WhiskError::unsupported_media_type(text.trim()))
+        Err(WhiskError::unsupported_media_type(&render_content_type(
+            text,
+        )))
     }
 }
 
-/// Reads the body up to `max` bytes. A body over `max` is still counted (up to
-/// [`HARD_BODY_CAP`]) so the 413 names its real length, as the controller's does.
+/// Renders a Content-Type as the HTTP library prints a parsed one: media type in
+/// lower case, parameters as `; name=value`, charset names upper-cased.
+fn render_content_type(raw: &str) -> String {
+    let mut parts = raw.split(';');
+    let mut out = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+    for p in parts {
+        let Some((k, v)) = p.split_once('=') else {
+            continue;
+        };
+        let k = k.trim().to_ascii_lowercase();
+        let v = v.trim().trim_matches('"');
+        if k == "charset" {
+            out.push_str(&format!("; charset={}", v.to_ascii_uppercase()));
+        } else {
+            out.push_str(&format!("; {k}={v}"));
+        }
+    }
+    out
+}
+
+/// Reads the body up to `max` bytes, all of it within `read_timeout` (one deadline
+/// for the whole body, as the controller's strict-entity timeout). A body over `max` is
+/// still counted (up to [`HARD_BODY_CAP`]) so the 413 names its real length, as the
+/// controller's does.
 pub async fn read_body(body: Body, max: u64, read_timeout: Duration) -> Result<Bytes, WhiskError> {
     let mut buf = BytesMut::new();
     let mut total: u64 = 0;
     let mut body = body;
+    let deadline = tokio::time::Instant::now() + read_timeout;
     loop {
-        let frame = match tokio::time::timeout(read_timeout, body.frame()).await {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
             Err(_) => {
                 return Err(WhiskError {
                     status: http::StatusCode::REQUEST_TIMEOUT,
@@ -218,6 +250,10 @@ mod tests {
             "The query parameter 'blocking' was malformed:\n'maybe' is not a valid Boolean value"
         );
         assert_eq!(
+            q("blocking=MAYBE").unwrap_err(),
+            "The query parameter 'blocking' was malformed:\n'maybe' is not a valid Boolean value"
+        );
+        assert_eq!(
             q("blocking=maybe&result=bad").unwrap_err(),
             "The query parameter 'blocking' was malformed:\n'maybe' is not a valid Boolean value"
         );
@@ -271,6 +307,10 @@ mod tests {
         assert_eq!(
             e.message,
             "The request's Content-Type [application/x-www-form-urlencoded] is not supported. Expected:\napplication/json"
+        );
+        assert_eq!(
+            render_content_type("Text/Plain;Charset=utf-8"),
+            "text/plain; charset=UTF-8"
         );
     }
 

@@ -25,6 +25,53 @@ use std::error::Error as StdError;
 /// Largest synchronous Invoke request Lambda accepts (6 MB).
 pub const MAX_REQUEST_BYTES: usize = 6 * 1024 * 1024;
 
+/// Error codes with which Lambda refuses an invocation before any function code runs
+/// (request validation, permissions, missing or not-ready functions, execution
+/// environment set-up). Only these, throttling and a failed connection allow sending
+/// the invocation elsewhere.
+const REFUSED_BEFORE_RUNNING: &[&str] = &[
+    "InvalidParameterValueException",
+    "InvalidRequestContentException",
+    "RecursiveInvocationException",
+    "NoPublishedVersionException",
+    "ModeNotSupportedException",
+    "ServiceQuotaExceededException",
+    "AccessDeniedException",
+    "UnrecognizedClientException",
+    "InvalidSignatureException",
+    "ExpiredTokenException",
+    "EFSMountFailureException",
+    "EFSMountConnectivityException",
+    "EFSMountTimeoutException",
+    "S3FilesMountFailureException",
+    "S3FilesMountConnectivityException",
+    "S3FilesMountTimeoutException",
+    "ResourceConflictException",
+    "ResourceNotReadyException",
+    "SnapStartNotReadyException",
+    "SnapStartRegenerationFailureException",
+    "CodeArtifactUserPendingException",
+    "CodeArtifactUserFailedException",
+    "CodeArtifactUserDeletedException",
+    "RuntimeVersionDeletedException",
+    "RuntimeAliasDeletedException",
+    "UnsupportedMediaTypeException",
+    "EC2AccessDeniedException",
+    "EC2ThrottledException",
+    "EC2UnexpectedException",
+    "ENILimitReachedException",
+    "ENINotReadyException",
+    "SubnetIPAddressLimitReachedException",
+    "InvalidSubnetIDException",
+    "InvalidSecurityGroupIDException",
+    "InvalidRuntimeException",
+    "InvalidZipFileException",
+    "KMSAccessDeniedException",
+    "KMSDisabledException",
+    "KMSInvalidStateException",
+    "KMSNotFoundException",
+];
+
 /// Whether the function may have run when an invoke failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ran {
@@ -244,24 +291,24 @@ fn classify(err: SdkError<InvokeError, aws_sdk_lambda::config::http::HttpRespons
                 }
                 InvokeError::RequestTooLargeException(_)
                 | InvokeError::SerializedRequestEntityTooLargeException(_) => LambdaError::TooLarge,
-                // The function may have run before the service failed.
-                InvokeError::ServiceException(_) => {
-                    LambdaError::Indeterminate(format!("{code} (HTTP {status})"))
-                }
                 _ if status == 413 => LambdaError::TooLarge,
                 _ if status == 429 => LambdaError::Throttled {
                     reason: code,
                     retry_after: None,
                 },
-                _ if status == 500 || status == 504 => {
-                    LambdaError::Indeterminate(format!("{code} (HTTP {status})"))
+                _ if REFUSED_BEFORE_RUNNING.contains(&code.as_str()) => {
+                    LambdaError::Refused { code, status }
                 }
-                _ => LambdaError::Refused { code, status },
+                // Anything else (500 ServiceException, 410 EFSIOException, codes this
+                // build does not know) may come after the function ran.
+                _ => LambdaError::Indeterminate(format!("{code} (HTTP {status})")),
             }
         }
-        SdkError::DispatchFailure(d) => {
-            if is_connect_failure(&err) || d.is_timeout() {
-                // Connect timeouts are the only timeouts configured on the client.
+        SdkError::DispatchFailure(_) => {
+            // Only a failed connection proves nothing was sent; any other dispatch
+            // failure (a reset or timeout mid-exchange) may come after the request
+            // reached the function.
+            if is_connect_failure(&err) {
                 LambdaError::Unreachable(describe(&err))
             } else {
                 LambdaError::Indeterminate(describe(&err))

@@ -34,6 +34,15 @@ pub struct RunResult {
     pub tail: ParsedTail,
 }
 
+/// The `size` OpenWhisk reports: the length of the response as a (JVM) string, in
+/// UTF-16 code units.
+fn utf16_len(bytes: &[u8]) -> u64 {
+    String::from_utf8_lossy(bytes).encode_utf16().count() as u64
+}
+
+/// Lambda's synchronous response limit, named in `Function.ResponseSizeTooLarge`.
+const LAMBDA_RESPONSE_LIMIT: u64 = 6_291_556;
+
 /// Interprets `reply` for an action whose time limit is `limit_ms`.
 pub fn interpret(reply: &LambdaReply, limit_ms: u64, now: OffsetDateTime) -> RunResult {
     let tail = reply
@@ -41,7 +50,7 @@ pub fn interpret(reply: &LambdaReply, limit_ms: u64, now: OffsetDateTime) -> Run
         .as_deref()
         .map(|t| parse_tail(t, now))
         .unwrap_or_default();
-    let size = Some(reply.payload.len() as u64);
+    let size = Some(utf16_len(&reply.payload));
     if reply.function_error.is_some() {
         let err: Option<Value> = serde_json::from_slice(&reply.payload).ok();
         let error_type = err
@@ -55,7 +64,23 @@ pub fn interpret(reply: &LambdaReply, limit_ms: u64, now: OffsetDateTime) -> Run
             .and_then(Value::as_str);
         let timed_out = error_type == "Sandbox.Timedout"
             || error_message.is_some_and(|m| m.contains("Task timed out after"));
-        let response = if timed_out {
+        let response = if error_type == "Function.ResponseSizeTooLarge" {
+            // Over Lambda's 6 MB, so over OpenWhisk's 1 MB truncation limit: OpenWhisk
+            // records an application error with its truncation text.
+            let len = error_message
+                .and_then(|m| m.split('(').nth(1))
+                .and_then(|m| m.split_whitespace().next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(LAMBDA_RESPONSE_LIMIT);
+            ActivationResponse::error(
+                StatusCode::ApplicationError,
+                format!(
+                    "The action produced a response that exceeded the allowed length: {len} > {TRUNCATION_LIMIT} bytes."
+                )
+                .into(),
+                Some(len),
+            )
+        } else if timed_out {
             ActivationResponse::error(
                 StatusCode::DeveloperError,
                 messages::timed_out(limit_ms).into(),
@@ -204,5 +229,26 @@ mod tests {
             big.len()
         )));
         assert_eq!(r.response.size, Some(big.len() as u64));
+    }
+
+    #[test]
+    fn lambdas_own_size_limit_is_a_truncation() {
+        check(
+            r#"{"errorMessage":"Response payload size exceeded maximum allowed payload size (6291556 bytes).","errorType":"Function.ResponseSizeTooLarge"}"#,
+            true,
+            StatusCode::ApplicationError,
+            json!({"error": "The action produced a response that exceeded the allowed length: 6291556 > 1048576 bytes."}),
+        );
+    }
+
+    #[test]
+    fn size_counts_utf16_units_like_the_jvm() {
+        let r = interpret(
+            &reply(r#"{"t":"é🦉"}"#, false),
+            1,
+            OffsetDateTime::UNIX_EPOCH,
+        );
+        // 8 ASCII + é (1 unit) + 🦉 (2 units)
+        assert_eq!(r.response.size, Some(11));
     }
 }

@@ -61,8 +61,11 @@ pub struct LambdaConfig {
     pub connect_timeout: Duration,
     /// Ask Lambda for the log tail (becomes the activation's logs).
     pub log_tail: bool,
-    /// Most non-blocking invocations running in the background at once.
-    pub max_background: usize,
+    /// Most invocations running on Lambda at once (blocking and non-blocking).
+    pub max_invocations: usize,
+    /// Time a cold start may spend initialising on top of the action's time limit
+    /// before owl stops waiting (Lambda does not count init against the timeout).
+    pub init_allowance: Duration,
 }
 
 /// `[metadata]`: caching of identities and action metadata.
@@ -187,7 +190,8 @@ const LAMBDA_KEYS: &[&str] = &[
     "endpoint_url",
     "connect_timeout",
     "log_tail",
-    "max_background",
+    "max_invocations",
+    "init_allowance",
 ];
 const METADATA_KEYS: &[&str] = &["ttl", "negative_ttl", "max_entries", "timeout"];
 const ROUTE_KEYS: &[&str] = &[
@@ -512,7 +516,8 @@ fn compile_lambda(top: &TableReader<'_, '_>, errors: &mut Errors) -> Option<Lamb
         endpoint_url: None,
         connect_timeout: Duration::from_secs(3),
         log_tail: true,
-        max_background: 256,
+        max_invocations: 1024,
+        init_allowance: Duration::from_secs(10),
     };
     let Some(t) = top.table("lambda", LAMBDA_KEYS, errors) else {
         return (!top.has("lambda")).then_some(default);
@@ -562,9 +567,17 @@ fn compile_lambda(top: &TableReader<'_, '_>, errors: &mut Errors) -> Option<Lamb
             )
             .map_or(default.connect_timeout, |d| d.0),
         log_tail: t.boolean("log_tail", errors).is_none_or(|b| b.0),
-        max_background: t
-            .integer("max_background", 1, 100_000, errors)
-            .map_or(default.max_background, |n| n.0 as usize),
+        max_invocations: t
+            .integer("max_invocations", 1, 100_000, errors)
+            .map_or(default.max_invocations, |n| n.0 as usize),
+        init_allowance: t
+            .duration(
+                "init_allowance",
+                Duration::ZERO,
+                Duration::from_secs(600),
+                errors,
+            )
+            .map_or(default.init_allowance, |d| d.0),
     })
 }
 

@@ -48,7 +48,8 @@ pub async fn dispatch(State(gw): State<Arc<Gateway>>, req: Request) -> Response 
     let conn = req.extensions().get::<ConnectionInfo>().copied();
     let tid_header = req.headers().get("x-request-id");
     let tid = TransactionId::from_header(tid_header);
-    let client_tid = tid_header.is_some_and(|v| v.to_str().ok() == Some(tid.as_str()));
+    let client_tid =
+        tid_header.is_some_and(|v| v.to_str().ok().map(str::trim) == Some(tid.as_str()));
     let ctx = RequestContext {
         tid,
         received: Instant::now(),

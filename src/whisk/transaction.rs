@@ -8,9 +8,6 @@ use std::fmt;
 pub const HEADER: &str = "x-request-id";
 /// Ids with this prefix are reserved for the system and never taken from a client.
 const SYSTEM_PREFIX: &str = "sid_";
-/// Longest client-supplied id owl adopts; longer ones are replaced by a fresh id so a
-/// client cannot make every log line and error body arbitrarily large.
-const MAX_CLIENT_ID_LEN: usize = 256;
 
 /// A request's transaction id.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -27,18 +24,14 @@ impl TransactionId {
         Self(id)
     }
 
-    /// Adopts the client's `X-Request-ID` unless it is absent, blank, reserved (`sid_`),
-    /// oversized or not printable ASCII; otherwise generates a fresh id.
+    /// Adopts the client's `X-Request-ID` as the controller does — any value, even an
+    /// empty one, unless it starts with the reserved `sid_` — and otherwise (absent,
+    /// reserved, or not representable as text) generates a fresh id.
     pub fn from_header(value: Option<&http::HeaderValue>) -> Self {
         value
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
-            .filter(|v| {
-                !v.is_empty()
-                    && !v.starts_with(SYSTEM_PREFIX)
-                    && v.len() <= MAX_CLIENT_ID_LEN
-                    && v.bytes().all(|b| (0x20..0x7f).contains(&b))
-            })
+            .filter(|v| !v.starts_with(SYSTEM_PREFIX))
             .map(|v| Self(v.to_string()))
             .unwrap_or_else(Self::generate)
     }
@@ -81,7 +74,11 @@ mod tests {
             "sid_invoker"
         );
         let long = HeaderValue::from_str(&"x".repeat(300)).unwrap();
-        assert_eq!(TransactionId::from_header(Some(&long)).as_str().len(), 32);
+        assert_eq!(TransactionId::from_header(Some(&long)).as_str().len(), 300);
+        let empty = HeaderValue::from_static("");
+        assert_eq!(TransactionId::from_header(Some(&empty)).as_str(), "");
+        let binary = HeaderValue::from_bytes(b"caf\xe9").unwrap();
+        assert_eq!(TransactionId::from_header(Some(&binary)).as_str().len(), 32);
         assert_eq!(TransactionId::from_header(None).as_str().len(), 32);
     }
 }

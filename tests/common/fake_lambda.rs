@@ -30,6 +30,8 @@ pub enum Fault {
     NotFound,
     /// 502 ENILimitReachedException (did not run).
     EniLimit,
+    /// Reads the request, then closes the connection without answering.
+    Drop,
 }
 
 /// One recorded invoke.
@@ -68,6 +70,9 @@ impl Drop for FakeLambda {
 impl FakeLambda {
     /// Starts the fake answering with `fault`.
     pub async fn start(fault: Fault) -> Self {
+        if matches!(fault, Fault::Drop) {
+            return Self::start_dropping().await;
+        }
         let inner = Arc::new(Inner::default());
         *inner.fault.lock().unwrap() = Some(fault);
         let app = Router::new()
@@ -80,6 +85,66 @@ impl FakeLambda {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
+        });
+        Self { url, inner, task }
+    }
+
+    /// A raw TCP server that reads each request fully, records it, and closes the
+    /// connection without a response.
+    async fn start_dropping() -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let inner = Arc::new(Inner::default());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let state = inner.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut sock, _)) = listener.accept().await else {
+                    return;
+                };
+                let state = state.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 8192];
+                    loop {
+                        let Ok(n) = sock.read(&mut chunk).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        let text = String::from_utf8_lossy(&buf);
+                        if let Some(head_end) = text.find("\r\n\r\n") {
+                            let len = text[..head_end]
+                                .lines()
+                                .find_map(|l| {
+                                    l.to_ascii_lowercase()
+                                        .strip_prefix("content-length:")
+                                        .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                                })
+                                .unwrap_or(0);
+                            if buf.len() >= head_end + 4 + len {
+                                let function = text
+                                    .split_whitespace()
+                                    .nth(1)
+                                    .and_then(|p| p.split('/').nth(3))
+                                    .unwrap_or("")
+                                    .to_string();
+                                state.calls.lock().unwrap().push(Call {
+                                    function,
+                                    query: None,
+                                    headers: http::HeaderMap::new(),
+                                    body: serde_json::from_slice(&buf[head_end + 4..])
+                                        .unwrap_or(Value::Null),
+                                });
+                                let _ = sock.shutdown().await;
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
         });
         Self { url, inner, task }
     }
@@ -158,7 +223,7 @@ async fn invoke(
             }
             r
         }
-        Some(Fault::Hang) | None => {
+        Some(Fault::Hang) | Some(Fault::Drop) | None => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             ().into_response()
         }

@@ -142,7 +142,8 @@ pub async fn lambda_client(endpoint: &str) -> aws_sdk_lambda::Client {
         endpoint_url: Some(endpoint.into()),
         connect_timeout: Duration::from_secs(3),
         log_tail: false,
-        max_background: 1,
+        max_invocations: 1,
+        init_allowance: Duration::from_secs(10),
     };
     let conf = owl::lambda::sdk_config(&cfg, Some(&owl::lambda::StaticCredentials::emulator()))
         .await
