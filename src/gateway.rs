@@ -87,6 +87,28 @@ impl Gateway {
             _ => None,
         };
         let recorder = Recorder::start(&policy.activations, couch, metrics.clone()).await?;
+        Self::assemble(policy, opts, recorder, metrics).await
+    }
+
+    /// Like [`start`](Self::start), with activation records going to `store` (for
+    /// stores owl does not ship, and for fault injection in tests).
+    pub async fn start_with_store(
+        policy: Policy,
+        opts: &BuildOptions,
+        store: Arc<dyn crate::activation::ActivationStore>,
+    ) -> anyhow::Result<Arc<Self>> {
+        let metrics = Arc::new(Metrics::new());
+        let recorder =
+            Recorder::start_with_store(&policy.activations, store, metrics.clone()).await?;
+        Self::assemble(policy, opts, recorder, metrics).await
+    }
+
+    async fn assemble(
+        policy: Policy,
+        opts: &BuildOptions,
+        recorder: Arc<Recorder>,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Arc<Self>> {
         let permits = policy.lambda.max_invocations;
         let runtime = Runtime::build(Arc::new(policy), opts).await?;
         Ok(Arc::new(Self {

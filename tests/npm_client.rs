@@ -55,6 +55,6 @@ function = "owl-test-hello"
     let stdout = String::from_utf8_lossy(&out.stdout);
     println!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "node tests failed:\n{stdout}");
-    assert!(stdout.contains("# pass 6"), "{stdout}");
+    assert!(stdout.contains("# pass 8"), "{stdout}");
     assert!(stdout.contains("# fail 0"), "{stdout}");
 }

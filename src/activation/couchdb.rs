@@ -3,9 +3,9 @@
 //! `response.statusCode`), batched with `_bulk_docs`, so the controller serves them to
 //! clients with no interception by owl.
 
-use super::store::{ActivationReader, ActivationStore, BoxFuture, StoreError};
+use super::store::{ActivationReader, ActivationStore, BoxFuture, Record, StoreError};
 use crate::couchdb::{CouchDb, escape};
-use crate::whisk::{Activation, ActivationId};
+use crate::whisk::ActivationId;
 use http::Method;
 use serde_json::{Value, json};
 use std::time::SystemTime;
@@ -28,10 +28,13 @@ impl ActivationStore for CouchActivationStore {
         "couchdb"
     }
 
-    fn write(&self, batch: Vec<Activation>) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn write(&self, batch: std::sync::Arc<Vec<Record>>) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
             let now = crate::context::epoch_ms(SystemTime::now());
-            let docs: Vec<Value> = batch.iter().map(|a| a.to_document_json(now)).collect();
+            let docs: Vec<Value> = batch
+                .iter()
+                .map(|r| r.activation.to_document_json(now))
+                .collect();
             let answer = self
                 .db
                 .json(

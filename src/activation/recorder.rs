@@ -14,7 +14,7 @@
 
 use super::couchdb::CouchActivationStore;
 use super::sqlite::{EmbeddedStore, SqliteStore};
-use super::store::{ActivationReader, ActivationStore, StoreError};
+use super::store::{ActivationReader, ActivationStore, Record, StoreError};
 use crate::couchdb::CouchDb;
 use crate::policy::{ActivationsConfig, StoreKind};
 use crate::telemetry::{Metrics, StoreLabels};
@@ -29,7 +29,7 @@ pub const RESTART_MESSAGE: &str = "The activation was interrupted because the ow
 
 enum Op {
     Pending(Box<Activation>, oneshot::Sender<Result<(), StoreError>>),
-    Complete(Box<Activation>),
+    Complete(Box<Record>),
     Discard(ActivationId),
     Flush(oneshot::Sender<()>),
 }
@@ -62,15 +62,33 @@ impl Recorder {
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Arc<Self>> {
         let holds = cfg.store == StoreKind::Embedded;
-        let journal = Arc::new(
-            SqliteStore::open(&cfg.data_dir, cfg.retention, cfg.max_records, holds)
-                .map_err(|e| anyhow::anyhow!("activation store: {e}"))?,
-        );
+        let journal = open_journal(cfg, holds)?;
         let store: Arc<dyn ActivationStore> = match (cfg.store, couch) {
             (StoreKind::Embedded, _) => Arc::new(EmbeddedStore(journal.clone())),
             (StoreKind::CouchDb, Some((db, name))) => Arc::new(CouchActivationStore::new(db, name)),
             (StoreKind::CouchDb, None) => anyhow::bail!("store = \"couchdb\" needs [couchdb]"),
         };
+        Self::start_on(cfg, journal, store, holds, metrics).await
+    }
+
+    /// Like [`start`](Self::start) with records going to `store` (the journal stays in
+    /// the data directory): for stores owl does not ship, and for fault injection.
+    pub async fn start_with_store(
+        cfg: &ActivationsConfig,
+        store: Arc<dyn ActivationStore>,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Arc<Self>> {
+        let journal = open_journal(cfg, false)?;
+        Self::start_on(cfg, journal, store, false, metrics).await
+    }
+
+    async fn start_on(
+        cfg: &ActivationsConfig,
+        journal: Arc<SqliteStore>,
+        store: Arc<dyn ActivationStore>,
+        records_in_journal: bool,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Arc<Self>> {
         let (tx, rx) = mpsc::channel(cfg.queue);
         let healthy = Arc::new(AtomicBool::new(true));
         let last_error = Arc::new(std::sync::Mutex::new(None));
@@ -79,6 +97,7 @@ impl Recorder {
             rx,
             journal: journal.clone(),
             store: store.clone(),
+            records_in_journal,
             batch: cfg.batch,
             write_retry: cfg.write_retry,
             healthy: healthy.clone(),
@@ -164,7 +183,12 @@ impl Recorder {
     /// Queues a completed record (waits while the queue is full).
     pub async fn complete(&self, act: Activation) {
         self.metrics.record_queue_depth.inc();
-        if self.tx.send(Op::Complete(Box::new(act))).await.is_err() {
+        if self
+            .tx
+            .send(Op::Complete(Box::new(Record::new(act))))
+            .await
+            .is_err()
+        {
             self.metrics.record_queue_depth.dec();
             tracing::error!("recorder stopped; activation record not written");
         }
@@ -210,10 +234,24 @@ impl Recorder {
     }
 }
 
+fn open_journal(cfg: &ActivationsConfig, holds_records: bool) -> anyhow::Result<Arc<SqliteStore>> {
+    SqliteStore::open(&cfg.data_dir, cfg.retention, cfg.max_records, holds_records)
+        .map(Arc::new)
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot open the activation store in {} ({e}); [activations] data_dir must be a writable directory",
+                cfg.data_dir.display()
+            )
+        })
+}
+
 struct Writer {
     rx: mpsc::Receiver<Op>,
     journal: Arc<SqliteStore>,
     store: Arc<dyn ActivationStore>,
+    /// True when the store is the journal's own database (embedded): the record and
+    /// the journal entry change in one transaction.
+    records_in_journal: bool,
     batch: usize,
     write_retry: Duration,
     healthy: Arc<AtomicBool>,
@@ -223,20 +261,18 @@ struct Writer {
 
 impl Writer {
     async fn run(mut self) {
-        while let Some(first) = self.rx.recv().await {
-            let mut ops = vec![first];
-            while ops.len() < self.batch {
-                match self.rx.try_recv() {
-                    Ok(op) => ops.push(op),
-                    Err(_) => break,
-                }
+        let mut ops = Vec::with_capacity(self.batch);
+        loop {
+            ops.clear();
+            if self.rx.recv_many(&mut ops, self.batch).await == 0 {
+                return;
             }
             let mut pending = Vec::new();
             let mut acks = Vec::new();
             let mut completed = Vec::new();
             let mut discards = Vec::new();
             let mut flushes = Vec::new();
-            for op in ops {
+            for op in ops.drain(..) {
                 match op {
                     Op::Pending(a, ack) => {
                         pending.push(*a);
@@ -249,7 +285,7 @@ impl Writer {
             }
             if !pending.is_empty() {
                 // No retries: a caller waits for this answer before accepting.
-                let result = self.blocking_apply(pending, Vec::new()).await;
+                let result = self.blocking_apply(pending, Arc::new(Vec::new())).await;
                 self.note(&result);
                 for ack in acks {
                     let _ = ack.send(result.clone());
@@ -273,7 +309,7 @@ impl Writer {
     async fn blocking_apply(
         &self,
         pending: Vec<Activation>,
-        completed: Vec<Activation>,
+        completed: Arc<Vec<Record>>,
     ) -> Result<(), StoreError> {
         let j = self.journal.clone();
         tokio::task::spawn_blocking(move || j.apply(&pending, &completed))
@@ -302,20 +338,22 @@ impl Writer {
         }
     }
 
-    async fn write_completed(&self, batch: Vec<Activation>) {
+    async fn write_completed(&self, batch: Vec<Record>) {
+        // Shared, not cloned, across retries.
+        let batch = Arc::new(batch);
         let labels = StoreLabels {
             store: self.store.kind().to_string(),
         };
         let deadline = Instant::now() + self.write_retry;
         let mut backoff = Duration::from_millis(50);
         loop {
-            let result = match self.store.reader() {
-                // Embedded: the record and the journal share one transaction.
-                Some(_) => self.blocking_apply(Vec::new(), batch.clone()).await,
-                None => match self.store.write(batch.clone()).await {
+            let result = if self.records_in_journal {
+                self.blocking_apply(Vec::new(), batch.clone()).await
+            } else {
+                match self.store.write(batch.clone()).await {
                     Ok(()) => self.blocking_apply(Vec::new(), batch.clone()).await,
                     Err(e) => Err(e),
-                },
+                }
             };
             self.note(&result);
             match result {
@@ -332,8 +370,10 @@ impl Writer {
                         .get_or_create(&labels)
                         .inc();
                     if Instant::now() + backoff > deadline {
-                        let ids: Vec<&str> =
-                            batch.iter().map(|a| a.activation_id.as_str()).collect();
+                        let ids: Vec<&str> = batch
+                            .iter()
+                            .map(|r| r.activation.activation_id.as_str())
+                            .collect();
                         self.metrics
                             .records_dropped
                             .get_or_create(&labels)

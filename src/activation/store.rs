@@ -24,6 +24,25 @@ impl From<crate::couchdb::CouchError> for StoreError {
     }
 }
 
+/// A completed activation ready to store: the record and its API-form JSON, serialised
+/// by the caller (on the invocation's task, in parallel) rather than by the single
+/// writer.
+#[derive(Debug, Clone)]
+pub struct Record {
+    /// The activation.
+    pub activation: Activation,
+    /// `activation.to_api_json(true)` as text.
+    pub doc: String,
+}
+
+impl Record {
+    /// Serialises `activation`.
+    pub fn new(activation: Activation) -> Self {
+        let doc = activation.to_api_json(true).to_string();
+        Self { activation, doc }
+    }
+}
+
 /// A validated list query (reference §3).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListQuery {
@@ -49,7 +68,7 @@ pub trait ActivationStore: Send + Sync + 'static {
     fn kind(&self) -> &'static str;
 
     /// Writes completed records (idempotent: writing a record twice keeps one).
-    fn write(&self, batch: Vec<Activation>) -> BoxFuture<'_, Result<(), StoreError>>;
+    fn write(&self, batch: std::sync::Arc<Vec<Record>>) -> BoxFuture<'_, Result<(), StoreError>>;
 
     /// True if a record `namespace/id` is already stored (used when completing
     /// journal entries after a restart).

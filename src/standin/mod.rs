@@ -189,6 +189,7 @@ struct Inner {
     packages: HashMap<String, StandinPackage>,
     activations: Mutex<Vec<Activation>>,
     counters: Counters,
+    couch_activations: Option<(crate::couchdb::CouchDb, String)>,
 }
 
 /// Builder for a stand-in controller.
@@ -197,6 +198,7 @@ pub struct StandinBuilder {
     identities: Vec<StandinIdentity>,
     actions: Vec<StandinAction>,
     packages: Vec<StandinPackage>,
+    couch_activations: Option<(crate::couchdb::CouchDb, String)>,
 }
 
 impl StandinBuilder {
@@ -237,6 +239,13 @@ impl StandinBuilder {
             binding: None,
             parameters,
         });
+        self
+    }
+
+    /// Reads activations it does not hold from OpenWhisk's activations database
+    /// `db` in CouchDB, as the real controller does: document `namespace/id`.
+    pub fn activations_from_couchdb(mut self, couch: crate::couchdb::CouchDb, db: &str) -> Self {
+        self.couch_activations = Some((couch, db.to_string()));
         self
     }
 
@@ -284,6 +293,7 @@ impl StandinBuilder {
                 .collect(),
             activations: Mutex::new(Vec::new()),
             counters: Counters::default(),
+            couch_activations: self.couch_activations,
         })
     }
 
@@ -485,6 +495,16 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
             invoke(&inner, &me, &requested, req, &tid).await
         }
         (Method::GET, Some("activations")) => {
+            if let (Some((couch, db)), [id, more @ ..]) = (&inner.couch_activations, &rest[2..])
+                && ns == me.namespace
+                && !inner
+                    .activations
+                    .lock()
+                    .map(|a| a.iter().any(|x| x.activation_id.as_str() == *id))
+                    .unwrap_or(false)
+            {
+                return couch_activation(couch, db, &ns, id, more, &tid).await;
+            }
             activations(&inner, &me, &ns, &rest[2..], req.uri().query(), &tid)
         }
         _ => error(
@@ -495,6 +515,32 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
             },
             &tid,
         ),
+    }
+}
+
+/// Reads `namespace/id` from the activations database, as the controller does.
+async fn couch_activation(
+    couch: &crate::couchdb::CouchDb,
+    db: &str,
+    ns: &str,
+    id: &str,
+    more: &[&str],
+    tid: &TransactionId,
+) -> Response {
+    use crate::couchdb::escape;
+    let path = format!("/{}/{}", escape(db), escape(&format!("{ns}/{id}")));
+    let doc = match couch.json(Method::GET, &path, None).await {
+        Ok(d) => d,
+        Err(_) => return error(WhiskError::not_found(), tid),
+    };
+    let Some(act) = Activation::from_json(&doc) else {
+        return error(WhiskError::internal(), tid);
+    };
+    match more {
+        [] => json_response(http::StatusCode::OK, &act.to_api_json(true), tid, &[]),
+        ["logs"] => json_response(http::StatusCode::OK, &json!({"logs": act.logs}), tid, &[]),
+        ["result"] => json_response(http::StatusCode::OK, &act.response.to_api_json(), tid, &[]),
+        _ => error(WhiskError::not_found(), tid),
     }
 }
 
@@ -734,7 +780,11 @@ fn activations(
     tid: &TransactionId,
 ) -> Response {
     if ns != me.namespace {
-        return error(WhiskError::forbidden(ns), tid);
+        let resource = match rest.first() {
+            Some(id) => format!("{ns}/{id}"),
+            None => ns.to_string(),
+        };
+        return error(WhiskError::forbidden(&resource), tid);
     }
     let all = inner
         .activations
@@ -742,39 +792,33 @@ fn activations(
         .map(|a| a.clone())
         .unwrap_or_default();
     match rest {
-        [] => {
-            let q: HashMap<String, String> = query
-                .unwrap_or("")
-                .split('&')
-                .filter_map(|p| p.split_once('=').map(|(k, v)| (k.to_string(), decode(v))))
+        [] | [""] => {
+            let q = match crate::activation::query::parse(query) {
+                Ok(q) => q,
+                Err(e) => return error(e, tid),
+            };
+            let mut mine: Vec<&Activation> = all
+                .iter()
+                .filter(|a| a.namespace == me.namespace)
+                .filter(|a| {
+                    q.name
+                        .as_ref()
+                        .is_none_or(|n| &crate::activation::store::name_key(a) == n)
+                })
+                .filter(|a| q.since.is_none_or(|s| a.start >= s))
+                .filter(|a| q.upto.is_none_or(|u| a.start <= u))
                 .collect();
-            let limit = q
-                .get("limit")
-                .and_then(|v| v.parse::<usize>().ok())
-                .unwrap_or(30);
-            let limit = if limit == 0 { 200 } else { limit };
-            let skip = q
-                .get("skip")
-                .and_then(|v| v.parse::<usize>().ok())
-                .unwrap_or(0);
-            let docs = q.get("docs").is_some_and(|v| v == "true");
-            let mut mine: Vec<&Activation> =
-                all.iter().filter(|a| a.namespace == me.namespace).collect();
-            mine.sort_by_key(|a| std::cmp::Reverse(a.start));
-            if q.get("count").is_some_and(|v| v == "true") {
-                return json_response(
-                    http::StatusCode::OK,
-                    &json!({"activations": mine.len()}),
-                    tid,
-                    &[],
-                );
+            mine.sort_by_key(|a| std::cmp::Reverse((a.start, a.activation_id.clone())));
+            if q.count {
+                let n = (mine.len() as u64).saturating_sub(q.skip);
+                return json_response(http::StatusCode::OK, &json!({"activations": n}), tid, &[]);
             }
             let page: Vec<Value> = mine
                 .into_iter()
-                .skip(skip)
-                .take(limit)
+                .skip(q.skip as usize)
+                .take(q.limit as usize)
                 .map(|a| {
-                    if docs {
+                    if q.docs {
                         a.to_api_json(true)
                     } else {
                         a.to_summary_json()
@@ -784,6 +828,9 @@ fn activations(
             json_response(http::StatusCode::OK, &Value::Array(page), tid, &[])
         }
         [id, more @ ..] => {
+            if let Err(e) = id.parse::<ActivationId>() {
+                return error(WhiskError::rejected(e.to_string()), tid);
+            }
             let Some(act) = all
                 .iter()
                 .find(|a| a.activation_id.as_str() == *id && a.namespace == me.namespace)

@@ -15,6 +15,8 @@ use std::time::Duration;
 pub enum Fault {
     /// 200 with this JSON body.
     Reply(Value),
+    /// 200 with this JSON body after a delay.
+    Delay(Duration, Value),
     /// 200 with this JSON body and this log tail (`X-Amz-Log-Result`).
     ReplyWithLog(Value, &'static str),
     /// 429 TooManyRequestsException.
@@ -194,6 +196,10 @@ async fn invoke(
             v.to_string(),
         )
             .into_response(),
+        Some(Fault::Delay(d, v)) => {
+            tokio::time::sleep(d).await;
+            ([("content-type", "application/json")], v.to_string()).into_response()
+        }
         Some(Fault::ReplyWithLog(v, log)) => {
             use base64::Engine;
             (

@@ -151,6 +151,90 @@ pub async fn lambda_client(endpoint: &str) -> aws_sdk_lambda::Client {
     aws_sdk_lambda::Client::new(&conf)
 }
 
+/// A CouchDB-compatible server (pouchdb-server, in memory) shared by the tests of one
+/// process, unless `OWL_TEST_COUCHDB_URL` names one the test command started.
+pub struct CouchFixture {
+    /// Base URL.
+    pub url: String,
+    _child: Option<std::process::Child>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+static COUCH: OnceCell<CouchFixture> = OnceCell::const_new();
+
+/// The shared CouchDB-compatible server.
+pub async fn couchdb() -> &'static CouchFixture {
+    COUCH
+        .get_or_init(|| async {
+            if let Ok(url) = std::env::var("OWL_TEST_COUCHDB_URL")
+                && !url.is_empty()
+            {
+                return CouchFixture {
+                    url,
+                    _child: None,
+                    _dir: None,
+                };
+            }
+            let bin = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/js/node_modules/.bin/pouchdb-server");
+            assert!(
+                bin.is_file(),
+                "pouchdb-server is not installed: run tests/run (npm ci in tests/js)"
+            );
+            let dir = tempfile::tempdir().unwrap();
+            let port = ministack::free_port().unwrap();
+            // Under owl's guard: it stops when this test process exits.
+            let script = format!(
+                "cd '{}' && exec '{}' --in-memory --host 127.0.0.1 --port {port}",
+                dir.path().display(),
+                bin.display()
+            );
+            let child = ministack::guarded(Path::new("sh"), &["-c", &script], &[])
+                .expect("start pouchdb-server");
+            let url = format!("http://127.0.0.1:{port}");
+            let c = client();
+            for _ in 0..300 {
+                if c.get(&url)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
+                {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            CouchFixture {
+                url,
+                _child: Some(child),
+                _dir: Some(dir),
+            }
+        })
+        .await
+}
+
+impl CouchFixture {
+    /// Creates a database with a unique name and returns it.
+    pub async fn fresh_db(&self, prefix: &str) -> String {
+        let name = format!("{prefix}{}", uuid_like());
+        let r = client()
+            .put(format!("{}/{name}", self.url))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "create db {name}: {}", r.status());
+        name
+    }
+}
+
+/// A short random lowercase suffix.
+pub fn uuid_like() -> String {
+    use rand::Rng;
+    let mut r = rand::rng();
+    (0..10)
+        .map(|_| (b'a' + r.random_range(0..26)) as char)
+        .collect()
+}
+
 /// A policy with the given controller and Lambda endpoints and extra TOML (routes).
 pub fn policy(controller: &str, lambda: &str, extra: &str) -> String {
     format!(
@@ -176,8 +260,24 @@ impl TestGateway {
         Self::start_with(policy_toml, ServerLimits::default()).await
     }
 
+    /// Starts a gateway whose activation records go to `store`.
+    pub async fn start_with_store(
+        policy_toml: &str,
+        store: std::sync::Arc<dyn owl::activation::ActivationStore>,
+    ) -> Self {
+        Self::build(policy_toml, ServerLimits::default(), Some(store)).await
+    }
+
     /// Starts a gateway with explicit connection limits.
     pub async fn start_with(policy_toml: &str, limits: ServerLimits) -> Self {
+        Self::build(policy_toml, limits, None).await
+    }
+
+    async fn build(
+        policy_toml: &str,
+        limits: ServerLimits,
+        store: Option<std::sync::Arc<dyn owl::activation::ActivationStore>>,
+    ) -> Self {
         let mut policy = Policy::parse(policy_toml, "test.toml", Path::new("."))
             .unwrap_or_else(|e| panic!("{e}"));
         let data = if policy_toml.contains("data_dir") {
@@ -192,9 +292,13 @@ impl TestGateway {
             _ => None,
         };
         let scheme = if tls.is_some() { "https" } else { "http" };
-        let gw = Gateway::start(policy, &BuildOptions::emulator())
-            .await
-            .expect("gateway");
+        let gw = match store {
+            Some(store) => {
+                Gateway::start_with_store(policy, &BuildOptions::emulator(), store).await
+            }
+            None => Gateway::start(policy, &BuildOptions::emulator()).await,
+        }
+        .expect("gateway");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

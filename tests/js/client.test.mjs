@@ -77,3 +77,40 @@ test('a wrong key rejects with 401 on a mapped action', async () => {
     return true;
   });
 });
+
+async function eventually(fn) {
+  const deadline = Date.now() + 10000;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
+test('activations.get / logs / result / list read owl-served activations back', async () => {
+  const { activationId } = await ow.actions.invoke({ name: MAPPED, blocking: true, params: { name: 'rec' } });
+  const rec = await eventually(() => ow.activations.get({ name: activationId }));
+  assert.equal(rec.activationId, activationId);
+  assert.equal(rec.name, MAPPED);
+  assert.deepEqual(rec.response.result, { greeting: 'Hello, rec!' });
+  assert.ok(rec.logs.some((l) => / stdout: hello log line$/.test(l)), JSON.stringify(rec.logs));
+  const logs = await ow.activations.logs({ name: activationId });
+  assert.deepEqual(logs, { logs: rec.logs });
+  const result = await ow.activations.result({ name: activationId });
+  assert.deepEqual(result, { result: { greeting: 'Hello, rec!' }, size: rec.response.size, status: 'success', success: true });
+  const list = await ow.activations.list({ limit: 50 });
+  assert.ok(list.some((a) => a.activationId === activationId));
+  const mine = await ow.activations.list({ name: MAPPED, limit: 50 });
+  assert.ok(mine.length > 0 && mine.every((a) => a.name === MAPPED));
+  const count = await ow.activations.list({ count: true });
+  assert.ok(count.activations >= list.length);
+});
+
+test('a non-blocking activation id resolves to its record', async () => {
+  const { activationId } = await ow.actions.invoke({ name: MAPPED, params: { name: 'later' } });
+  const result = await eventually(() => ow.activations.result({ name: activationId }));
+  assert.deepEqual(result.result, { greeting: 'Hello, later!' });
+});

@@ -1,0 +1,319 @@
+//! Durability of activation records with owl as a real process: kill -9 during
+//! non-blocking load, SIGTERM during load, and a store that becomes read-only.
+
+mod common;
+
+use common::fake_lambda::{FakeLambda, Fault};
+use common::*;
+use serde_json::{Value, json};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// `owl serve` as a child process on a free port.
+struct OwlProcess {
+    child: Child,
+    url: String,
+}
+
+impl OwlProcess {
+    async fn start(policy_file: &Path) -> Self {
+        let port = owl::demo::ministack::free_port().unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_owl"))
+            .args(["serve", "--policy"])
+            .arg(policy_file)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("OWL_LOG", "error")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn owl");
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while client().get(format!("{url}/healthz")).send().await.is_err() {
+            assert!(Instant::now() < deadline, "owl did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Self { child, url }
+    }
+
+    fn invoke_url(&self, action: &str, query: &str) -> String {
+        let (ns, rest) = action.split_once('/').unwrap();
+        format!("{}/api/v1/namespaces/{ns}/actions/{rest}?{query}", self.url)
+    }
+}
+
+impl Drop for OwlProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn write_policy(dir: &Path, controller: &str, lambda: &str, data: &Path) -> std::path::PathBuf {
+    let p = dir.join("policy.toml");
+    std::fs::write(
+        &p,
+        policy(
+            controller,
+            lambda,
+            &format!(
+                "[[route]]\naction = \"guest/act\"\nfunction = \"f\"\n\n[activations]\ndata_dir = \"{}\"\nwrite_retry = \"1s\"\n",
+                data.display()
+            ),
+        ),
+    )
+    .unwrap();
+    p
+}
+
+async fn fire_non_blocking(url: &str, n: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let (status, _, body) =
+            invoke(url, Some(&guest_auth()), Some(&format!(r#"{{"i":{i}}}"#))).await;
+        assert_eq!(status, 202, "{body}");
+        ids.push(body["activationId"].as_str().unwrap().to_string());
+    }
+    ids
+}
+
+async fn record(base: &str, id: &str) -> (u16, Value) {
+    let r = client()
+        .get(format!("{base}/api/v1/namespaces/_/activations/{id}"))
+        .header("authorization", guest_auth())
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn wait_for_record(base: &str, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, rec) = record(base, id).await;
+        if status == 200 {
+            return rec;
+        }
+        assert!(Instant::now() < deadline, "no record for {id}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn kill_9_during_non_blocking_load_loses_no_accepted_activation() {
+    let fake = FakeLambda::start(Fault::Delay(Duration::from_secs(2), json!({"done": true}))).await;
+    let c = standin(vec![StandinAction::new("guest/act", Behaviour::Echo)]).await;
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let data = dir.path().join("data");
+    let p = write_policy(dir.path(), &c.url(), &fake.url, &data);
+    let mut owl = OwlProcess::start(&p).await;
+    let ids = fire_non_blocking(&owl.invoke_url("guest/act", ""), 40).await;
+    // Every one of them is in flight (Lambda takes 2 s): kill -9 now.
+    owl.child.kill().unwrap();
+    owl.child.wait().unwrap();
+    drop(owl);
+
+    fake.set(Fault::Reply(json!({"done": true})));
+    let owl = OwlProcess::start(&p).await;
+    let mut interrupted = 0;
+    for id in &ids {
+        let rec = wait_for_record(&owl.url, id).await;
+        assert_eq!(rec["activationId"], id.as_str());
+        if rec["response"]["status"] == "whisk internal error" {
+            interrupted += 1;
+            assert_eq!(
+                rec["response"]["result"]["error"],
+                owl::activation::recorder::RESTART_MESSAGE
+            );
+            assert!(rec["end"].as_i64().unwrap() >= rec["start"].as_i64().unwrap());
+            assert_eq!(annotation(&rec, "path").unwrap(), "guest/act");
+        } else {
+            assert_eq!(rec["response"]["result"], json!({"done": true}));
+        }
+    }
+    assert!(interrupted > 0, "the kill interrupted invocations");
+    let metrics = client()
+        .get(format!("{}/metrics", owl.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(&format!(
+            "owl_activation_records_recovered_total {interrupted}"
+        )),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_during_load_finishes_and_records_everything() {
+    let fake = FakeLambda::start(Fault::Delay(
+        Duration::from_millis(700),
+        json!({"done": true}),
+    ))
+    .await;
+    let c = standin(vec![StandinAction::new("guest/act", Behaviour::Echo)]).await;
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let data = dir.path().join("data");
+    let p = write_policy(dir.path(), &c.url(), &fake.url, &data);
+    let mut owl = OwlProcess::start(&p).await;
+    let ids = fire_non_blocking(&owl.invoke_url("guest/act", ""), 25).await;
+    let term = Command::new("kill")
+        .args(["-TERM", &owl.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    // Wait without blocking this runtime: the fake Lambda answers from it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = owl.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "owl did not exit after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(status.success(), "owl exits 0 after draining: {status}");
+    drop(owl);
+
+    let owl = OwlProcess::start(&p).await;
+    for id in &ids {
+        let (status, rec) = record(&owl.url, id).await;
+        assert_eq!(status, 200, "{id}");
+        assert_eq!(
+            rec["response"]["result"],
+            json!({"done": true}),
+            "drained, not interrupted"
+        );
+    }
+}
+
+fn chattr(flag: &str, path: &Path) {
+    let ok = Command::new("chattr")
+        .arg(flag)
+        .arg(path)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "chattr {flag} {} failed (needs root on ext4/xfs)",
+        path.display()
+    );
+}
+
+#[tokio::test]
+async fn a_read_only_store_is_counted_and_surfaced_never_fatal() {
+    let fake = FakeLambda::start(Fault::Reply(json!({"ok": true}))).await;
+    let c = standin(vec![StandinAction::new("guest/act", Behaviour::Echo)]).await;
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let data = dir.path().join("data");
+    let p = policy(
+        &c.url(),
+        &fake.url,
+        &format!(
+            "[[route]]\naction = \"guest/act\"\nfunction = \"f\"\n\n[activations]\ndata_dir = \"{}\"\nwrite_retry = \"500ms\"\n",
+            data.display()
+        ),
+    );
+    let gw = TestGateway::start(&p).await;
+    let url = gw.invoke_url("guest/act", "blocking=true");
+    let files: Vec<_> = ["owl.db", "owl.db-wal", "owl.db-shm"]
+        .iter()
+        .map(|f| data.join(f))
+        .filter(|f| f.exists())
+        .collect();
+    for f in &files {
+        chattr("+i", f);
+    }
+    chattr("+i", &data);
+    let (status, _, _) = invoke(&url, Some(&guest_auth()), None).await;
+    assert_eq!(status, 200, "invocations are still answered");
+    gw.flush().await;
+    let r = client()
+        .get(format!("{}/readyz", gw.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    let ready: Value = r.json().await.unwrap();
+    assert_eq!(ready["checks"]["activation_store"]["ok"], false);
+    assert!(
+        ready["checks"]["activation_store"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("sqlite")
+    );
+    // Non-blocking invocations cannot be journaled: refused, not accepted and lost.
+    let (status, _, _) = invoke(&gw.invoke_url("guest/act", ""), Some(&guest_auth()), None).await;
+    assert_eq!(status, 503);
+    let metrics = client()
+        .get(format!("{}/metrics", gw.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("owl_activation_records_dropped_total{store=\"embedded\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("owl_activation_store_healthy 0"),
+        "{metrics}"
+    );
+
+    chattr("-i", &data);
+    for f in &files {
+        chattr("-i", f);
+    }
+    let (_, headers, _) = invoke(&url, Some(&guest_auth()), None).await;
+    gw.flush().await;
+    let id = headers["x-openwhisk-activation-id"].to_str().unwrap();
+    assert_eq!(record(&gw.url, id).await.0, 200, "writable again");
+    let r = client()
+        .get(format!("{}/readyz", gw.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn an_unusable_data_directory_is_refused_at_start_with_a_clear_message() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let file = dir.path().join("not-a-directory");
+    std::fs::write(&file, "x").unwrap();
+    let p = dir.path().join("p.toml");
+    std::fs::write(
+        &p,
+        policy(
+            &upstream::down(),
+            &upstream::down(),
+            &format!("[activations]\ndata_dir = \"{}/data\"\n", file.display()),
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_owl"))
+        .args(["serve", "--policy"])
+        .arg(&p)
+        .args(["--listen", "127.0.0.1:0"])
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot open the activation store in"), "{err}");
+    assert!(
+        err.contains("data_dir must be a writable directory"),
+        "{err}"
+    );
+}
