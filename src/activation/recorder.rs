@@ -95,6 +95,7 @@ impl Recorder {
         metrics.store_healthy.set(1);
         let writer = Writer {
             rx,
+            db: DbThread::start()?,
             journal: journal.clone(),
             store: store.clone(),
             records_in_journal,
@@ -180,15 +181,16 @@ impl Recorder {
             .map_err(|_| StoreError("recorder stopped".into()))?
     }
 
-    /// Queues a completed record (waits while the queue is full).
+    /// Queues a completed record (waits while the queue is full). The record is
+    /// serialised here, on the caller's task.
     pub async fn complete(&self, act: Activation) {
+        self.complete_record(Record::new(act)).await;
+    }
+
+    /// Queues an already serialised record (waits while the queue is full).
+    pub async fn complete_record(&self, record: Record) {
         self.metrics.record_queue_depth.inc();
-        if self
-            .tx
-            .send(Op::Complete(Box::new(Record::new(act))))
-            .await
-            .is_err()
-        {
+        if self.tx.send(Op::Complete(Box::new(record))).await.is_err() {
             self.metrics.record_queue_depth.dec();
             tracing::error!("recorder stopped; activation record not written");
         }
@@ -245,8 +247,51 @@ fn open_journal(cfg: &ActivationsConfig, holds_records: bool) -> anyhow::Result<
         })
 }
 
+/// The thread that runs the writer's SQLite work. It runs at a lower scheduling
+/// priority than the request path (nice ≈ 10), so a burst of record writes yields the
+/// CPU to invocations; the bounded queue absorbs the difference.
+struct DbThread {
+    jobs: std::sync::mpsc::Sender<Box<dyn FnOnce() + Send>>,
+}
+
+impl DbThread {
+    fn start() -> std::io::Result<Self> {
+        let (jobs, rx) = std::sync::mpsc::channel::<Box<dyn FnOnce() + Send>>();
+        std::thread::Builder::new()
+            .name("owl-records".into())
+            .spawn(move || {
+                if let Ok(p) = thread_priority::ThreadPriorityValue::try_from(25u8)
+                    && let Err(e) = thread_priority::set_current_thread_priority(
+                        thread_priority::ThreadPriority::Crossplatform(p),
+                    )
+                {
+                    tracing::debug!(error = ?e, "cannot lower the record writer's priority");
+                }
+                while let Ok(job) = rx.recv() {
+                    job();
+                }
+            })?;
+        Ok(Self { jobs })
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.jobs
+            .send(Box::new(move || {
+                let _ = tx.send(f());
+            }))
+            .map_err(|_| StoreError("record writer thread stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError("record writer thread stopped".into()))?
+    }
+}
+
 struct Writer {
     rx: mpsc::Receiver<Op>,
+    db: DbThread,
     journal: Arc<SqliteStore>,
     store: Arc<dyn ActivationStore>,
     /// True when the store is the journal's own database (embedded): the record and
@@ -298,7 +343,7 @@ impl Writer {
             }
             if !discards.is_empty() {
                 let j = self.journal.clone();
-                let _ = tokio::task::spawn_blocking(move || j.discard_pending(&discards)).await;
+                let _ = self.db.run(move || j.discard_pending(&discards)).await;
             }
             for f in flushes {
                 let _ = f.send(());
@@ -312,9 +357,7 @@ impl Writer {
         completed: Arc<Vec<Record>>,
     ) -> Result<(), StoreError> {
         let j = self.journal.clone();
-        tokio::task::spawn_blocking(move || j.apply(&pending, &completed))
-            .await
-            .map_err(|e| StoreError(format!("journal task failed: {e}")))?
+        self.db.run(move || j.apply(&pending, &completed)).await
     }
 
     fn note(&self, result: &Result<(), StoreError>) {
