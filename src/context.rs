@@ -19,6 +19,9 @@ pub struct RequestContext {
     pub tls: bool,
     /// True if the client sent its own `X-Request-ID` that owl adopted.
     pub client_tid: bool,
+    /// The `Authorization` proxied requests carry instead of the client's (a bearer
+    /// token exchanged for its namespace's service key, when configured).
+    pub proxy_authorization: Option<http::HeaderValue>,
 }
 
 /// Milliseconds since the Unix epoch.

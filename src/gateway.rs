@@ -11,7 +11,7 @@ use crate::activation::Recorder;
 use crate::controller::ControllerClient;
 use crate::couchdb::CouchDb;
 use crate::lambda::{LambdaInvoker, StaticCredentials};
-use crate::metadata::ControllerDirectory;
+use crate::metadata::Directory;
 use crate::policy::{Policy, StoreKind};
 use crate::telemetry::Metrics;
 use arc_swap::ArcSwap;
@@ -29,7 +29,7 @@ pub struct Runtime {
     /// Client to Lambda.
     pub lambda: LambdaInvoker,
     /// Identity and action metadata.
-    pub directory: ControllerDirectory,
+    pub directory: Directory,
 }
 
 /// Start-up choices that are not part of the policy.
@@ -50,10 +50,14 @@ impl BuildOptions {
 
 impl Runtime {
     /// Builds the runtime for `policy`.
-    pub async fn build(policy: Arc<Policy>, opts: &BuildOptions) -> anyhow::Result<Self> {
+    pub async fn build(
+        policy: Arc<Policy>,
+        opts: &BuildOptions,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Self> {
         let controller = ControllerClient::new(&policy.controller)?;
         let lambda = LambdaInvoker::new(&policy.lambda, opts.lambda_credentials.as_ref()).await?;
-        let directory = ControllerDirectory::new(controller.clone(), &policy.metadata);
+        let directory = Directory::new(&policy, controller.clone(), metrics)?;
         Ok(Self {
             policy,
             controller,
@@ -110,7 +114,7 @@ impl Gateway {
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Arc<Self>> {
         let permits = policy.lambda.max_invocations;
-        let runtime = Runtime::build(Arc::new(policy), opts).await?;
+        let runtime = Runtime::build(Arc::new(policy), opts, metrics.clone()).await?;
         Ok(Arc::new(Self {
             runtime: ArcSwap::from_pointee(runtime),
             invocations: Arc::new(Semaphore::new(permits)),

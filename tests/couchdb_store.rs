@@ -37,6 +37,8 @@ fn couch_client(url: &str) -> owl::couchdb::CouchDb {
         password_file: None,
         db_prefix: "whisk_local_".into(),
         activations_db: "unused".into(),
+        subjects_db: "unused".into(),
+        whisks_db: "unused".into(),
         timeout: Duration::from_secs(5),
     })
     .unwrap()

@@ -9,7 +9,7 @@
 
 use super::query;
 use super::store::{ActivationReader, ListQuery};
-use crate::auth::Credentials;
+use crate::auth::{Caller, Identity};
 use crate::context::RequestContext;
 use crate::controller::api::encode_segment;
 use crate::controller::proxy;
@@ -68,10 +68,10 @@ pub async fn handle(
         // The controller reads the shared database itself.
         return proxy::forward(&rt.controller, req, &ctx).await;
     };
-    let Ok(creds) = Credentials::from_headers(req.headers()) else {
+    let Ok(caller) = Caller::from_headers(req.headers(), rt.directory.bearer_enabled()) else {
         return proxy::forward(&rt.controller, req, &ctx).await;
     };
-    let identity = match rt.directory.identify(&creds, &ctx.tid).await {
+    let identity = match rt.directory.identify(&caller, &ctx.tid).await {
         Ok(i) => i,
         Err(e) => return e.render(&ctx.tid),
     };
@@ -85,7 +85,7 @@ pub async fn handle(
         return proxy::forward(&rt.controller, req, &ctx).await;
     }
     let Some(id) = id else {
-        return list(&rt, reader, req, &ctx, &creds, &ns).await;
+        return list(&rt, reader, req, &ctx, &identity, &ns).await;
     };
     let Ok(aid) = id.parse::<ActivationId>() else {
         return proxy::forward(&rt.controller, req, &ctx).await;
@@ -121,7 +121,7 @@ async fn list(
     reader: &dyn ActivationReader,
     req: Request<Body>,
     ctx: &RequestContext,
-    creds: &Credentials,
+    identity: &Identity,
     ns: &str,
 ) -> Response {
     let q = match query::parse(req.uri().query()) {
@@ -133,7 +133,7 @@ async fn list(
             Ok(n) => n,
             Err(e) => return store_failure(e, ctx),
         };
-        let theirs = match controller_list(rt, ctx, creds, ns, &q, 0, 0, true).await {
+        let theirs = match controller_list(rt, ctx, identity, ns, &q, 0, 0, true).await {
             Ok(Value::Object(o)) => o.get("activations").and_then(Value::as_u64).unwrap_or(0),
             Ok(_) => 0,
             Err(resp) => return resp,
@@ -160,7 +160,7 @@ async fn list(
     let mut fetched = 0;
     while fetched < wanted {
         let page = (wanted - fetched).min(query::MAX_LIMIT);
-        let batch = match controller_list(rt, ctx, creds, ns, &q, fetched, page, false).await {
+        let batch = match controller_list(rt, ctx, identity, ns, &q, fetched, page, false).await {
             Ok(Value::Array(a)) => a,
             Ok(_) => Vec::new(),
             Err(resp) => return resp,
@@ -191,13 +191,22 @@ fn store_failure(e: super::StoreError, ctx: &RequestContext) -> Response {
 async fn controller_list(
     rt: &Runtime,
     ctx: &RequestContext,
-    creds: &Credentials,
+    identity: &Identity,
     ns: &str,
     q: &ListQuery,
     skip: u64,
     limit: u64,
     count: bool,
 ) -> Result<Value, Response> {
+    // A token holder without a service key cannot be represented to the controller:
+    // only owl's own records are listed.
+    let Some(key) = &identity.key else {
+        return Ok(if count {
+            json!({"activations": 0})
+        } else {
+            Value::Array(Vec::new())
+        });
+    };
     let mut query = if count {
         "count=true".to_string()
     } else {
@@ -219,7 +228,7 @@ async fn controller_list(
     let mut req = Request::builder()
         .method(Method::GET)
         .uri(uri)
-        .header(header::AUTHORIZATION, creds.authorization().clone())
+        .header(header::AUTHORIZATION, key.authorization().clone())
         .header(header::ACCEPT, "application/json");
     if let Ok(v) = HeaderValue::from_str(ctx.tid.as_str()) {
         req = req.header("x-request-id", v);

@@ -1,8 +1,12 @@
-//! Who is calling: credentials from the `Authorization` header, parsed exactly as
-//! OpenWhisk parses them (reference §4.1), and the identity they stand for.
+//! Who is calling: credentials from the `Authorization` header — OpenWhisk keys parsed
+//! exactly as the controller parses them (reference §4.1), or, when configured, bearer
+//! tokens (JWT) — and the identity they stand for.
 //!
 //! Secrets never appear in `Debug` output or logs, and caches are keyed by a SHA-256
 //! hash of the credentials, never by the secret itself.
+
+pub mod entitlement;
+pub mod jwt;
 
 use crate::error::WhiskError;
 use base64::Engine;
@@ -49,6 +53,23 @@ impl Credentials {
     /// The hash identifying these credentials in caches.
     pub fn hash(&self) -> &CredentialHash {
         &self.hash
+    }
+
+    /// The key part, for constant-time comparison by identity sources.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Credentials from a `uuid:key` string (service keys files, identity stores).
+    pub fn from_api_key(api_key: &str) -> Option<Self> {
+        let value = HeaderValue::from_str(&format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(api_key)
+        ))
+        .ok()?;
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, value);
+        Self::from_headers(&headers).ok()
     }
 
     /// Parses the request's credentials.
@@ -107,13 +128,88 @@ fn decode_base64_lenient(s: &str) -> Option<Vec<u8>> {
         .ok()
 }
 
-/// The identity credentials stand for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A bearer token (the text after `Bearer `).
+#[derive(Clone)]
+pub struct BearerToken {
+    token: String,
+    hash: CredentialHash,
+}
+
+impl fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BearerToken(<redacted>)")
+    }
+}
+
+impl BearerToken {
+    /// The compact token.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// The hash identifying the token in caches.
+    pub fn hash(&self) -> &CredentialHash {
+        &self.hash
+    }
+}
+
+/// What a request presents.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// An OpenWhisk key.
+    Basic(Credentials),
+    /// A bearer token (only when `[auth.jwt]` is configured).
+    Bearer(BearerToken),
+}
+
+impl Caller {
+    /// Parses the request's `Authorization`. Bearer tokens are recognised only when
+    /// `bearer_enabled`; otherwise, as for the controller, they are "no credentials".
+    pub fn from_headers(headers: &HeaderMap, bearer_enabled: bool) -> Result<Self, WhiskError> {
+        if bearer_enabled
+            && let Some(text) = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+        {
+            let text = text.trim();
+            if let Some((scheme, token)) = text.split_once(' ')
+                && scheme.eq_ignore_ascii_case("bearer")
+            {
+                let token = token.trim();
+                if token.is_empty() {
+                    return Err(WhiskError::auth_invalid());
+                }
+                return Ok(Self::Bearer(BearerToken {
+                    hash: cache_key(&[b"bearer", token.as_bytes()]),
+                    token: token.to_string(),
+                }));
+            }
+        }
+        Credentials::from_headers(headers).map(Self::Basic)
+    }
+
+    /// The hash identifying what was presented.
+    pub fn hash(&self) -> &CredentialHash {
+        match self {
+            Self::Basic(c) => c.hash(),
+            Self::Bearer(b) => b.hash(),
+        }
+    }
+}
+
+/// The identity a caller stands for.
+#[derive(Debug, Clone)]
 pub struct Identity {
-    /// The namespace the key belongs to (what `_` resolves to).
+    /// The namespace (what `_` resolves to; the activation's namespace).
     pub namespace: String,
     /// The subject that owns the namespace.
     pub subject: String,
+    /// The namespace's limits document (`UserLimits` JSON), when the source has one.
+    pub limits: Option<serde_json::Value>,
+    /// The OpenWhisk key that acts for this caller: the caller's own, or for a token
+    /// holder the namespace's service key (if any). Presented to the controller on the
+    /// caller's behalf and given to actions that ask for their API key.
+    pub key: Option<Credentials>,
 }
 
 /// Hashes `parts` into a cache key.
@@ -124,6 +220,12 @@ pub fn cache_key(parts: &[&[u8]]) -> CredentialHash {
         hasher.update(p);
     }
     hasher.finalize().into()
+}
+
+/// Compares two secrets in constant time (for equal lengths).
+pub fn secrets_equal(a: &str, b: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
 #[cfg(test)]

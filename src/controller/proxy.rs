@@ -112,6 +112,9 @@ pub fn prepare_headers(headers: &mut HeaderMap, ctx: &RequestContext, original_u
         HeaderName::from_static("x-forwarded-proto"),
         HeaderValue::from_static(if ctx.tls { "https" } else { "http" }),
     );
+    if let Some(auth) = &ctx.proxy_authorization {
+        headers.insert(header::AUTHORIZATION, auth.clone());
+    }
     // The controller takes the same transaction id as owl (the client's, when owl
     // adopted it), so `code` in its errors matches owl's logs and answers.
     if let Ok(v) = HeaderValue::from_str(ctx.tid.as_str()) {

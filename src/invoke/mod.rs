@@ -13,7 +13,7 @@ pub mod request;
 pub mod response;
 
 use crate::activation::Recorder;
-use crate::auth::{Credentials, Identity};
+use crate::auth::{Caller, Identity};
 use crate::context::{RequestContext, epoch_ms};
 use crate::controller::proxy;
 use crate::error::WhiskError;
@@ -126,11 +126,11 @@ pub async fn handle(
         return proxy::forward(&rt.controller, req, &ctx).await;
     }
     // No request reaches Lambda unauthenticated.
-    let creds = match Credentials::from_headers(req.headers()) {
+    let caller = match Caller::from_headers(req.headers(), rt.directory.bearer_enabled()) {
         Ok(c) => c,
         Err(e) => return e.render(&ctx.tid),
     };
-    let identity = match rt.directory.identify(&creds, &ctx.tid).await {
+    let identity = match rt.directory.identify(&caller, &ctx.tid).await {
         Ok(i) => i,
         Err(e) => return e.render(&ctx.tid),
     };
@@ -143,7 +143,7 @@ pub async fn handle(
             Some(_) => return proxy::forward(&rt.controller, req, &ctx).await,
             None if path.package.is_some() && routes.may_cover_packaged(&path.action) => {
                 // Perhaps a package binding whose bound package is routed.
-                match rt.directory.action(&creds, &path, &ctx.tid).await {
+                match rt.directory.action(&identity, &path, &ctx.tid).await {
                     Ok(m) if m.path != path => {
                         let r = routes.find(&m.path).filter(|r| r.takes(draw()));
                         known_metadata = Some(m);
@@ -159,21 +159,12 @@ pub async fn handle(
         return proxy::forward(&rt.controller, req, &ctx).await;
     };
     let route = route.clone();
-    let caller = Caller {
-        creds,
-        identity: (*identity).clone(),
-    };
-    lambda_path(gw, rt, route, req, ctx, caller, path, known_metadata).await
+    lambda_path(gw, rt, route, req, ctx, identity, path, known_metadata).await
 }
 
 /// A uniform draw in `[0, 100)` for route weights.
 fn draw() -> f64 {
     rand::rng().random_range(0.0..100.0)
-}
-
-struct Caller {
-    creds: Credentials,
-    identity: Identity,
 }
 
 /// True for actions the controller must run itself: sequences and conductor
@@ -189,14 +180,14 @@ async fn lambda_path(
     route: Route,
     req: Request<Body>,
     ctx: RequestContext,
-    caller: Caller,
+    identity: Arc<Identity>,
     path: ActionPath,
     known_metadata: Option<Arc<ActionMetadata>>,
 ) -> Response {
     let tid = &ctx.tid;
     let metadata = match known_metadata {
         Some(m) => Ok(m),
-        None => rt.directory.action(&caller.creds, &path, tid).await,
+        None => rt.directory.action(&identity, &path, tid).await,
     };
     // Entitlement failures and a missing package come first; an action lookup failure
     // in the default package is reported after the request has been validated, as the
@@ -264,9 +255,12 @@ async fn lambda_path(
     let limit_ms = route
         .timeout
         .map_or(metadata.limits.timeout_ms, |d| d.as_millis() as u64);
-    let api_key = metadata.provides_api_key().then(|| caller.creds.api_key());
+    let api_key = metadata
+        .provides_api_key()
+        .then(|| identity.key.as_ref().map(|k| k.api_key()))
+        .flatten();
     let env = envelope::ActivationContext {
-        namespace: &caller.identity.namespace,
+        namespace: &identity.namespace,
         action_name: metadata.path.qualified_name_with_leading_slash(),
         action_version: &metadata.version,
         activation_id: activation_id.as_str(),
@@ -292,7 +286,7 @@ async fn lambda_path(
         },
         limit_ms,
         activation_id: activation_id.clone(),
-        identity: caller.identity,
+        identity: (*identity).clone(),
         metadata,
         binding,
         route_fallback: route.fallback,

@@ -1,127 +1,195 @@
-//! Who may invoke what: identities and action metadata, looked up from the configured
-//! source and cached.
+//! Who may invoke what: identities and action metadata from the configured sources,
+//! cached.
 //!
-//! The `controller` source asks the controller with the caller's own credentials, so
-//! the controller stays the authority on authentication and entitlement: a 401, 403 or
-//! 404 comes back exactly as it came. Answers are cached per credential hash (positive
-//! answers for `ttl`, rejections for `negative_ttl`, bounded size); lookups for the same
-//! key are coalesced so a burst of new callers costs one controller request each.
+//! Identity sources (`[auth] source`): the controller (asked with the caller's own
+//! credentials), OpenWhisk's subjects database in CouchDB (the `identities` view, as
+//! the controller reads it), or a static identities file. Bearer tokens (`[auth.jwt]`)
+//! are validated locally and act as their namespace's identity.
+//!
+//! Metadata sources (`[metadata] source`): the controller (which then also decides
+//! entitlement), OpenWhisk's whisks database, or static documents in the policy — for
+//! the last two owl decides entitlement itself, exactly as OpenWhisk does
+//! ([`crate::auth::entitlement`]). With a CouchDB or file source for both, the Lambda
+//! path needs no controller round trip at all.
 
-use crate::auth::{CredentialHash, Credentials, Identity, cache_key};
+pub mod cache;
+pub mod sources;
+
+use crate::auth::jwt::JwtValidator;
+use crate::auth::{Caller, Credentials, Identity, cache_key};
 use crate::controller::ControllerClient;
-use crate::controller::api::{self, ApiFailure};
 use crate::error::WhiskError;
-use crate::policy::MetadataConfig;
+use crate::policy::Policy;
+use crate::telemetry::Metrics;
 use crate::whisk::{ActionMetadata, ActionPath, TransactionId};
-use moka::Expiry;
-use moka::future::Cache;
+use cache::SwrCache;
+use sources::{IdentityStore, MetadataStore};
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::SystemTime;
 
-/// A cached lookup: the answer, or the controller's rejection to replay.
-type Cached<T> = Result<Arc<T>, WhiskError>;
-
-struct TtlPolicy {
-    ttl: Duration,
-    negative_ttl: Duration,
+/// Identities and action metadata, cached.
+pub struct Directory {
+    identities: IdentityStore,
+    metadata: MetadataStore,
+    jwt: Option<Arc<JwtValidator>>,
+    service_keys: HashMap<String, Credentials>,
+    exchange_on_proxy: bool,
+    identity_cache: SwrCache<Identity>,
+    action_cache: SwrCache<ActionMetadata>,
 }
 
-impl<T> Expiry<CredentialHash, Cached<T>> for TtlPolicy {
-    fn expire_after_create(
-        &self,
-        _key: &CredentialHash,
-        value: &Cached<T>,
-        _created_at: Instant,
-    ) -> Option<Duration> {
-        Some(if value.is_ok() {
-            self.ttl
-        } else {
-            self.negative_ttl
+impl Directory {
+    /// Builds the sources `policy` names (reads identities and service-keys files).
+    pub fn new(
+        policy: &Policy,
+        controller: ControllerClient,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Self> {
+        let m = &policy.metadata;
+        let jwt = match &policy.auth.jwt {
+            Some(cfg) => Some(Arc::new(JwtValidator::new(cfg)?)),
+            None => None,
+        };
+        let service_keys = match policy
+            .auth
+            .jwt
+            .as_ref()
+            .and_then(|j| j.service_keys_file.as_ref())
+        {
+            Some(path) => sources::read_service_keys(path)?,
+            None => HashMap::new(),
+        };
+        Ok(Self {
+            identities: IdentityStore::new(policy, controller.clone())?,
+            metadata: MetadataStore::new(policy, controller)?,
+            jwt,
+            service_keys,
+            exchange_on_proxy: policy
+                .auth
+                .jwt
+                .as_ref()
+                .is_some_and(|j| j.exchange_on_proxy),
+            identity_cache: SwrCache::new(
+                "identity",
+                m.max_entries,
+                m.ttl,
+                m.negative_ttl,
+                m.stale_if_error,
+                metrics.clone(),
+            ),
+            action_cache: SwrCache::new(
+                "action",
+                m.max_entries,
+                m.ttl,
+                m.negative_ttl,
+                m.stale_if_error,
+                metrics,
+            ),
         })
     }
-}
 
-fn cache<T: Send + Sync + 'static>(cfg: &MetadataConfig) -> Cache<CredentialHash, Cached<T>> {
-    Cache::builder()
-        .max_capacity(cfg.max_entries)
-        .expire_after(TtlPolicy {
-            ttl: cfg.ttl,
-            negative_ttl: cfg.negative_ttl,
-        })
-        .build()
-}
+    /// True when valid bearer tokens are exchanged for service keys on proxied requests.
+    pub fn exchanges_tokens(&self) -> bool {
+        self.exchange_on_proxy
+    }
 
-/// Identity and action metadata from the controller, cached.
-pub struct ControllerDirectory {
-    client: ControllerClient,
-    timeout: Duration,
-    identities: Cache<CredentialHash, Cached<Identity>>,
-    actions: Cache<CredentialHash, Cached<ActionMetadata>>,
-}
+    /// True when bearer tokens are accepted.
+    pub fn bearer_enabled(&self) -> bool {
+        self.jwt.is_some()
+    }
 
-impl ControllerDirectory {
-    /// A directory asking `client`, cached as `cfg` says.
-    pub fn new(client: ControllerClient, cfg: &MetadataConfig) -> Self {
-        Self {
-            client,
-            timeout: cfg.timeout,
-            identities: cache(cfg),
-            actions: cache(cfg),
+    /// True when the metadata source answers without the controller.
+    pub fn decides_entitlement(&self) -> bool {
+        !matches!(self.metadata, MetadataStore::Controller { .. })
+    }
+
+    /// The identity behind `caller`.
+    pub async fn identify(
+        &self,
+        caller: &Caller,
+        tid: &TransactionId,
+    ) -> Result<Arc<Identity>, WhiskError> {
+        match caller {
+            Caller::Basic(creds) => {
+                let load = self.identities.identify(creds, tid);
+                self.identity_cache.get(*creds.hash(), None, load).await
+            }
+            Caller::Bearer(token) => {
+                let Some(jwt) = &self.jwt else {
+                    return Err(WhiskError::auth_required());
+                };
+                // Validated locally; cached no longer than the token lives.
+                let claims = jwt.validate(token.token()).await;
+                let remaining = match &claims {
+                    Ok(c) => c
+                        .expires_at
+                        .and_then(|e| e.duration_since(SystemTime::now()).ok()),
+                    Err(_) => None,
+                };
+                let load = async {
+                    match claims {
+                        Err(e) => {
+                            tracing::debug!(%tid, reason = e.kind(), "bearer token rejected");
+                            Ok(Err(WhiskError::auth_invalid()))
+                        }
+                        Ok(c) => {
+                            let (key, limits) = match self.service_keys.get(&c.namespace) {
+                                Some(k) => (Some(k.clone()), None),
+                                None => self.identities.namespace_key(&c.namespace, tid).await?,
+                            };
+                            Ok(Ok(Identity {
+                                namespace: c.namespace,
+                                subject: c.subject,
+                                limits,
+                                key,
+                            }))
+                        }
+                    }
+                };
+                self.identity_cache
+                    .get(*token.hash(), remaining, load)
+                    .await
+            }
         }
     }
 
-    /// The identity behind `creds`.
-    ///
-    /// With the controller as the source, the subject is not visible through the API;
-    /// owl reports the namespace as the subject (true for namespaces created with
-    /// `wskadmin user create`, whose default namespace is named after the subject).
-    pub async fn identify(
-        &self,
-        creds: &Credentials,
-        tid: &TransactionId,
-    ) -> Result<Arc<Identity>, WhiskError> {
-        let key = *creds.hash();
-        let lookup = async {
-            match api::caller_namespace(&self.client, creds.authorization(), tid, self.timeout)
-                .await
-            {
-                Ok(ns) => Ok(Ok(Arc::new(Identity {
-                    subject: ns.clone(),
-                    namespace: ns,
-                }))),
-                Err(ApiFailure::Rejected(e)) => Ok(Err(e)),
-                Err(ApiFailure::Failed(e)) => Err(e),
-            }
-        };
-        flatten(self.identities.try_get_with(key, lookup).await)
-    }
-
-    /// The metadata of the action at `path` (resolved namespace), as the caller may
-    /// see it.
+    /// The metadata of the action at `path` (namespace resolved) as `identity` may see
+    /// it, with entitlement decided (by the controller or by owl).
     pub async fn action(
         &self,
-        creds: &Credentials,
+        identity: &Identity,
         path: &ActionPath,
         tid: &TransactionId,
     ) -> Result<Arc<ActionMetadata>, WhiskError> {
-        let key = cache_key(&[creds.hash(), path.to_path_string().as_bytes()]);
-        let lookup = async {
-            match api::action_metadata(&self.client, creds.authorization(), path, tid, self.timeout)
-                .await
-            {
-                Ok(m) => Ok(Ok(Arc::new(m))),
-                Err(ApiFailure::Rejected(e)) => Ok(Err(e)),
-                Err(ApiFailure::Failed(e)) => Err(e),
-            }
+        let path_key = path.to_path_string();
+        let key = match &self.metadata {
+            // The controller answers per credentials.
+            MetadataStore::Controller { .. } => match &identity.key {
+                Some(k) => cache_key(&[k.hash(), path_key.as_bytes()]),
+                None => {
+                    tracing::error!(%tid, namespace = %identity.namespace, "no OpenWhisk key for this namespace to ask the controller with; configure [auth.jwt] service_keys_file or an identity store");
+                    return Err(WhiskError::internal());
+                }
+            },
+            // Entitlement depends only on the caller's namespace.
+            _ => cache_key(&[identity.namespace.as_bytes(), path_key.as_bytes()]),
         };
-        flatten(self.actions.try_get_with(key, lookup).await)
+        let load = self.metadata.action(identity, path, tid);
+        self.action_cache.get(key, None, load).await
     }
-}
 
-fn flatten<T>(r: Result<Cached<T>, Arc<WhiskError>>) -> Result<Arc<T>, WhiskError> {
-    match r {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(e),
-        Err(e) => Err((*e).clone()),
+    /// For `exchange_on_proxy`: the `Authorization` to send to the controller instead
+    /// of a valid bearer token (the namespace's service key).
+    pub async fn proxy_authorization(
+        &self,
+        caller: &Caller,
+        tid: &TransactionId,
+    ) -> Option<http::HeaderValue> {
+        if !self.exchange_on_proxy || !matches!(caller, Caller::Bearer(_)) {
+            return None;
+        }
+        let identity = self.identify(caller, tid).await.ok()?;
+        identity.key.as_ref().map(|k| k.authorization().clone())
     }
 }

@@ -94,9 +94,24 @@ pub fn explain(policy: &Policy, path: &ActionPath) -> String {
                     .to_string(),
         }
     );
+    let identities = match policy.auth.source {
+        super::IdentitySource::Controller => "the controller",
+        super::IdentitySource::CouchDb => "OpenWhisk's subjects database",
+        super::IdentitySource::File => "the identities file",
+    };
+    let metadata = match policy.metadata.source {
+        super::MetadataSource::Controller => "the controller (which decides entitlement)",
+        super::MetadataSource::CouchDb => "OpenWhisk's whisks database (owl decides entitlement)",
+        super::MetadataSource::File => "the policy's static metadata (owl decides entitlement)",
+    };
     let _ = writeln!(
         out,
-        "  auth:      the caller's credentials and the action's metadata are checked with the controller (cached {})",
+        "  auth:      identities from {identities}{}; action metadata from {metadata}; cached {}",
+        if policy.auth.jwt.is_some() {
+            ", or bearer tokens"
+        } else {
+            ""
+        },
         format_duration(policy.metadata.ttl)
     );
     out

@@ -68,9 +68,50 @@ pub struct LambdaConfig {
     pub init_allowance: Duration,
 }
 
-/// `[metadata]`: caching of identities and action metadata.
+/// Where identities (who a key or token belongs to) come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentitySource {
+    /// Ask the controller with the caller's credentials.
+    Controller,
+    /// OpenWhisk's subjects database (`identities` view).
+    CouchDb,
+    /// A static identities file.
+    File,
+}
+
+/// Where action, package and binding metadata come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetadataSource {
+    /// Ask the controller with the caller's credentials (it also decides entitlement).
+    Controller,
+    /// OpenWhisk's whisks database; owl decides entitlement as the controller does.
+    CouchDb,
+    /// Static metadata in the policy (`[[metadata.action]]`, `[[metadata.package]]`).
+    File,
+}
+
+/// `[auth]`: who is calling.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// Where identities come from.
+    pub source: IdentitySource,
+    /// The identities file (`source = "file"`).
+    pub identities_file: Option<PathBuf>,
+    /// Bearer tokens, when accepted.
+    pub jwt: Option<JwtConfig>,
+}
+
+/// `[metadata]`: action metadata and the caches of identities and metadata.
 #[derive(Debug, Clone)]
 pub struct MetadataConfig {
+    /// Where action metadata comes from.
+    pub source: MetadataSource,
+    /// How long an expired entry may still be served while its source is failing
+    /// (0: never).
+    pub stale_if_error: Duration,
+    /// Static documents (`source = "file"`): actions and packages in the whisks
+    /// database's document form, keyed by document id.
+    pub documents: Vec<(String, serde_json::Value)>,
     /// How long a positive answer is reused.
     pub ttl: Duration,
     /// How long a rejection (401/403/404) is reused.
@@ -79,6 +120,45 @@ pub struct MetadataConfig {
     pub max_entries: u64,
     /// How long one lookup may take.
     pub timeout: Duration,
+}
+
+/// Where keys for verifying bearer tokens come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JwtKeySource {
+    /// A JWKS document fetched (and refreshed) from this URL.
+    Jwks(String),
+    /// A PEM public key (RSA, EC or Ed25519) read from this file.
+    PublicKeyFile(PathBuf),
+    /// An HMAC secret read from this file (HS* algorithms only).
+    SecretFile(PathBuf),
+}
+
+/// `[auth.jwt]`: bearer tokens (JWT) accepted in place of OpenWhisk keys.
+#[derive(Debug, Clone)]
+pub struct JwtConfig {
+    /// Required `iss` (one of).
+    pub issuers: Vec<String>,
+    /// Required `aud` (one of).
+    pub audiences: Vec<String>,
+    /// Accepted algorithms, all of one family (never `none`).
+    pub algorithms: Vec<jsonwebtoken::Algorithm>,
+    /// Where the verification keys come from.
+    pub keys: JwtKeySource,
+    /// Clock skew tolerated on `exp` / `nbf`.
+    pub leeway: Duration,
+    /// Claim naming the OpenWhisk namespace the token acts as.
+    pub namespace_claim: String,
+    /// Claim naming the subject (default: the namespace).
+    pub subject_claim: Option<String>,
+    /// How long a fetched JWKS is used before it is fetched again.
+    pub jwks_ttl: Duration,
+    /// Least time between two JWKS fetches (an unknown `kid` triggers one).
+    pub jwks_min_refresh: Duration,
+    /// File mapping namespaces to their `uuid:key` service keys, for the controller
+    /// calls owl makes on a token holder's behalf.
+    pub service_keys_file: Option<PathBuf>,
+    /// Replace a token with the namespace's service key on proxied requests.
+    pub exchange_on_proxy: bool,
 }
 
 /// Which store keeps activation records.
@@ -123,6 +203,10 @@ pub struct CouchDbConfig {
     pub db_prefix: String,
     /// Name of the activations database (default `<prefix>activations`).
     pub activations_db: String,
+    /// Name of the subjects database (default `<prefix>subjects`).
+    pub subjects_db: String,
+    /// Name of the whisks database (default `<prefix>whisks`).
+    pub whisks_db: String,
     /// Request timeout.
     pub timeout: Duration,
 }
@@ -140,6 +224,8 @@ pub struct Policy {
     pub lambda: LambdaConfig,
     /// `[metadata]`.
     pub metadata: MetadataConfig,
+    /// `[auth]`.
+    pub auth: AuthConfig,
     /// `[activations]`.
     pub activations: ActivationsConfig,
     /// `[couchdb]`, when present.
@@ -155,10 +241,38 @@ const TOP_KEYS: &[&str] = &[
     "controller",
     "lambda",
     "metadata",
+    "auth",
     "activations",
     "couchdb",
     "route",
 ];
+const AUTH_KEYS: &[&str] = &["source", "identities_file", "jwt"];
+const JWT_KEYS: &[&str] = &[
+    "issuer",
+    "audience",
+    "algorithms",
+    "jwks_url",
+    "public_key_file",
+    "secret_file",
+    "leeway",
+    "namespace_claim",
+    "subject_claim",
+    "jwks_ttl",
+    "jwks_min_refresh",
+    "service_keys_file",
+    "exchange_on_proxy",
+];
+const STATIC_ACTION_KEYS: &[&str] = &[
+    "action",
+    "kind",
+    "version",
+    "timeout",
+    "memory",
+    "parameters",
+    "init_parameters",
+    "annotations",
+];
+const STATIC_PACKAGE_KEYS: &[&str] = &["package", "publish", "parameters", "binding"];
 const ACTIVATIONS_KEYS: &[&str] = &[
     "store",
     "data_dir",
@@ -174,6 +288,8 @@ const COUCHDB_KEYS: &[&str] = &[
     "password_file",
     "db_prefix",
     "activations_db",
+    "subjects_db",
+    "whisks_db",
     "timeout",
 ];
 const SERVER_KEYS: &[&str] = &["tls_cert", "tls_key"];
@@ -193,7 +309,16 @@ const LAMBDA_KEYS: &[&str] = &[
     "max_invocations",
     "init_allowance",
 ];
-const METADATA_KEYS: &[&str] = &["ttl", "negative_ttl", "max_entries", "timeout"];
+const METADATA_KEYS: &[&str] = &[
+    "source",
+    "ttl",
+    "negative_ttl",
+    "max_entries",
+    "timeout",
+    "stale_if_error",
+    "action",
+    "package",
+];
 const ROUTE_KEYS: &[&str] = &[
     "action",
     "function",
@@ -264,8 +389,10 @@ fn compile(
     let server = compile_server(top, base, errors);
     let controller = compile_controller(top, base, errors);
     let lambda = compile_lambda(top, errors);
-    let metadata = compile_metadata(top, errors);
     let couchdb = compile_couchdb(top, base, errors);
+    let has_couch = matches!(couchdb, Some(Some(_)));
+    let metadata = compile_metadata(top, has_couch, errors);
+    let auth = compile_auth(top, base, has_couch, errors);
     let activations = compile_activations(top, base, couchdb.as_ref(), errors);
     let routes: Vec<Route> = top
         .array_of_tables("route", ROUTE_KEYS, errors)
@@ -290,6 +417,7 @@ fn compile(
         controller: controller?,
         lambda: lambda?,
         metadata: metadata?,
+        auth: auth?,
         activations: activations?,
         couchdb: couchdb.flatten(),
         routes,
@@ -328,9 +456,13 @@ fn compile_couchdb(
     let db_prefix = t
         .string("db_prefix", errors)
         .map_or_else(|| "whisk_local_".to_string(), |s| s.0);
-    let activations_db = t
-        .string("activations_db", errors)
-        .map_or_else(|| format!("{db_prefix}activations"), |s| s.0);
+    let db = |key: &str, suffix: &str, errors: &mut Errors| {
+        t.string(key, errors)
+            .map_or_else(|| format!("{db_prefix}{suffix}"), |s| s.0)
+    };
+    let activations_db = db("activations_db", "activations", errors);
+    let subjects_db = db("subjects_db", "subjects", errors);
+    let whisks_db = db("whisks_db", "whisks", errors);
     let timeout = t
         .duration(
             "timeout",
@@ -345,6 +477,8 @@ fn compile_couchdb(
         password_file,
         db_prefix,
         activations_db,
+        subjects_db,
+        whisks_db,
         timeout,
     }))
 }
@@ -581,8 +715,15 @@ fn compile_lambda(top: &TableReader<'_, '_>, errors: &mut Errors) -> Option<Lamb
     })
 }
 
-fn compile_metadata(top: &TableReader<'_, '_>, errors: &mut Errors) -> Option<MetadataConfig> {
+fn compile_metadata(
+    top: &TableReader<'_, '_>,
+    has_couch: bool,
+    errors: &mut Errors,
+) -> Option<MetadataConfig> {
     let default = MetadataConfig {
+        source: MetadataSource::Controller,
+        stale_if_error: Duration::from_secs(300),
+        documents: Vec::new(),
         ttl: Duration::from_secs(60),
         negative_ttl: Duration::from_secs(5),
         max_entries: 100_000,
@@ -591,7 +732,47 @@ fn compile_metadata(top: &TableReader<'_, '_>, errors: &mut Errors) -> Option<Me
     let Some(t) = top.table("metadata", METADATA_KEYS, errors) else {
         return (!top.has("metadata")).then_some(default);
     };
+    let source = match t.choice("source", &["controller", "couchdb", "file"], errors) {
+        Some((s, span)) if s == "couchdb" => {
+            if !has_couch {
+                errors.push(
+                    span,
+                    "source = \"couchdb\" in [metadata] needs a [couchdb] section",
+                );
+            }
+            MetadataSource::CouchDb
+        }
+        Some((s, _)) if s == "file" => MetadataSource::File,
+        _ => MetadataSource::Controller,
+    };
+    let mut documents = Vec::new();
+    for a in t.array_of_tables("action", STATIC_ACTION_KEYS, errors) {
+        if let Some(doc) = static_action(&a, errors) {
+            documents.push(doc);
+        }
+    }
+    for p in t.array_of_tables("package", STATIC_PACKAGE_KEYS, errors) {
+        if let Some(doc) = static_package(&p, errors) {
+            documents.push(doc);
+        }
+    }
+    if !documents.is_empty() && source != MetadataSource::File {
+        errors.push(
+            t.span().start..t.span().start,
+            "[[metadata.action]] and [[metadata.package]] are only read with source = \"file\" in [metadata]",
+        );
+    }
     Some(MetadataConfig {
+        source,
+        stale_if_error: t
+            .duration(
+                "stale_if_error",
+                Duration::ZERO,
+                Duration::from_secs(86_400),
+                errors,
+            )
+            .map_or(default.stale_if_error, |d| d.0),
+        documents,
         ttl: t
             .duration("ttl", Duration::ZERO, Duration::from_secs(86_400), errors)
             .map_or(default.ttl, |d| d.0),
@@ -614,6 +795,317 @@ fn compile_metadata(top: &TableReader<'_, '_>, errors: &mut Errors) -> Option<Me
                 errors,
             )
             .map_or(default.timeout, |d| d.0),
+    })
+}
+
+/// A `[[metadata.action]]` as the whisks database's action document.
+fn static_action(
+    a: &TableReader<'_, '_>,
+    errors: &mut Errors,
+) -> Option<(String, serde_json::Value)> {
+    use serde_json::{Value, json};
+    let path = a.required_string("action", errors).and_then(|(p, span)| {
+        match crate::whisk::ActionPath::parse(&p) {
+            Ok(path) if !path.has_default_namespace() => Some(path),
+            Ok(_) => {
+                errors.push(
+                    span,
+                    format!(
+                        "`action` in {}: name the namespace instead of `_`",
+                        a.context()
+                    ),
+                );
+                None
+            }
+            Err(e) => {
+                errors.push(span, format!("`action` in {}: {e}", a.context()));
+                None
+            }
+        }
+    })?;
+    let kind = a
+        .string("kind", errors)
+        .map_or_else(|| "nodejs:20".to_string(), |k| k.0);
+    let version = a
+        .string("version", errors)
+        .map_or_else(|| "0.0.1".to_string(), |v| v.0);
+    let timeout = a
+        .duration(
+            "timeout",
+            Duration::from_millis(100),
+            MAX_ROUTE_TIMEOUT,
+            errors,
+        )
+        .map_or(60_000, |d| d.0.as_millis() as u64);
+    let memory = a
+        .integer("memory", 128, 10_240, errors)
+        .map_or(256, |m| m.0);
+    let init: Vec<String> = a
+        .strings("init_parameters", errors)
+        .map(|s| s.0)
+        .unwrap_or_default();
+    let parameters: Vec<Value> = a
+        .json_object("parameters", errors)
+        .map(|(m, _)| m)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| {
+            let mut p = json!({"key": k, "value": v});
+            if init.contains(&k) {
+                p["init"] = json!(true);
+            }
+            p
+        })
+        .collect();
+    let mut annotations: Vec<Value> = vec![json!({"key": "exec", "value": kind})];
+    for (k, v) in a
+        .json_object("annotations", errors)
+        .map(|(m, _)| m)
+        .unwrap_or_default()
+    {
+        annotations.retain(|x| x["key"] != Value::String(k.clone()));
+        annotations.push(json!({"key": k, "value": v}));
+    }
+    let id = path.to_path_string();
+    Some((
+        id.clone(),
+        json!({
+            "_id": id,
+            "entityType": "action",
+            "namespace": path.entity_namespace(),
+            "name": path.action,
+            "version": version,
+            "publish": false,
+            "exec": {"kind": kind, "binary": false},
+            "parameters": parameters,
+            "annotations": annotations,
+            "limits": {"timeout": timeout, "memory": memory, "logs": 10, "concurrency": 1},
+        }),
+    ))
+}
+
+/// A `[[metadata.package]]` as the whisks database's package document.
+fn static_package(
+    p: &TableReader<'_, '_>,
+    errors: &mut Errors,
+) -> Option<(String, serde_json::Value)> {
+    use serde_json::json;
+    let two = |key: &str, errors: &mut Errors| -> Option<(String, String)> {
+        let (v, span) = p.string(key, errors)?;
+        match v.split_once('/') {
+            Some((ns, name))
+                if crate::whisk::names::validate_segment(ns).is_ok()
+                    && crate::whisk::names::validate_segment(name).is_ok() =>
+            {
+                Some((ns.to_string(), name.to_string()))
+            }
+            _ => {
+                errors.push(
+                    span,
+                    format!("`{key}` in {} must be \"namespace/package\"", p.context()),
+                );
+                None
+            }
+        }
+    };
+    if !p.has("package") {
+        errors.push(
+            p.span(),
+            format!("{} is missing the required key `package`", p.context()),
+        );
+        return None;
+    }
+    let (ns, name) = two("package", errors)?;
+    let binding = if p.has("binding") {
+        let (bns, bname) = two("binding", errors)?;
+        json!({"namespace": bns, "name": bname})
+    } else {
+        json!({})
+    };
+    let parameters: Vec<serde_json::Value> = p
+        .json_object("parameters", errors)
+        .map(|(m, _)| m)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| json!({"key": k, "value": v}))
+        .collect();
+    let id = format!("{ns}/{name}");
+    Some((
+        id.clone(),
+        json!({
+            "_id": id,
+            "entityType": "package",
+            "namespace": ns,
+            "name": name,
+            "version": "0.0.1",
+            "publish": p.boolean("publish", errors).is_some_and(|b| b.0),
+            "binding": binding,
+            "parameters": parameters,
+            "annotations": [],
+        }),
+    ))
+}
+
+fn compile_auth(
+    top: &TableReader<'_, '_>,
+    base: &Path,
+    has_couch: bool,
+    errors: &mut Errors,
+) -> Option<AuthConfig> {
+    let default = AuthConfig {
+        source: IdentitySource::Controller,
+        identities_file: None,
+        jwt: None,
+    };
+    let Some(t) = top.table("auth", AUTH_KEYS, errors) else {
+        return (!top.has("auth")).then_some(default);
+    };
+    let identities_file = t
+        .string("identities_file", errors)
+        .map(|(p, _)| resolve_path(base, &p));
+    let source = match t.choice("source", &["controller", "couchdb", "file"], errors) {
+        Some((s, span)) if s == "couchdb" => {
+            if !has_couch {
+                errors.push(
+                    span,
+                    "source = \"couchdb\" in [auth] needs a [couchdb] section",
+                );
+            }
+            IdentitySource::CouchDb
+        }
+        Some((s, span)) if s == "file" => {
+            if identities_file.is_none() {
+                errors.push(span, "source = \"file\" in [auth] needs `identities_file`");
+            }
+            IdentitySource::File
+        }
+        _ => IdentitySource::Controller,
+    };
+    let jwt = match t.table("jwt", JWT_KEYS, errors) {
+        Some(j) => Some(compile_jwt(&j, base, errors)?),
+        None => None,
+    };
+    Some(AuthConfig {
+        source,
+        identities_file,
+        jwt,
+    })
+}
+
+fn compile_jwt(j: &TableReader<'_, '_>, base: &Path, errors: &mut Errors) -> Option<JwtConfig> {
+    use jsonwebtoken::Algorithm;
+    let issuers = j.strings("issuer", errors).map(|s| s.0);
+    if !j.has("issuer") {
+        errors.push(j.span(), "[auth.jwt] is missing the required key `issuer`");
+    }
+    let audiences = j.strings("audience", errors).map(|s| s.0);
+    if !j.has("audience") {
+        errors.push(
+            j.span(),
+            "[auth.jwt] is missing the required key `audience`",
+        );
+    }
+    let algorithms = j.strings("algorithms", errors).and_then(|(names, span)| {
+        let mut out = Vec::new();
+        for n in names {
+            if n.eq_ignore_ascii_case("none") {
+                errors.push(span.clone(), "`algorithms` in [auth.jwt]: \"none\" is never accepted");
+                return None;
+            }
+            match n.parse::<Algorithm>() {
+                Ok(a) => out.push(a),
+                Err(_) => {
+                    errors.push(
+                        span.clone(),
+                        format!("`algorithms` in [auth.jwt]: unknown algorithm \"{n}\" (e.g. RS256, ES256, EdDSA, HS256)"),
+                    );
+                    return None;
+                }
+            }
+        }
+        if out.iter().any(|a| a.family() != out[0].family()) {
+            errors.push(span, "`algorithms` in [auth.jwt] must all be of one family (all HS, all RS/PS, all ES, or EdDSA)");
+            return None;
+        }
+        Some(out)
+    });
+    if !j.has("algorithms") {
+        errors.push(
+            j.span(),
+            "[auth.jwt] is missing the required key `algorithms`",
+        );
+    }
+    let jwks = j.string("jwks_url", errors);
+    let pem = j.string("public_key_file", errors);
+    let secret = j.string("secret_file", errors);
+    let keys = match (jwks, pem, secret) {
+        (Some((u, span)), None, None) => match u.parse::<http::Uri>() {
+            Ok(uri)
+                if matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some() =>
+            {
+                Some(JwtKeySource::Jwks(u))
+            }
+            _ => {
+                errors.push(
+                    span,
+                    format!("`jwks_url` in [auth.jwt]: \"{u}\" is not an http(s) URL"),
+                );
+                None
+            }
+        },
+        (None, Some((p, _)), None) => Some(JwtKeySource::PublicKeyFile(resolve_path(base, &p))),
+        (None, None, Some((p, _))) => Some(JwtKeySource::SecretFile(resolve_path(base, &p))),
+        _ => {
+            errors.push(
+                j.span(),
+                "[auth.jwt] needs exactly one of `jwks_url`, `public_key_file`, `secret_file`",
+            );
+            None
+        }
+    };
+    if let (Some(algs), Some(k)) = (&algorithms, &keys) {
+        let hs = algs[0].family() == jsonwebtoken::AlgorithmFamily::Hmac;
+        if hs != matches!(k, JwtKeySource::SecretFile(_)) {
+            errors.push(
+                j.span(),
+                "[auth.jwt]: HS* algorithms need `secret_file`, and `secret_file` needs HS* algorithms (keeping symmetric and asymmetric keys apart)",
+            );
+        }
+    }
+    let namespace_claim = j
+        .string("namespace_claim", errors)
+        .map_or_else(|| "namespace".to_string(), |s| s.0);
+    let subject_claim = j.string("subject_claim", errors).map(|s| s.0);
+    Some(JwtConfig {
+        issuers: issuers?,
+        audiences: audiences?,
+        algorithms: algorithms?,
+        keys: keys?,
+        leeway: j
+            .duration("leeway", Duration::ZERO, Duration::from_secs(3600), errors)
+            .map_or(Duration::from_secs(30), |d| d.0),
+        namespace_claim,
+        subject_claim,
+        jwks_ttl: j
+            .duration(
+                "jwks_ttl",
+                Duration::from_secs(1),
+                Duration::from_secs(86_400),
+                errors,
+            )
+            .map_or(Duration::from_secs(600), |d| d.0),
+        jwks_min_refresh: j
+            .duration(
+                "jwks_min_refresh",
+                Duration::ZERO,
+                Duration::from_secs(3600),
+                errors,
+            )
+            .map_or(Duration::from_secs(30), |d| d.0),
+        service_keys_file: j
+            .string("service_keys_file", errors)
+            .map(|(p, _)| resolve_path(base, &p)),
+        exchange_on_proxy: j.boolean("exchange_on_proxy", errors).is_some_and(|b| b.0),
     })
 }
 

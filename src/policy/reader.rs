@@ -328,6 +328,75 @@ impl<'a, 'i> TableReader<'a, 'i> {
         }
     }
 
+    /// A string or an array of strings (at least one).
+    pub fn strings(&self, key: &str, errors: &mut Errors) -> Option<At<Vec<String>>> {
+        let v = self.raw(key)?;
+        let list = match v.get_ref() {
+            DeValue::String(s) => vec![s.to_string()],
+            DeValue::Array(items) => {
+                let mut out = Vec::new();
+                for item in items.iter() {
+                    match item.get_ref() {
+                        DeValue::String(s) => out.push(s.to_string()),
+                        other => {
+                            errors.push(
+                                item.span(),
+                                format!(
+                                    "`{key}` in {} must hold strings, not {}",
+                                    self.context,
+                                    type_name(other)
+                                ),
+                            );
+                            return None;
+                        }
+                    }
+                }
+                out
+            }
+            other => {
+                errors.push(
+                    v.span(),
+                    format!(
+                        "`{key}` in {} must be a string or an array of strings, not {}",
+                        self.context,
+                        type_name(other)
+                    ),
+                );
+                return None;
+            }
+        };
+        if list.is_empty() {
+            errors.push(
+                v.span(),
+                format!("`{key}` in {} must not be empty", self.context),
+            );
+            return None;
+        }
+        Some((list, v.span()))
+    }
+
+    /// A free-form table, converted to a JSON object (datetimes become strings).
+    pub fn json_object(
+        &self,
+        key: &str,
+        errors: &mut Errors,
+    ) -> Option<At<serde_json::Map<String, serde_json::Value>>> {
+        let v = self.raw(key)?;
+        match to_json(v.get_ref()) {
+            serde_json::Value::Object(m) => Some((m, v.span())),
+            _ => {
+                errors.push(
+                    v.span(),
+                    format!(
+                        "`{key}` in {} must be a table, e.g. {{ name = \"value\" }}",
+                        self.context
+                    ),
+                );
+                None
+            }
+        }
+    }
+
     /// True if `key` is present.
     pub fn has(&self, key: &str) -> bool {
         self.raw(key).is_some()
@@ -340,6 +409,31 @@ fn join_context(context: &str, key: &str) -> String {
         key.to_string()
     } else {
         format!("{inner}.{key}")
+    }
+}
+
+/// Converts a TOML value to JSON.
+pub fn to_json(v: &DeValue<'_>) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        DeValue::String(s) => Value::String(s.to_string()),
+        DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix())
+            .map(Value::from)
+            .unwrap_or(Value::Null),
+        DeValue::Float(f) => f
+            .as_str()
+            .parse::<f64>()
+            .ok()
+            .and_then(serde_json::Number::from_f64)
+            .map_or(Value::Null, Value::Number),
+        DeValue::Boolean(b) => Value::Bool(*b),
+        DeValue::Datetime(d) => Value::String(d.to_string()),
+        DeValue::Array(a) => Value::Array(a.iter().map(|i| to_json(i.get_ref())).collect()),
+        DeValue::Table(t) => Value::Object(
+            t.iter()
+                .map(|(k, v)| (k.get_ref().to_string(), to_json(v.get_ref())))
+                .collect(),
+        ),
     }
 }
 

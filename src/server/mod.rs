@@ -5,6 +5,7 @@ pub mod health;
 pub mod tls;
 
 use crate::activation;
+use crate::auth::Caller;
 use crate::context::RequestContext;
 use crate::controller::proxy;
 use crate::gateway::Gateway;
@@ -50,15 +51,26 @@ pub async fn dispatch(State(gw): State<Arc<Gateway>>, req: Request) -> Response 
     let tid = TransactionId::from_header(tid_header);
     let client_tid =
         tid_header.is_some_and(|v| v.to_str().ok().map(str::trim) == Some(tid.as_str()));
+    let received = Instant::now();
+    let received_at = SystemTime::now();
+    let rt = gw.runtime();
+    let proxy_authorization = if rt.directory.exchanges_tokens() {
+        match Caller::from_headers(req.headers(), true) {
+            Ok(caller @ Caller::Bearer(_)) => rt.directory.proxy_authorization(&caller, &tid).await,
+            _ => None,
+        }
+    } else {
+        None
+    };
     let ctx = RequestContext {
         tid,
-        received: Instant::now(),
-        received_at: SystemTime::now(),
+        received,
+        received_at,
         peer: conn.map(|c| c.peer),
         tls: conn.is_some_and(|c| c.tls),
         client_tid,
+        proxy_authorization,
     };
-    let rt = gw.runtime();
     let path = req.uri().path();
     if req.method() == Method::POST
         && let Some(target) = split_invoke_path(path)

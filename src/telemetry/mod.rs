@@ -17,6 +17,16 @@ pub struct StoreLabels {
     pub store: String,
 }
 
+/// Label set of a cache lookup.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheLabels {
+    /// `identity` or `action`.
+    pub cache: &'static str,
+    /// `hit`, `miss`, `stale` (served past its TTL because the source failed) or
+    /// `error` (the source failed and nothing could be served).
+    pub result: &'static str,
+}
+
 /// All of owl's metrics.
 pub struct Metrics {
     registry: Mutex<Registry>,
@@ -32,6 +42,8 @@ pub struct Metrics {
     pub store_healthy: Gauge,
     /// Pending journal entries completed as interrupted after a restart.
     pub records_recovered: Counter,
+    /// Identity and metadata cache lookups by result.
+    pub cache_requests: Family<CacheLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -80,8 +92,15 @@ impl Metrics {
             "Accepted invocations completed as interrupted after a restart",
             records_recovered.clone(),
         );
+        let cache_requests = Family::<CacheLabels, Counter>::default();
+        registry.register(
+            "owl_cache_requests",
+            "Identity and action-metadata cache lookups by result (hit, miss, stale, error)",
+            cache_requests.clone(),
+        );
         Self {
             registry: Mutex::new(registry),
+            cache_requests,
             records_written,
             record_write_failures,
             records_dropped,

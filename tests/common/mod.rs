@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod fake_lambda;
+pub mod openwhisk_db;
 pub mod upstream;
 
 use owl::demo::ministack::{self, FunctionSpec, MiniStack};
