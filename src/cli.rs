@@ -182,17 +182,21 @@ fn policy_command(command: PolicyCommand) -> ExitCode {
     }
 }
 
-/// Loads the policy and serves until SIGTERM or SIGINT.
+/// Loads the policy and serves until SIGTERM or SIGINT; reloads the policy when the
+/// file changes or on SIGHUP.
 async fn serve(policy_file: PathBuf, listen: SocketAddr) -> anyhow::Result<()> {
     let policy = Policy::load(&policy_file).map_err(|e| anyhow::anyhow!("invalid policy:\n{e}"))?;
-    for w in &policy.warnings {
-        tracing::warn!("{w}");
-    }
     let tls = match (&policy.server.tls_cert, &policy.server.tls_key) {
         (Some(c), Some(k)) => Some(server::tls::acceptor(c, k)?),
         _ => None,
     };
+    let limits = ServerLimits::from(&policy.server);
+    let shutdown_delay = policy.server.shutdown_delay;
     let gw = Gateway::start(policy, &crate::gateway::BuildOptions::default()).await?;
+    let _watch = crate::reload::watch(gw.clone(), policy_file.clone())
+        .map_err(|e| tracing::warn!(error = %e, "cannot watch the policy file; reload with SIGHUP"))
+        .ok();
+    crate::reload::reload_on_sighup(gw.clone(), policy_file.clone());
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
@@ -203,16 +207,16 @@ async fn serve(policy_file: PathBuf, listen: SocketAddr) -> anyhow::Result<()> {
         controller = %gw.runtime().policy.controller.url,
         "owl is serving"
     );
-    let limits = ServerLimits::default();
     let drain = limits.drain_timeout;
-    server::run(
-        listener,
-        server::app(gw.clone()),
-        tls,
-        limits,
-        shutdown_signal(),
-    )
-    .await?;
+    let draining = gw.clone();
+    // SIGTERM: readiness fails first; after shutdown_delay (time for load balancers to
+    // notice) new connections are refused and in-flight requests drain.
+    let stop = async move {
+        shutdown_signal().await;
+        draining.begin_drain();
+        tokio::time::sleep(shutdown_delay).await;
+    };
+    server::run(listener, server::app(gw.clone()), tls, limits, stop).await?;
     gw.shutdown(drain).await;
     tracing::info!("owl stopped");
     Ok(())

@@ -1,22 +1,29 @@
 //! The gateway's shared state.
 //!
 //! A [`Runtime`] is everything built from one policy: the routing table, the
-//! controller client, the Lambda client and the metadata caches. The [`Gateway`] holds
-//! the current runtime behind an atomic pointer; a request takes a snapshot when it
-//! arrives and finishes on it, whatever happens to the policy meanwhile. What outlives
-//! a policy — the activation recorder, metrics, the background invocations — lives in
-//! the gateway itself.
+//! controller client, the Lambda client, the identity and metadata sources and their
+//! caches. The [`Gateway`] holds the current runtime behind an atomic pointer; a
+//! request takes a snapshot when it arrives and finishes on it, whatever happens to
+//! the policy meanwhile. Start-up is a reload from empty: the first policy goes through
+//! the same [`Gateway::apply`] as every later one. What outlives a policy — the
+//! activation recorder, throttle counters, circuit breakers, metrics, running
+//! invocations — lives in the gateway itself.
 
 use crate::activation::Recorder;
 use crate::controller::ControllerClient;
 use crate::couchdb::CouchDb;
+use crate::lambda::breaker::Breakers;
 use crate::lambda::{LambdaInvoker, StaticCredentials};
+use crate::limits::Throttles;
 use crate::metadata::Directory;
 use crate::policy::{Policy, StoreKind};
-use crate::telemetry::Metrics;
-use arc_swap::ArcSwap;
-use std::sync::Arc;
-use std::time::Duration;
+use crate::telemetry::{Metrics, ReloadLabels};
+use arc_swap::ArcSwapOption;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
@@ -67,23 +74,73 @@ impl Runtime {
     }
 }
 
+/// The last reload, for `/owl/status`.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct ReloadStatus {
+    /// The policy file, when loaded from one.
+    pub file: Option<String>,
+    /// Policies applied (start-up included).
+    pub applied: u64,
+    /// Reloads refused (the previous policy stayed).
+    pub failed: u64,
+    /// When the current policy was applied (epoch ms).
+    pub applied_at_ms: i64,
+    /// Why the last refused reload was refused.
+    pub last_error: Option<String>,
+}
+
 /// The gateway: the current runtime plus what outlives policy changes.
 pub struct Gateway {
-    runtime: ArcSwap<Runtime>,
+    runtime: ArcSwapOption<Runtime>,
+    opts: BuildOptions,
     /// Bounds the invocations running on Lambda (blocking and non-blocking), so
     /// invocations whose clients stopped waiting cannot pile up.
     pub invocations: Arc<Semaphore>,
+    /// Bounds the requests in flight (`[server] max_in_flight`).
+    pub in_flight: Arc<Semaphore>,
     /// Every invocation task, so shutdown can wait for them.
     pub tasks: TaskTracker,
     /// Activation records.
     pub recorder: Arc<Recorder>,
+    /// Namespace throttles.
+    pub throttles: Throttles,
+    /// Circuit breakers of Lambda functions.
+    pub breakers: Breakers,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    draining: AtomicBool,
+    reloads: Mutex<ReloadStatus>,
+    /// Cached outcomes of readiness checks that leave the process.
+    pub remote_checks: crate::server::health::RemoteChecks,
+    /// What the first policy fixed for the process lifetime (changes need a restart).
+    fixed: Fixed,
+}
+
+/// Settings read once at start-up.
+#[derive(Debug, Clone, PartialEq)]
+struct Fixed {
+    server: crate::policy::ServerConfig,
+    activations_store: StoreKind,
+    data_dir: PathBuf,
+    throttle_backend: crate::policy::ThrottleBackend,
+    max_invocations: usize,
+}
+
+impl Fixed {
+    fn of(p: &Policy) -> Self {
+        Self {
+            server: p.server.clone(),
+            activations_store: p.activations.store,
+            data_dir: p.activations.data_dir.clone(),
+            throttle_backend: p.limits.backend.clone(),
+            max_invocations: p.lambda.max_invocations,
+        }
+    }
 }
 
 impl Gateway {
-    /// Builds the runtime for `policy`, opens the activation store, and returns a
-    /// gateway serving it.
+    /// Opens what lives for the whole process from `policy` (activation store,
+    /// throttle counters), then applies `policy` as the first reload.
     pub async fn start(policy: Policy, opts: &BuildOptions) -> anyhow::Result<Arc<Self>> {
         let metrics = Arc::new(Metrics::new());
         let couch = match (&policy.couchdb, policy.activations.store) {
@@ -113,25 +170,108 @@ impl Gateway {
         recorder: Arc<Recorder>,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Arc<Self>> {
-        let permits = policy.lambda.max_invocations;
-        let runtime = Runtime::build(Arc::new(policy), opts, metrics.clone()).await?;
-        Ok(Arc::new(Self {
-            runtime: ArcSwap::from_pointee(runtime),
-            invocations: Arc::new(Semaphore::new(permits)),
+        let gw = Arc::new(Self {
+            runtime: ArcSwapOption::empty(),
+            opts: opts.clone(),
+            invocations: Arc::new(Semaphore::new(policy.lambda.max_invocations)),
+            in_flight: Arc::new(Semaphore::new(policy.server.max_in_flight)),
             tasks: TaskTracker::new(),
             recorder,
+            throttles: Throttles::new(&policy.limits, metrics.clone())?,
+            breakers: Breakers::new(metrics.clone()),
             metrics,
-        }))
+            draining: AtomicBool::new(false),
+            reloads: Mutex::new(ReloadStatus::default()),
+            remote_checks: Default::default(),
+            fixed: Fixed::of(&policy),
+        });
+        gw.apply(policy).await?;
+        Ok(gw)
+    }
+
+    /// Builds a runtime for `policy` and makes it current. Requests in flight finish
+    /// on the runtime they started with.
+    pub async fn apply(&self, policy: Policy) -> anyhow::Result<()> {
+        let fixed = Fixed::of(&policy);
+        if fixed != self.fixed {
+            tracing::warn!(
+                "the new policy changes [server], [activations] store or data_dir, [limits] backend or [lambda] max_invocations; those take effect at the next restart"
+            );
+        }
+        for w in &policy.warnings {
+            tracing::warn!("{w}");
+        }
+        let source = policy.source.clone();
+        let runtime = Runtime::build(Arc::new(policy), &self.opts, self.metrics.clone()).await?;
+        self.runtime.store(Some(Arc::new(runtime)));
+        if let Ok(mut r) = self.reloads.lock() {
+            r.applied += 1;
+            r.applied_at_ms = crate::context::epoch_ms(SystemTime::now());
+            r.file = Some(source);
+        }
+        Ok(())
+    }
+
+    /// Reloads the policy file at `path`: a file that does not compile (or whose
+    /// runtime cannot be built) keeps the current policy, is logged with every error,
+    /// and is counted.
+    pub async fn reload_from(&self, path: &Path) -> Result<(), String> {
+        let result = match Policy::load(path) {
+            Err(e) => Err(e.to_string()),
+            Ok(p) => self.apply(p).await.map_err(|e| format!("{e:#}")),
+        };
+        match &result {
+            Ok(()) => {
+                self.metrics
+                    .reloads
+                    .get_or_create(&ReloadLabels { result: "success" })
+                    .inc();
+                tracing::info!(file = %path.display(), routes = self.runtime().policy.routes.len(), "policy reloaded");
+            }
+            Err(e) => {
+                self.metrics
+                    .reloads
+                    .get_or_create(&ReloadLabels { result: "failure" })
+                    .inc();
+                if let Ok(mut r) = self.reloads.lock() {
+                    r.failed += 1;
+                    r.last_error = Some(e.clone());
+                }
+                tracing::error!(file = %path.display(), "policy reload refused; the previous policy stays:\n{e}");
+            }
+        }
+        result
     }
 
     /// The current runtime (a request keeps this snapshot until it completes).
     pub fn runtime(&self) -> Arc<Runtime> {
-        self.runtime.load_full()
+        self.runtime
+            .load_full()
+            .expect("a gateway always has a runtime once started")
+    }
+
+    /// The reload bookkeeping.
+    pub fn reload_status(&self) -> ReloadStatus {
+        self.reloads.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// Starts draining: readiness fails from now on.
+    pub fn begin_drain(&self) {
+        if !self.draining.swap(true, Ordering::SeqCst) {
+            self.metrics.draining.set(1);
+            tracing::info!("draining: readiness now fails");
+        }
+    }
+
+    /// True while draining.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
     }
 
     /// After the server stopped accepting: waits up to `drain` for invocations still
     /// running, then writes every queued record.
     pub async fn shutdown(&self, drain: Duration) {
+        self.begin_drain();
         self.tasks.close();
         if tokio::time::timeout(drain, self.tasks.wait())
             .await

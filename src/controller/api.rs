@@ -124,6 +124,28 @@ pub async fn caller_namespace(
         })
 }
 
+/// The effective limits of the caller's namespace (`GET /api/v1/namespaces/_/limits`),
+/// or `None` when the controller does not say.
+pub async fn caller_limits(
+    client: &ControllerClient,
+    authorization: &HeaderValue,
+    tid: &TransactionId,
+    timeout: Duration,
+) -> Option<serde_json::Value> {
+    let body = get(
+        client,
+        "/api/v1/namespaces/_/limits",
+        authorization,
+        tid,
+        timeout,
+    )
+    .await
+    .ok()?;
+    serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .filter(serde_json::Value::is_object)
+}
+
 /// The metadata of the action at `path` (resolved namespace) as the caller may see it.
 pub async fn action_metadata(
     client: &ControllerClient,

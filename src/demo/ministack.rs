@@ -217,8 +217,7 @@ pub async fn deploy(endpoint: &str, region: &str, spec: &FunctionSpec) -> anyhow
         endpoint_url: Some(endpoint.into()),
         connect_timeout: Duration::from_secs(3),
         log_tail: false,
-        max_invocations: 1,
-        init_allowance: Duration::from_secs(10),
+        ..Default::default()
     };
     let conf = crate::lambda::sdk_config(&cfg, Some(&crate::lambda::StaticCredentials::emulator()))
         .await?;

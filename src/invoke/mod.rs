@@ -38,8 +38,6 @@ use tokio::sync::oneshot;
 /// How long owl waits beyond an action's time limit before it stops waiting for
 /// Lambda (Lambda enforces the function's own timeout; this is the safety net).
 const TIMEOUT_GRACE: Duration = Duration::from_secs(2);
-/// How long a request body may take to arrive.
-const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long an invocation waits for a free slot before 503.
 const SLOT_WAIT: Duration = Duration::from_secs(5);
 
@@ -159,7 +157,29 @@ pub async fn handle(
         return proxy::forward(&rt.controller, req, &ctx).await;
     };
     let route = route.clone();
-    lambda_path(gw, rt, route, req, ctx, identity, path, known_metadata).await
+    // Namespace throttles, in OpenWhisk's order: after authentication, before the
+    // action's existence and the caller's rights are checked.
+    let limits = crate::limits::Effective::for_namespace(
+        &rt.policy.limits,
+        &identity.namespace,
+        identity.limits.as_ref(),
+    );
+    let slot = match gw.throttles.admit(&identity.namespace, limits).await {
+        Ok(s) => s,
+        Err(e) => return e.render(&ctx.tid),
+    };
+    lambda_path(
+        gw,
+        rt,
+        route,
+        req,
+        ctx,
+        identity,
+        path,
+        known_metadata,
+        slot,
+    )
+    .await
 }
 
 /// A uniform draw in `[0, 100)` for route weights.
@@ -183,6 +203,7 @@ async fn lambda_path(
     identity: Arc<Identity>,
     path: ActionPath,
     known_metadata: Option<Arc<ActionMetadata>>,
+    slot: crate::limits::Slot,
 ) -> Response {
     let tid = &ctx.tid;
     let metadata = match known_metadata {
@@ -214,7 +235,13 @@ async fn lambda_path(
     if let Err(e) = request::check_declared_length(&parts.headers, request::MAX_PAYLOAD) {
         return e.render(tid);
     }
-    let bytes = match request::read_body(body, request::MAX_PAYLOAD, BODY_READ_TIMEOUT).await {
+    let bytes = match request::read_body(
+        body,
+        request::MAX_PAYLOAD,
+        rt.policy.server.body_read_timeout,
+    )
+    .await
+    {
         Ok(b) => b,
         Err(e) => return e.render(tid),
     };
@@ -290,8 +317,11 @@ async fn lambda_path(
         metadata,
         binding,
         route_fallback: route.fallback,
+        route_pattern: route.pattern.to_string(),
         replay: Arc::new(replay),
         ctx: ctx.clone(),
+        gw: gw.clone(),
+        _slot: slot,
     };
 
     // Every invocation holds a slot while it runs on Lambda, so invocations whose
@@ -395,6 +425,9 @@ fn refusal(error: &LambdaError) -> WhiskError {
             WhiskError::too_many_requests(messages::TOO_MANY_REQUESTS, *retry_after)
         }
         LambdaError::TooLarge => WhiskError::entity_too_large(),
+        LambdaError::BreakerOpen { retry_after } => {
+            WhiskError::service_unavailable(crate::error::Origin::Lambda, Some(*retry_after))
+        }
         _ => WhiskError::service_unavailable(crate::error::Origin::Lambda, None),
     }
 }
@@ -410,8 +443,12 @@ struct Job {
     metadata: Arc<ActionMetadata>,
     binding: Option<String>,
     route_fallback: Fallback,
+    route_pattern: String,
     replay: Arc<ReplayableRequest>,
     ctx: RequestContext,
+    gw: Arc<Gateway>,
+    /// The namespace's concurrency slot, held until the job ends.
+    _slot: crate::limits::Slot,
 }
 
 /// An invocation Lambda did not run, on its way to the controller.
@@ -597,7 +634,7 @@ impl Job {
         let guard = Duration::from_millis(self.limit_ms)
             + self.rt.policy.lambda.init_allowance
             + TIMEOUT_GRACE;
-        let result = tokio::time::timeout(guard, self.rt.lambda.invoke(self.request.clone())).await;
+        let result = tokio::time::timeout(guard, self.call_lambda()).await;
         let end_wall = SystemTime::now();
         let now = time::OffsetDateTime::from(end_wall);
         let (response, timed_out, logs, init_ms) = match result {
@@ -684,6 +721,50 @@ impl Job {
         Outcome::Done {
             activation: Box::new(activation),
             recorder: self.recorder,
+        }
+    }
+
+    /// Calls Lambda through the function's breaker, retrying only what Lambda did not
+    /// run (throttled before running, or not reachable).
+    async fn call_lambda(&self) -> Result<lambda::LambdaReply, LambdaError> {
+        let cfg = &self.rt.policy.lambda;
+        let function = self.request.function.as_str();
+        let mut attempt = 0;
+        loop {
+            if let crate::lambda::breaker::Permit::Open(wait) =
+                self.gw.breakers.check(function, cfg.breaker_cooldown)
+            {
+                return Err(LambdaError::BreakerOpen {
+                    retry_after: wait.as_secs().max(1),
+                });
+            }
+            let result = self.rt.lambda.invoke(self.request.clone()).await;
+            let lambda_failed = matches!(
+                &result,
+                Err(LambdaError::Throttled { .. }
+                    | LambdaError::Unreachable(_)
+                    | LambdaError::Refused { .. }
+                    | LambdaError::Indeterminate(_))
+            );
+            self.gw.breakers.record(
+                function,
+                &self.route_pattern,
+                lambda_failed,
+                cfg.breaker_failures,
+                cfg.breaker_cooldown,
+            );
+            let retryable = match &result {
+                Err(LambdaError::Throttled { retry_after, .. }) => {
+                    retry_after.is_none_or(|s| s <= 1)
+                }
+                Err(LambdaError::Unreachable(_)) => true,
+                _ => false,
+            };
+            if !retryable || attempt >= cfg.retries {
+                return result;
+            }
+            attempt += 1;
+            tokio::time::sleep(Duration::from_millis(25 << attempt)).await;
         }
     }
 

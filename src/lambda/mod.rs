@@ -5,6 +5,7 @@
 //! idempotent, so owl decides itself what may be retried or sent elsewhere, from the
 //! error's class ([`LambdaError::ran`]), never from message text.
 
+pub mod breaker;
 pub mod logs;
 pub mod outcome;
 
@@ -111,6 +112,12 @@ pub enum LambdaError {
     /// No connection to Lambda could be made.
     #[error("Lambda could not be reached: {0}")]
     Unreachable(String),
+    /// The function's circuit breaker is open: Lambda was not called.
+    #[error("the function's circuit breaker is open")]
+    BreakerOpen {
+        /// Seconds until the breaker probes again.
+        retry_after: u64,
+    },
     /// The exchange failed after the request may have reached the function
     /// (500 `ServiceException`, connection lost mid-response, unreadable answer).
     #[error("the Lambda invocation failed and may or may not have run: {0}")]
@@ -135,6 +142,7 @@ impl LambdaError {
             Self::Refused { .. } => "refused",
             Self::Unreachable(_) => "unreachable",
             Self::Indeterminate(_) => "indeterminate",
+            Self::BreakerOpen { .. } => "breaker_open",
         }
     }
 }
@@ -219,6 +227,7 @@ pub async fn sdk_config(
 #[derive(Clone, Debug)]
 pub struct LambdaInvoker {
     client: aws_sdk_lambda::Client,
+    credentials: Option<aws_credential_types::provider::SharedCredentialsProvider>,
     log_tail: bool,
 }
 
@@ -231,9 +240,24 @@ impl LambdaInvoker {
     ) -> anyhow::Result<Self> {
         let conf = sdk_config(cfg, credentials).await?;
         Ok(Self {
+            credentials: conf.credentials_provider(),
             client: aws_sdk_lambda::Client::new(&conf),
             log_tail: cfg.log_tail,
         })
+    }
+
+    /// True if credentials can be obtained from the configured provider within
+    /// `budget` (readiness).
+    pub async fn credentials_resolvable(&self, budget: std::time::Duration) -> Result<(), String> {
+        use aws_credential_types::provider::ProvideCredentials;
+        let Some(provider) = &self.credentials else {
+            return Err("no AWS credentials provider configured".into());
+        };
+        match tokio::time::timeout(budget, provider.provide_credentials()).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(format!("AWS credentials not available: {e}")),
+            Err(_) => Err(format!("AWS credentials not resolved within {budget:?}")),
+        }
     }
 
     /// Invokes synchronously (`RequestResponse`) and returns the function's answer.

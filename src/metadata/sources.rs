@@ -87,7 +87,8 @@ impl IdentityStore {
                     Ok(ns) => Ok(Ok(Identity {
                         subject: ns.clone(),
                         namespace: ns,
-                        limits: None,
+                        limits: api::caller_limits(client, creds.authorization(), tid, *timeout)
+                            .await,
                         key: Some(creds.clone()),
                     })),
                     Err(ApiFailure::Rejected(e)) => Ok(Err(e)),

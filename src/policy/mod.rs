@@ -23,13 +23,79 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use toml::de::DeTable;
 
-/// `[server]`: how owl itself listens.
-#[derive(Debug, Clone, Default)]
+/// `[server]`: how owl itself listens, and how it protects itself.
+#[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
     /// TLS certificate chain (PEM) for terminating TLS.
     pub tls_cert: Option<PathBuf>,
     /// TLS private key (PEM).
     pub tls_key: Option<PathBuf>,
+    /// Most requests in flight at once; more get 503 with `Retry-After`.
+    pub max_in_flight: usize,
+    /// Time allowed to receive a request's headers (slowloris).
+    pub header_read_timeout: Duration,
+    /// Largest request head in bytes.
+    pub max_header_bytes: usize,
+    /// Most header fields in a request.
+    pub max_headers: usize,
+    /// Longest pause between two pieces of a request body.
+    pub body_read_timeout: Duration,
+    /// Time in-flight requests get to finish at shutdown.
+    pub drain_timeout: Duration,
+    /// Time between failing readiness and refusing new connections at shutdown.
+    pub shutdown_delay: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            tls_cert: None,
+            tls_key: None,
+            max_in_flight: 10_000,
+            header_read_timeout: Duration::from_secs(10),
+            max_header_bytes: 64 * 1024,
+            max_headers: 100,
+            body_read_timeout: Duration::from_secs(30),
+            drain_timeout: Duration::from_secs(30),
+            shutdown_delay: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Where namespace throttles are counted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ThrottleBackend {
+    /// In this process.
+    Local,
+    /// In Redis, shared by every gateway using it.
+    Redis {
+        /// `redis://host:port[/db]`.
+        url: String,
+        /// When Redis cannot be reached: count locally (`true`) or reject (`false`).
+        degrade_to_local: bool,
+    },
+}
+
+/// Throttle values for one namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NamespaceThrottles {
+    /// Invocations per calendar minute.
+    pub per_minute: Option<u64>,
+    /// Invocations in flight at once.
+    pub concurrent: Option<u64>,
+}
+
+/// `[limits]`: namespace throttles on the Lambda path.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LimitsConfig {
+    /// System default invocations per minute (OpenWhisk's default: 60).
+    pub per_minute: u64,
+    /// System default concurrent invocations (OpenWhisk's default: 30).
+    pub concurrent: u64,
+    /// Per-namespace overrides (they win over the namespace's own limits document).
+    pub namespaces: Vec<(String, NamespaceThrottles)>,
+    /// Where the counting happens.
+    pub backend: ThrottleBackend,
 }
 
 /// `[controller]`: the upstream OpenWhisk API.
@@ -66,6 +132,12 @@ pub struct LambdaConfig {
     /// Time a cold start may spend initialising on top of the action's time limit
     /// before owl stops waiting (Lambda does not count init against the timeout).
     pub init_allowance: Duration,
+    /// Retries of an invocation Lambda did not run (throttled, not reachable).
+    pub retries: u32,
+    /// Consecutive throttles or service errors that open a function's breaker.
+    pub breaker_failures: u32,
+    /// How long an open breaker sends invocations elsewhere before a probe.
+    pub breaker_cooldown: Duration,
 }
 
 /// Where identities (who a key or token belongs to) come from.
@@ -226,6 +298,8 @@ pub struct Policy {
     pub metadata: MetadataConfig,
     /// `[auth]`.
     pub auth: AuthConfig,
+    /// `[limits]`.
+    pub limits: LimitsConfig,
     /// `[activations]`.
     pub activations: ActivationsConfig,
     /// `[couchdb]`, when present.
@@ -242,6 +316,7 @@ const TOP_KEYS: &[&str] = &[
     "lambda",
     "metadata",
     "auth",
+    "limits",
     "activations",
     "couchdb",
     "route",
@@ -292,7 +367,26 @@ const COUCHDB_KEYS: &[&str] = &[
     "whisks_db",
     "timeout",
 ];
-const SERVER_KEYS: &[&str] = &["tls_cert", "tls_key"];
+const SERVER_KEYS: &[&str] = &[
+    "tls_cert",
+    "tls_key",
+    "max_in_flight",
+    "header_read_timeout",
+    "max_header_bytes",
+    "max_headers",
+    "body_read_timeout",
+    "drain_timeout",
+    "shutdown_delay",
+];
+const LIMITS_KEYS: &[&str] = &[
+    "invocations_per_minute",
+    "concurrent_invocations",
+    "backend",
+    "redis_url",
+    "on_redis_error",
+    "namespace",
+];
+const NAMESPACE_LIMIT_KEYS: &[&str] = &["invocations_per_minute", "concurrent_invocations"];
 const CONTROLLER_KEYS: &[&str] = &[
     "url",
     "timeout",
@@ -308,6 +402,9 @@ const LAMBDA_KEYS: &[&str] = &[
     "log_tail",
     "max_invocations",
     "init_allowance",
+    "retries",
+    "breaker_failures",
+    "breaker_cooldown",
 ];
 const METADATA_KEYS: &[&str] = &[
     "source",
@@ -393,6 +490,7 @@ fn compile(
     let has_couch = matches!(couchdb, Some(Some(_)));
     let metadata = compile_metadata(top, has_couch, errors);
     let auth = compile_auth(top, base, has_couch, errors);
+    let limits = compile_limits(top, errors);
     let activations = compile_activations(top, base, couchdb.as_ref(), errors);
     let routes: Vec<Route> = top
         .array_of_tables("route", ROUTE_KEYS, errors)
@@ -418,6 +516,7 @@ fn compile(
         lambda: lambda?,
         metadata: metadata?,
         auth: auth?,
+        limits: limits?,
         activations: activations?,
         couchdb: couchdb.flatten(),
         routes,
@@ -548,24 +647,121 @@ fn compile_server(
     base: &Path,
     errors: &mut Errors,
 ) -> Option<ServerConfig> {
+    let d = ServerConfig::default();
     let Some(t) = top.table("server", SERVER_KEYS, errors) else {
-        return (!top.has("server")).then(ServerConfig::default);
+        return (!top.has("server")).then_some(d);
     };
     let cert = t.string("tls_cert", errors);
     let key = t.string("tls_key", errors);
-    match (&cert, &key) {
-        (Some((_, span)), None) | (None, Some((_, span))) => {
-            errors.push(
-                span.clone(),
-                "[server] needs both `tls_cert` and `tls_key` to terminate TLS",
-            );
-            None
-        }
-        _ => Some(ServerConfig {
-            tls_cert: cert.map(|(p, _)| resolve_path(base, &p)),
-            tls_key: key.map(|(p, _)| resolve_path(base, &p)),
-        }),
+    if let (Some((_, span)), None) | (None, Some((_, span))) = (&cert, &key) {
+        errors.push(
+            span.clone(),
+            "[server] needs both `tls_cert` and `tls_key` to terminate TLS",
+        );
+        return None;
     }
+    let dur = |k: &str, min: Duration, max: Duration, default: Duration, errors: &mut Errors| {
+        t.duration(k, min, max, errors).map_or(default, |x| x.0)
+    };
+    Some(ServerConfig {
+        tls_cert: cert.map(|(p, _)| resolve_path(base, &p)),
+        tls_key: key.map(|(p, _)| resolve_path(base, &p)),
+        max_in_flight: t
+            .integer("max_in_flight", 1, 10_000_000, errors)
+            .map_or(d.max_in_flight, |n| n.0 as usize),
+        header_read_timeout: dur(
+            "header_read_timeout",
+            Duration::from_millis(100),
+            Duration::from_secs(600),
+            d.header_read_timeout,
+            errors,
+        ),
+        max_header_bytes: t
+            .integer("max_header_bytes", 8192, 16 * 1024 * 1024, errors)
+            .map_or(d.max_header_bytes, |n| n.0 as usize),
+        max_headers: t
+            .integer("max_headers", 8, 10_000, errors)
+            .map_or(d.max_headers, |n| n.0 as usize),
+        body_read_timeout: dur(
+            "body_read_timeout",
+            Duration::from_millis(100),
+            Duration::from_secs(3600),
+            d.body_read_timeout,
+            errors,
+        ),
+        drain_timeout: dur(
+            "drain_timeout",
+            Duration::ZERO,
+            Duration::from_secs(3600),
+            d.drain_timeout,
+            errors,
+        ),
+        shutdown_delay: dur(
+            "shutdown_delay",
+            Duration::ZERO,
+            Duration::from_secs(600),
+            d.shutdown_delay,
+            errors,
+        ),
+    })
+}
+
+fn compile_limits(top: &TableReader<'_, '_>, errors: &mut Errors) -> Option<LimitsConfig> {
+    let mut cfg = LimitsConfig {
+        per_minute: 60,
+        concurrent: 30,
+        namespaces: Vec::new(),
+        backend: ThrottleBackend::Local,
+    };
+    let Some(t) = top.table("limits", LIMITS_KEYS, errors) else {
+        return (!top.has("limits")).then_some(cfg);
+    };
+    if let Some((n, _)) = t.integer("invocations_per_minute", 0, u32::MAX as u64, errors) {
+        cfg.per_minute = n;
+    }
+    if let Some((n, _)) = t.integer("concurrent_invocations", 0, u32::MAX as u64, errors) {
+        cfg.concurrent = n;
+    }
+    let redis_url = t.string("redis_url", errors);
+    let degrade = match t.choice("on_redis_error", &["local", "reject"], errors) {
+        Some((s, _)) => s == "local",
+        None => true,
+    };
+    match t.choice("backend", &["local", "redis"], errors) {
+        Some((b, span)) if b == "redis" => match redis_url {
+            Some((u, _)) if u.starts_with("redis://") || u.starts_with("rediss://") => {
+                cfg.backend = ThrottleBackend::Redis {
+                    url: u,
+                    degrade_to_local: degrade,
+                };
+            }
+            Some((u, uspan)) => errors.push(
+                uspan,
+                format!("`redis_url` in [limits]: \"{u}\" must start with redis:// or rediss://"),
+            ),
+            None => errors.push(span, "backend = \"redis\" in [limits] needs `redis_url`"),
+        },
+        _ => {}
+    }
+    for ((name, span), ns) in t.named_tables("namespace", NAMESPACE_LIMIT_KEYS, errors) {
+        if crate::whisk::names::validate_segment(&name).is_err() {
+            errors.push(
+                span,
+                format!("[limits.namespace.{name}]: \"{name}\" is not a namespace name"),
+            );
+            continue;
+        }
+        let throttles = NamespaceThrottles {
+            per_minute: ns
+                .integer("invocations_per_minute", 0, u32::MAX as u64, errors)
+                .map(|n| n.0),
+            concurrent: ns
+                .integer("concurrent_invocations", 0, u32::MAX as u64, errors)
+                .map(|n| n.0),
+        };
+        cfg.namespaces.push((name, throttles));
+    }
+    Some(cfg)
 }
 
 fn compile_controller(
@@ -644,15 +840,24 @@ pub fn parse_base_url(u: &str) -> Result<http::Uri, String> {
     Ok(uri)
 }
 
+impl Default for LambdaConfig {
+    fn default() -> Self {
+        Self {
+            region: None,
+            endpoint_url: None,
+            connect_timeout: Duration::from_secs(3),
+            log_tail: true,
+            max_invocations: 1024,
+            init_allowance: Duration::from_secs(10),
+            retries: 2,
+            breaker_failures: 5,
+            breaker_cooldown: Duration::from_secs(30),
+        }
+    }
+}
+
 fn compile_lambda(top: &TableReader<'_, '_>, errors: &mut Errors) -> Option<LambdaConfig> {
-    let default = LambdaConfig {
-        region: None,
-        endpoint_url: None,
-        connect_timeout: Duration::from_secs(3),
-        log_tail: true,
-        max_invocations: 1024,
-        init_allowance: Duration::from_secs(10),
-    };
+    let default = LambdaConfig::default();
     let Some(t) = top.table("lambda", LAMBDA_KEYS, errors) else {
         return (!top.has("lambda")).then_some(default);
     };
@@ -712,6 +917,20 @@ fn compile_lambda(top: &TableReader<'_, '_>, errors: &mut Errors) -> Option<Lamb
                 errors,
             )
             .map_or(default.init_allowance, |d| d.0),
+        retries: t
+            .integer("retries", 0, 10, errors)
+            .map_or(default.retries, |n| n.0 as u32),
+        breaker_failures: t
+            .integer("breaker_failures", 0, 1_000_000, errors)
+            .map_or(default.breaker_failures, |n| n.0 as u32),
+        breaker_cooldown: t
+            .duration(
+                "breaker_cooldown",
+                Duration::from_millis(100),
+                Duration::from_secs(3600),
+                errors,
+            )
+            .map_or(default.breaker_cooldown, |d| d.0),
     })
 }
 

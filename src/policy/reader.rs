@@ -281,6 +281,50 @@ impl<'a, 'i> TableReader<'a, 'i> {
         }
     }
 
+    /// A table of named tables (`[key.<name>]`), each read with `allowed` keys.
+    pub fn named_tables(
+        &self,
+        key: &str,
+        allowed: &'static [&'static str],
+        errors: &mut Errors,
+    ) -> Vec<(At<String>, TableReader<'a, 'i>)> {
+        let Some(v) = self.raw(key) else {
+            return Vec::new();
+        };
+        let DeValue::Table(t) = v.get_ref() else {
+            errors.push(
+                v.span(),
+                format!("`{key}` in {} must be a table", self.context),
+            );
+            return Vec::new();
+        };
+        t.iter()
+            .filter_map(|(name, val)| match val.get_ref() {
+                DeValue::Table(inner) => Some((
+                    (name.get_ref().to_string(), name.span()),
+                    TableReader::new(
+                        inner,
+                        val.span(),
+                        format!("[{}.{}]", join_context(&self.context, key), name.get_ref()),
+                        allowed,
+                        errors,
+                    ),
+                )),
+                other => {
+                    errors.push(
+                        val.span(),
+                        format!(
+                            "`{key}.{}` must be a table, not {}",
+                            name.get_ref(),
+                            type_name(other)
+                        ),
+                    );
+                    None
+                }
+            })
+            .collect()
+    }
+
     /// An array of tables (`[[key]]`).
     pub fn array_of_tables(
         &self,

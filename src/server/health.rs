@@ -1,27 +1,86 @@
-//! `/healthz` (liveness: the process serves) and `/readyz` (readiness: the gateway can
-//! do its job — today, that activation records can be written).
+//! `/healthz` (liveness: the process serves), `/readyz` (readiness: owl can do its
+//! job) and `/owl/status` (what owl is doing, for operators).
+//!
+//! Readiness fails while draining for shutdown, when activation records cannot be
+//! written, when Redis is unreachable and throttles are set to reject, when Lambda
+//! credentials cannot be resolved, or when the controller does not answer within a
+//! budget. Checks that leave the process are cached for a few seconds so frequent
+//! probes do not turn into load.
 
 use crate::gateway::Gateway;
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How long the outcome of a remote check is reused.
+const CHECK_CACHE: Duration = Duration::from_secs(5);
+/// Budget of each remote check.
+const CHECK_BUDGET: Duration = Duration::from_secs(2);
+
+/// Cached outcomes of the checks that leave the process.
+#[derive(Default)]
+pub struct RemoteChecks {
+    cached: Mutex<Option<(Instant, Value, bool)>>,
+}
 
 /// Liveness: 200 while the process answers.
 pub fn liveness() -> Response {
     (StatusCode::OK, axum::Json(json!({ "status": "ok" }))).into_response()
 }
 
-/// Readiness: 200 when every check passes, else 503 with what failed.
-pub fn readiness(gw: &Gateway) -> Response {
-    let store = gw.recorder.health();
-    let checks = json!({
-        "activation_store": {
-            "ok": store.healthy,
-            "kind": gw.recorder.store_kind(),
-            "error": store.last_error,
+async fn remote(gw: &Gateway) -> (Value, bool) {
+    if let Some((at, v, ok)) = gw.remote_checks.cached.lock().ok().and_then(|c| c.clone())
+        && at.elapsed() < CHECK_CACHE
+    {
+        return (v, ok);
+    }
+    let rt = gw.runtime();
+    let controller = async {
+        let req = http::Request::get(rt.controller.uri("/api/v1"))
+            .body(axum::body::Body::empty())
+            .expect("static request");
+        match rt.controller.send_within(req, CHECK_BUDGET).await {
+            Ok(r) if !r.status().is_server_error() => Ok(()),
+            Ok(r) => Err(format!("the controller answered {}", r.status())),
+            Err(e) => Err(e.to_string()),
         }
+    };
+    let (controller, credentials) =
+        tokio::join!(controller, rt.lambda.credentials_resolvable(CHECK_BUDGET));
+    let ok = controller.is_ok() && credentials.is_ok();
+    let v = json!({
+        "controller": { "ok": controller.is_ok(), "error": controller.err() },
+        "lambda_credentials": { "ok": credentials.is_ok(), "error": credentials.err() },
     });
-    let ready = store.healthy;
+    if let Ok(mut c) = gw.remote_checks.cached.lock() {
+        *c = Some((Instant::now(), v.clone(), ok));
+    }
+    (v, ok)
+}
+
+/// Readiness: 200 when every check passes, else 503 with what failed.
+pub async fn readiness(gw: &Gateway) -> Response {
+    let store = gw.recorder.health();
+    let throttles = gw.throttles.health();
+    let throttles_ok = throttles.reachable || throttles.on_error == "local";
+    let (mut checks, remote_ok) = remote(gw).await;
+    checks["policy"] = json!({ "ok": true, "routes": gw.runtime().policy.routes.len() });
+    checks["draining"] = json!({ "ok": !gw.is_draining() });
+    checks["activation_store"] = json!({
+        "ok": store.healthy,
+        "kind": gw.recorder.store_kind(),
+        "error": store.last_error,
+    });
+    checks["throttles"] = json!({
+        "ok": throttles_ok,
+        "backend": throttles.backend,
+        "shared": throttles.reachable,
+        "on_error": throttles.on_error,
+        "error": throttles.error,
+    });
+    let ready = !gw.is_draining() && store.healthy && throttles_ok && remote_ok;
     let status = if ready {
         StatusCode::OK
     } else {
@@ -32,4 +91,29 @@ pub fn readiness(gw: &Gateway) -> Response {
         axum::Json(json!({ "ready": ready, "checks": checks })),
     )
         .into_response()
+}
+
+/// `/owl/status`: policy, reloads, breakers, throttles, store, load.
+pub fn status(gw: &Gateway) -> Response {
+    let rt = gw.runtime();
+    let p = &rt.policy;
+    let body = json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "draining": gw.is_draining(),
+        "policy": {
+            "source": p.source,
+            "routes": p.routes.len(),
+            "controller": p.controller.url.to_string(),
+            "reloads": gw.reload_status(),
+        },
+        "breakers": gw.breakers.status(),
+        "throttles": gw.throttles.health(),
+        "activation_store": {
+            "kind": gw.recorder.store_kind(),
+            "healthy": gw.recorder.health().healthy,
+        },
+        "invocations_running": gw.tasks.len(),
+        "requests_in_flight": p.server.max_in_flight.saturating_sub(gw.in_flight.available_permits()),
+    });
+    (StatusCode::OK, axum::Json(body)).into_response()
 }

@@ -2,6 +2,7 @@
 //! Lambda path or the proxy. The only module that knows about sockets.
 
 pub mod health;
+mod idle_body;
 pub mod tls;
 
 use crate::activation;
@@ -46,6 +47,24 @@ pub fn app(gw: Arc<Gateway>) -> Router {
 /// Routes one request: invocations to the invoke handler, `OPTIONS` on the REST API
 /// answered locally, everything else proxied.
 pub async fn dispatch(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
+    // Health and metrics are answered even under overload.
+    match (req.method(), req.uri().path()) {
+        (&Method::GET, "/metrics") => return metrics(&gw),
+        (&Method::GET, "/healthz") => return health::liveness(),
+        (&Method::GET, "/readyz") => return health::readiness(&gw).await,
+        (&Method::GET, "/owl/status") => return health::status(&gw),
+        _ => {}
+    }
+    // A bound on work in flight: excess is refused at once, never queued.
+    let Ok(_permit) = gw.in_flight.clone().try_acquire_owned() else {
+        gw.metrics.overload_rejections.inc();
+        let tid = TransactionId::from_header(req.headers().get("x-request-id"));
+        return crate::error::WhiskError::service_unavailable(
+            crate::error::Origin::Internal,
+            Some(1),
+        )
+        .render(&tid);
+    };
     let conn = req.extensions().get::<ConnectionInfo>().copied();
     let tid_header = req.headers().get("x-request-id");
     let tid = TransactionId::from_header(tid_header);
@@ -85,12 +104,9 @@ pub async fn dispatch(State(gw): State<Arc<Gateway>>, req: Request) -> Response 
     if req.method() == Method::OPTIONS && path.starts_with("/api/v1/namespaces") {
         return invoke::response::options(&ctx.tid);
     }
-    match (req.method(), path) {
-        (&Method::GET, "/metrics") => return metrics(&gw),
-        (&Method::GET, "/healthz") => return health::liveness(),
-        (&Method::GET, "/readyz") => return health::readiness(&gw),
-        _ => {}
-    }
+    // A proxied body may not stall: each piece must arrive within body_read_timeout.
+    let idle = rt.policy.server.body_read_timeout;
+    let req = req.map(|b| axum::body::Body::new(idle_body::IdleTimeout::new(b, idle)));
     proxy::forward(&rt.controller, req, &ctx).await
 }
 
@@ -112,16 +128,25 @@ pub struct ServerLimits {
     pub header_read_timeout: Duration,
     /// Largest request head (HTTP/1) in bytes.
     pub max_header_bytes: usize,
+    /// Most header fields in a request (HTTP/1).
+    pub max_headers: usize,
     /// Time allowed for in-flight requests to finish at shutdown.
     pub drain_timeout: Duration,
 }
 
 impl Default for ServerLimits {
     fn default() -> Self {
+        Self::from(&crate::policy::ServerConfig::default())
+    }
+}
+
+impl From<&crate::policy::ServerConfig> for ServerLimits {
+    fn from(c: &crate::policy::ServerConfig) -> Self {
         Self {
-            header_read_timeout: Duration::from_secs(30),
-            max_header_bytes: 64 * 1024,
-            drain_timeout: Duration::from_secs(30),
+            header_read_timeout: c.header_read_timeout,
+            max_header_bytes: c.max_header_bytes,
+            max_headers: c.max_headers,
+            drain_timeout: c.drain_timeout,
         }
     }
 }
@@ -141,6 +166,7 @@ pub async fn run(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(limits.max_header_bytes.max(8192))
+        .max_headers(limits.max_headers)
         .keep_alive(true);
     builder
         .http2()

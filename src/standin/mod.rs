@@ -56,6 +56,8 @@ pub struct StandinIdentity {
     pub uuid: String,
     /// 64-character key.
     pub key: String,
+    /// The namespace's limits document (`GET /namespaces/_/limits`).
+    pub limits: Value,
 }
 
 impl StandinIdentity {
@@ -214,7 +216,24 @@ impl StandinBuilder {
             namespace: namespace.into(),
             uuid: uuid.into(),
             key: key.into(),
+            // Generous by default so tests and demos are not throttled by accident;
+            // set real values with `limits`.
+            limits: json!({"invocationsPerMinute": 100000, "concurrentInvocations": 10000, "firesPerMinute": 60}),
         });
+        self
+    }
+
+    /// Sets the limits of the identities owning `namespace` (merged over the defaults).
+    pub fn limits(mut self, namespace: &str, limits: Value) -> Self {
+        for i in self
+            .identities
+            .iter_mut()
+            .filter(|i| i.namespace == namespace)
+        {
+            if let (Some(base), Some(extra)) = (i.limits.as_object_mut(), limits.as_object()) {
+                base.extend(extra.clone());
+            }
+        }
         self
     }
 
@@ -474,6 +493,9 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
         rest[0].to_string()
     };
     match (req.method().clone(), rest.get(1).copied()) {
+        (Method::GET, Some("limits")) if rest.len() == 2 => {
+            json_response(http::StatusCode::OK, &me.limits, &tid, &[])
+        }
         (Method::GET, Some("actions")) if rest.len() == 3 || rest.len() == 4 => {
             inner
                 .counters

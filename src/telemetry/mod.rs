@@ -27,6 +27,29 @@ pub struct CacheLabels {
     pub result: &'static str,
 }
 
+/// Label set of a throttle rejection.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ThrottleLabels {
+    /// `rate` or `concurrency`.
+    pub reason: &'static str,
+}
+
+/// Label set of a policy reload.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReloadLabels {
+    /// `success` or `failure`.
+    pub result: &'static str,
+}
+
+/// Label set of a breaker transition.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BreakerLabels {
+    /// The route's action pattern.
+    pub route: String,
+    /// `opened`, `half_open` or `closed`.
+    pub to: &'static str,
+}
+
 /// All of owl's metrics.
 pub struct Metrics {
     registry: Mutex<Registry>,
@@ -44,6 +67,22 @@ pub struct Metrics {
     pub records_recovered: Counter,
     /// Identity and metadata cache lookups by result.
     pub cache_requests: Family<CacheLabels, Counter>,
+    /// Invocations refused by namespace throttles.
+    pub throttle_rejections: Family<ThrottleLabels, Counter>,
+    /// Failed calls to Redis.
+    pub throttle_redis_errors: Counter,
+    /// 1 while Redis answers (shared throttles).
+    pub throttle_redis_up: Gauge,
+    /// Policy reloads by result.
+    pub reloads: Family<ReloadLabels, Counter>,
+    /// Breaker transitions by route.
+    pub breaker_transitions: Family<BreakerLabels, Counter>,
+    /// Breakers currently open (or half-open).
+    pub breakers_open: Gauge,
+    /// 1 while draining for shutdown.
+    pub draining: Gauge,
+    /// Requests refused because too many were in flight.
+    pub overload_rejections: Counter,
 }
 
 impl Default for Metrics {
@@ -98,8 +137,65 @@ impl Metrics {
             "Identity and action-metadata cache lookups by result (hit, miss, stale, error)",
             cache_requests.clone(),
         );
+        let throttle_rejections = Family::<ThrottleLabels, Counter>::default();
+        registry.register(
+            "owl_throttle_rejections",
+            "Lambda-path invocations refused by namespace throttles (429)",
+            throttle_rejections.clone(),
+        );
+        let throttle_redis_errors = Counter::default();
+        registry.register(
+            "owl_throttle_redis_errors",
+            "Failed calls to the Redis server that shares throttles",
+            throttle_redis_errors.clone(),
+        );
+        let throttle_redis_up = Gauge::default();
+        throttle_redis_up.set(1);
+        registry.register(
+            "owl_throttle_redis_up",
+            "1 while Redis answers (0: throttles are local or rejecting)",
+            throttle_redis_up.clone(),
+        );
+        let reloads = Family::<ReloadLabels, Counter>::default();
+        registry.register(
+            "owl_policy_reloads",
+            "Policy reloads by result",
+            reloads.clone(),
+        );
+        let breaker_transitions = Family::<BreakerLabels, Counter>::default();
+        registry.register(
+            "owl_breaker_transitions",
+            "Circuit-breaker transitions of Lambda functions, by route",
+            breaker_transitions.clone(),
+        );
+        let breakers_open = Gauge::default();
+        registry.register(
+            "owl_breakers_open",
+            "Lambda functions whose breaker is open or half-open",
+            breakers_open.clone(),
+        );
+        let draining = Gauge::default();
+        registry.register(
+            "owl_draining",
+            "1 while owl drains for shutdown",
+            draining.clone(),
+        );
+        let overload_rejections = Counter::default();
+        registry.register(
+            "owl_overload_rejections",
+            "Requests refused with 503 because max_in_flight requests were running",
+            overload_rejections.clone(),
+        );
         Self {
             registry: Mutex::new(registry),
+            throttle_rejections,
+            throttle_redis_errors,
+            throttle_redis_up,
+            reloads,
+            breaker_transitions,
+            breakers_open,
+            draining,
+            overload_rejections,
             cache_requests,
             records_written,
             record_write_failures,

@@ -143,8 +143,7 @@ pub async fn lambda_client(endpoint: &str) -> aws_sdk_lambda::Client {
         endpoint_url: Some(endpoint.into()),
         connect_timeout: Duration::from_secs(3),
         log_tail: false,
-        max_invocations: 1,
-        init_allowance: Duration::from_secs(10),
+        ..Default::default()
     };
     let conf = owl::lambda::sdk_config(&cfg, Some(&owl::lambda::StaticCredentials::emulator()))
         .await
@@ -256,9 +255,11 @@ pub struct TestGateway {
 }
 
 impl TestGateway {
-    /// Starts a gateway serving `policy_toml`.
+    /// Starts a gateway serving `policy_toml` (connection limits from its `[server]`).
     pub async fn start(policy_toml: &str) -> Self {
-        Self::start_with(policy_toml, ServerLimits::default()).await
+        let p = Policy::parse(policy_toml, "test.toml", Path::new("."))
+            .unwrap_or_else(|e| panic!("{e}"));
+        Self::start_with(policy_toml, ServerLimits::from(&p.server)).await
     }
 
     /// Starts a gateway whose activation records go to `store`.
@@ -266,7 +267,9 @@ impl TestGateway {
         policy_toml: &str,
         store: std::sync::Arc<dyn owl::activation::ActivationStore>,
     ) -> Self {
-        Self::build(policy_toml, ServerLimits::default(), Some(store)).await
+        let p = Policy::parse(policy_toml, "test.toml", Path::new("."))
+            .unwrap_or_else(|e| panic!("{e}"));
+        Self::build(policy_toml, ServerLimits::from(&p.server), Some(store)).await
     }
 
     /// Starts a gateway with explicit connection limits.

@@ -1,0 +1,348 @@
+//! Namespace throttles on the Lambda path, enforced as OpenWhisk enforces them
+//! (reference §5.1, §1.7): invocations per calendar minute (every attempt counts,
+//! rejected ones too) and invocations in flight, checked in that order, with the
+//! controller's 429 texts.
+//!
+//! Counting happens in this process by default, or in Redis with atomic scripts so
+//! that every gateway sharing it enforces one limit. A concurrency slot is a lease in
+//! Redis that this process keeps renewing while the invocation runs; a crashed gateway
+//! stops renewing, so its slots expire instead of leaking. When Redis cannot be
+//! reached owl counts locally or rejects, as configured, and says so in readiness and
+//! metrics.
+
+mod redis_backend;
+
+use crate::error::WhiskError;
+use crate::policy::{LimitsConfig, ThrottleBackend};
+use crate::telemetry::{Metrics, ThrottleLabels};
+use redis_backend::RedisThrottle;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The limits that apply to one namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Effective {
+    /// Invocations per calendar minute.
+    pub per_minute: u64,
+    /// Invocations in flight.
+    pub concurrent: u64,
+}
+
+impl Effective {
+    /// Policy override for `ns`, else the namespace's own limits document, else the
+    /// system defaults of the policy.
+    pub fn for_namespace(cfg: &LimitsConfig, ns: &str, doc: Option<&Value>) -> Self {
+        let over = cfg
+            .namespaces
+            .iter()
+            .find(|(n, _)| n == ns)
+            .map(|(_, t)| *t);
+        let from_doc = |k: &str| doc.and_then(|d| d.get(k)).and_then(Value::as_u64);
+        Self {
+            per_minute: over
+                .and_then(|o| o.per_minute)
+                .or_else(|| from_doc("invocationsPerMinute"))
+                .unwrap_or(cfg.per_minute),
+            concurrent: over
+                .and_then(|o| o.concurrent)
+                .or_else(|| from_doc("concurrentInvocations"))
+                .unwrap_or(cfg.concurrent),
+        }
+    }
+}
+
+/// The 429 for the rate limit (`count` includes this request).
+pub fn rate_rejection(count: u64, allowed: u64) -> WhiskError {
+    let mut e = WhiskError::too_many_requests(
+        format!("Too many requests in the last minute (count: {count}, allowed: {allowed})."),
+        None,
+    );
+    e.origin = crate::error::Origin::Client;
+    e
+}
+
+/// The 429 for the concurrency limit (`count` excludes this request).
+pub fn concurrency_rejection(count: u64, allowed: u64) -> WhiskError {
+    let mut e = WhiskError::too_many_requests(
+        format!("Too many concurrent requests in flight (count: {count}, allowed: {allowed})."),
+        None,
+    );
+    e.origin = crate::error::Origin::Client;
+    e
+}
+
+/// The current calendar minute (`currentTimeMillis / 60000`).
+pub fn current_minute() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64 / 60_000)
+}
+
+#[derive(Default)]
+struct LocalState {
+    minute: u64,
+    count: u64,
+    in_flight: u64,
+}
+
+/// In-process counters.
+#[derive(Default)]
+struct Local {
+    namespaces: Mutex<HashMap<String, LocalState>>,
+}
+
+impl Local {
+    fn admit(&self, ns: &str, limits: Effective) -> Result<(), WhiskError> {
+        let minute = current_minute();
+        let mut map = self.namespaces.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() > 100_000 {
+            map.retain(|_, s| s.in_flight > 0 || s.minute + 1 >= minute);
+        }
+        let s = map.entry(ns.to_string()).or_default();
+        if s.minute != minute {
+            s.minute = minute;
+            s.count = 0;
+        }
+        s.count += 1;
+        if s.count > limits.per_minute {
+            return Err(rate_rejection(s.count, limits.per_minute));
+        }
+        if s.in_flight >= limits.concurrent {
+            return Err(concurrency_rejection(s.in_flight, limits.concurrent));
+        }
+        s.in_flight += 1;
+        Ok(())
+    }
+
+    fn release(&self, ns: &str) {
+        let mut map = self.namespaces.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = map.get_mut(ns) {
+            s.in_flight = s.in_flight.saturating_sub(1);
+        }
+    }
+}
+
+/// Where a slot was taken.
+enum Held {
+    Local(Arc<Local>),
+    Redis(Arc<RedisThrottle>, String),
+    /// Limits were not enforced (no slot).
+    None,
+}
+
+/// A concurrency slot; released when dropped.
+pub struct Slot {
+    ns: String,
+    held: Held,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        match &self.held {
+            Held::Local(l) => l.release(&self.ns),
+            Held::Redis(r, lease) => r.release(&self.ns, lease),
+            Held::None => {}
+        }
+    }
+}
+
+/// Health of the shared counter, for readiness.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ThrottleHealth {
+    /// `local` or `redis`.
+    pub backend: &'static str,
+    /// Redis answered the last call (always true for `local`).
+    pub reachable: bool,
+    /// What happens while Redis is unreachable: `local` or `reject`.
+    pub on_error: &'static str,
+    /// The last Redis error, if the last call failed.
+    pub error: Option<String>,
+}
+
+/// Namespace throttles.
+pub struct Throttles {
+    local: Arc<Local>,
+    redis: Option<(Arc<RedisThrottle>, bool)>,
+    metrics: Arc<Metrics>,
+}
+
+impl Throttles {
+    /// Counters for `cfg`'s backend (Redis is connected lazily and reconnected).
+    pub fn new(cfg: &LimitsConfig, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
+        let redis = match &cfg.backend {
+            ThrottleBackend::Local => None,
+            ThrottleBackend::Redis {
+                url,
+                degrade_to_local,
+            } => Some((
+                Arc::new(RedisThrottle::new(url, metrics.clone())?),
+                *degrade_to_local,
+            )),
+        };
+        Ok(Self {
+            local: Arc::new(Local::default()),
+            redis,
+            metrics,
+        })
+    }
+
+    fn rejected(&self, e: WhiskError) -> WhiskError {
+        let reason = if e
+            .message
+            .starts_with("Too many requests in the last minute")
+        {
+            "rate"
+        } else {
+            "concurrency"
+        };
+        self.metrics
+            .throttle_rejections
+            .get_or_create(&ThrottleLabels { reason })
+            .inc();
+        e
+    }
+
+    /// Counts one invocation attempt of `ns` and takes a concurrency slot, or answers
+    /// with the controller's 429.
+    pub async fn admit(&self, ns: &str, limits: Effective) -> Result<Slot, WhiskError> {
+        if let Some((redis, degrade)) = &self.redis {
+            match redis.admit(ns, limits).await {
+                Ok(Ok(lease)) => {
+                    return Ok(Slot {
+                        ns: ns.to_string(),
+                        held: Held::Redis(redis.clone(), lease),
+                    });
+                }
+                Ok(Err(e)) => return Err(self.rejected(e)),
+                Err(e) => {
+                    if !degrade {
+                        tracing::warn!(error = %e, "Redis unreachable; rejecting (on_redis_error = reject)");
+                        return Err(WhiskError::service_unavailable(
+                            crate::error::Origin::Internal,
+                            Some(1),
+                        ));
+                    }
+                    tracing::debug!(error = %e, "Redis unreachable; counting locally");
+                }
+            }
+        }
+        match self.local.admit(ns, limits) {
+            Ok(()) => Ok(Slot {
+                ns: ns.to_string(),
+                held: Held::Local(self.local.clone()),
+            }),
+            Err(e) => Err(self.rejected(e)),
+        }
+    }
+
+    /// A slot that counts nothing (for paths that are not throttled).
+    pub fn unthrottled(ns: &str) -> Slot {
+        Slot {
+            ns: ns.to_string(),
+            held: Held::None,
+        }
+    }
+
+    /// For readiness and status.
+    pub fn health(&self) -> ThrottleHealth {
+        match &self.redis {
+            None => ThrottleHealth {
+                backend: "local",
+                reachable: true,
+                on_error: "local",
+                error: None,
+            },
+            Some((r, degrade)) => {
+                let (reachable, error) = r.health();
+                ThrottleHealth {
+                    backend: "redis",
+                    reachable,
+                    on_error: if *degrade { "local" } else { "reject" },
+                    error,
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::NamespaceThrottles;
+    use serde_json::json;
+
+    fn cfg() -> LimitsConfig {
+        LimitsConfig {
+            per_minute: 60,
+            concurrent: 30,
+            namespaces: vec![(
+                "big".into(),
+                NamespaceThrottles {
+                    per_minute: Some(1000),
+                    concurrent: None,
+                },
+            )],
+            backend: ThrottleBackend::Local,
+        }
+    }
+
+    #[test]
+    fn precedence() {
+        let doc = json!({"invocationsPerMinute": 5, "concurrentInvocations": 2});
+        assert_eq!(
+            Effective::for_namespace(&cfg(), "x", None),
+            Effective {
+                per_minute: 60,
+                concurrent: 30
+            }
+        );
+        assert_eq!(
+            Effective::for_namespace(&cfg(), "x", Some(&doc)),
+            Effective {
+                per_minute: 5,
+                concurrent: 2
+            }
+        );
+        assert_eq!(
+            Effective::for_namespace(&cfg(), "big", Some(&doc)),
+            Effective {
+                per_minute: 1000,
+                concurrent: 2
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn local_counting_matches_openwhisk() {
+        let t = Throttles::new(&cfg(), Arc::new(Metrics::new())).unwrap();
+        let limits = Effective {
+            per_minute: 3,
+            concurrent: 2,
+        };
+        let a = t.admit("ns", limits).await.unwrap();
+        let _b = t.admit("ns", limits).await.unwrap();
+        let e = t.admit("ns", limits).await.err().unwrap();
+        assert_eq!(
+            e.message,
+            "Too many concurrent requests in flight (count: 2, allowed: 2)."
+        );
+        drop(a);
+        let e = t.admit("ns", limits).await.err().unwrap();
+        // the fourth attempt this minute: rejected attempts count too
+        assert_eq!(
+            e.message,
+            "Too many requests in the last minute (count: 4, allowed: 3)."
+        );
+        assert_eq!(e.status, 429);
+        let zero = Effective {
+            per_minute: 0,
+            concurrent: 10,
+        };
+        assert_eq!(
+            t.admit("blocked", zero).await.err().unwrap().message,
+            "Too many requests in the last minute (count: 1, allowed: 0)."
+        );
+    }
+}
