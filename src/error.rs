@@ -183,6 +183,18 @@ impl WhiskError {
         e
     }
 
+    /// 408: the client paused too long while sending its request body.
+    pub fn body_stalled() -> Self {
+        Self {
+            status: StatusCode::REQUEST_TIMEOUT,
+            message: messages::BODY_STALLED.into(),
+            origin: Origin::Client,
+            cors: false,
+            retry_after: None,
+            replay: None,
+        }
+    }
+
     /// 502: the controller could not be reached.
     pub fn controller_unreachable() -> Self {
         Self::new(

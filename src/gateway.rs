@@ -123,6 +123,7 @@ struct Fixed {
     activations_store: StoreKind,
     data_dir: PathBuf,
     throttle_backend: crate::policy::ThrottleBackend,
+    throttle_lease: std::time::Duration,
     max_invocations: usize,
 }
 
@@ -133,6 +134,7 @@ impl Fixed {
             activations_store: p.activations.store,
             data_dir: p.activations.data_dir.clone(),
             throttle_backend: p.limits.backend.clone(),
+            throttle_lease: p.limits.lease,
             max_invocations: p.lambda.max_invocations,
         }
     }
@@ -195,7 +197,7 @@ impl Gateway {
         let fixed = Fixed::of(&policy);
         if fixed != self.fixed {
             tracing::warn!(
-                "the new policy changes [server], [activations] store or data_dir, [limits] backend or [lambda] max_invocations; those take effect at the next restart"
+                "the new policy changes [server], [activations] store or data_dir, [limits] backend or lease, or [lambda] max_invocations; those take effect at the next restart"
             );
         }
         for w in &policy.warnings {

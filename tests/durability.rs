@@ -4,53 +4,12 @@
 mod common;
 
 use common::fake_lambda::{FakeLambda, Fault};
+use common::owl_process::OwlProcess;
 use common::*;
 use serde_json::{Value, json};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// `owl serve` as a child process on a free port.
-struct OwlProcess {
-    child: Child,
-    url: String,
-}
-
-impl OwlProcess {
-    async fn start(policy_file: &Path) -> Self {
-        let port = owl::demo::ministack::free_port().unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_owl"))
-            .args(["serve", "--policy"])
-            .arg(policy_file)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("OWL_LOG", "error")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn owl");
-        let url = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while client().get(format!("{url}/healthz")).send().await.is_err() {
-            assert!(Instant::now() < deadline, "owl did not start");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Self { child, url }
-    }
-
-    fn invoke_url(&self, action: &str, query: &str) -> String {
-        let (ns, rest) = action.split_once('/').unwrap();
-        format!("{}/api/v1/namespaces/{ns}/actions/{rest}?{query}", self.url)
-    }
-}
-
-impl Drop for OwlProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn write_policy(dir: &Path, controller: &str, lambda: &str, data: &Path) -> std::path::PathBuf {
     let p = dir.join("policy.toml");
@@ -165,20 +124,9 @@ async fn sigterm_during_load_finishes_and_records_everything() {
     let p = write_policy(dir.path(), &c.url(), &fake.url, &data);
     let mut owl = OwlProcess::start(&p).await;
     let ids = fire_non_blocking(&owl.invoke_url("guest/act", ""), 25).await;
-    let term = Command::new("kill")
-        .args(["-TERM", &owl.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
-    // Wait without blocking this runtime: the fake Lambda answers from it.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(s) = owl.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "owl did not exit after SIGTERM");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    owl.signal("TERM");
+    // Waits without blocking this runtime: the fake Lambda answers from it.
+    let status = owl.exited(Duration::from_secs(30)).await;
     assert!(status.success(), "owl exits 0 after draining: {status}");
     drop(owl);
 

@@ -244,6 +244,9 @@ async fn controller_list(
         Err(crate::controller::ControllerError::Unreachable(_)) => {
             return Err(WhiskError::controller_unreachable().render(&ctx.tid));
         }
+        Err(crate::controller::ControllerError::BodyStalled) => {
+            return Err(WhiskError::body_stalled().render(&ctx.tid));
+        }
     };
     let (parts, body) = resp.into_parts();
     let bytes = body

@@ -75,6 +75,7 @@ async fn get(
         ApiFailure::Failed(match e {
             ControllerError::Timeout(_) => WhiskError::controller_timeout(),
             ControllerError::Unreachable(_) => WhiskError::controller_unreachable(),
+            ControllerError::BodyStalled => WhiskError::body_stalled(),
         })
     })?;
     let (parts, body) = resp.into_parts();

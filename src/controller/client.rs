@@ -23,6 +23,9 @@ pub enum ControllerError {
     /// The connection could not be made, or broke before a response.
     #[error("the controller could not be reached: {0}")]
     Unreachable(String),
+    /// The client's request body stalled while it was being sent upstream.
+    #[error("the request body stalled")]
+    BodyStalled,
 }
 
 /// A pooled client bound to the controller's base URL.
@@ -92,6 +95,9 @@ impl ControllerClient {
     ) -> Result<Response<Incoming>, ControllerError> {
         match tokio::time::timeout(timeout, self.client.request(req)).await {
             Err(_) => Err(ControllerError::Timeout(timeout)),
+            Ok(Err(e)) if crate::server::idle_body::is_stall(&e) => {
+                Err(ControllerError::BodyStalled)
+            }
             Ok(Err(e)) => Err(ControllerError::Unreachable(describe(&e))),
             Ok(Ok(r)) => Ok(r),
         }

@@ -81,6 +81,10 @@ pub async fn forward(
             tracing::warn!(tid = %ctx.tid, error = %e, "controller unreachable");
             WhiskError::controller_unreachable().render(&ctx.tid)
         }
+        Err(ControllerError::BodyStalled) => {
+            tracing::debug!(tid = %ctx.tid, "the client's request body stalled; abandoned");
+            WhiskError::body_stalled().render(&ctx.tid)
+        }
     }
 }
 

@@ -125,14 +125,22 @@ impl Drop for MiniStack {
 /// Spawns `bin args` under a shell guard that stops it (and its process group) when
 /// this process exits or the guard is signalled.
 pub fn guarded(bin: &Path, args: &[&str], env: &[(&str, &str)]) -> std::io::Result<Child> {
+    // `setsid` gives the child its own process group (job control via `set -m`
+    // does not without a terminal), so the guard can stop it together with
+    // everything it spawned; a child that ignores SIGTERM gets SIGKILL after 5 s.
     let script = r#"
-set -m
-"$@" &
+setsid "$@" &
 child=$!
-trap 'kill -TERM -$child 2>/dev/null; wait $child 2>/dev/null; exit 0' TERM INT HUP
-while kill -0 "$OWL_GUARD_PARENT" 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 1; done
-kill -TERM -$child 2>/dev/null
-wait $child 2>/dev/null
+stop() {
+  kill -TERM -$child 2>/dev/null || kill -TERM $child 2>/dev/null
+  i=0
+  while kill -0 $child 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
+  kill -KILL -$child 2>/dev/null
+  wait $child 2>/dev/null
+}
+trap 'stop; exit 0' TERM INT HUP
+while kill -0 "$OWL_GUARD_PARENT" 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 1 & wait $!; done
+stop
 "#;
     let mut cmd = Command::new("sh");
     cmd.arg("-c")

@@ -764,7 +764,11 @@ impl Job {
                 return result;
             }
             attempt += 1;
-            tokio::time::sleep(Duration::from_millis(25 << attempt)).await;
+            // Exponential backoff (50 ms, 100 ms, ...) with jitter, so gateways that
+            // were throttled together do not retry together.
+            let base = 25u64 << attempt.min(8);
+            let delay = rand::rng().random_range(base / 2..=base);
+            tokio::time::sleep(Duration::from_millis(delay)).await;
         }
     }
 

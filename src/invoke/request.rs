@@ -174,19 +174,14 @@ pub async fn read_body(body: Body, max: u64, read_timeout: Duration) -> Result<B
     let mut body = body;
     let deadline = tokio::time::Instant::now() + read_timeout;
     loop {
+        let stalled = WhiskError::body_stalled;
         let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
-            Err(_) => {
-                return Err(WhiskError {
-                    status: http::StatusCode::REQUEST_TIMEOUT,
-                    message: "The request body was not received in time.".into(),
-                    origin: crate::error::Origin::Client,
-                    cors: false,
-                    retry_after: None,
-                    replay: None,
-                });
-            }
+            Err(_) => return Err(stalled()),
             Ok(None) => break,
-            Ok(Some(Err(_))) => {
+            Ok(Some(Err(e))) => {
+                if crate::server::idle_body::is_stall(&e) {
+                    return Err(stalled());
+                }
                 return Err(WhiskError::rejected(messages::malformed_content(
                     "The request body could not be read.",
                 )));

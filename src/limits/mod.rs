@@ -56,7 +56,7 @@ impl Effective {
 /// The 429 for the rate limit (`count` includes this request).
 pub fn rate_rejection(count: u64, allowed: u64) -> WhiskError {
     let mut e = WhiskError::too_many_requests(
-        format!("Too many requests in the last minute (count: {count}, allowed: {allowed})."),
+        crate::whisk::messages::too_many_per_minute(count, allowed),
         None,
     );
     e.origin = crate::error::Origin::Client;
@@ -66,7 +66,7 @@ pub fn rate_rejection(count: u64, allowed: u64) -> WhiskError {
 /// The 429 for the concurrency limit (`count` excludes this request).
 pub fn concurrency_rejection(count: u64, allowed: u64) -> WhiskError {
     let mut e = WhiskError::too_many_requests(
-        format!("Too many concurrent requests in flight (count: {count}, allowed: {allowed})."),
+        crate::whisk::messages::too_many_in_flight(count, allowed),
         None,
     );
     e.origin = crate::error::Origin::Client;
@@ -177,7 +177,7 @@ impl Throttles {
                 url,
                 degrade_to_local,
             } => Some((
-                Arc::new(RedisThrottle::new(url, metrics.clone())?),
+                Arc::new(RedisThrottle::new(url, cfg.lease, metrics.clone())?),
                 *degrade_to_local,
             )),
         };
@@ -245,6 +245,13 @@ impl Throttles {
         }
     }
 
+    /// Checks that the shared counter answers (readiness); a no-op for `local`.
+    pub async fn probe(&self) {
+        if let Some((r, _)) = &self.redis {
+            r.ping().await;
+        }
+    }
+
     /// For readiness and status.
     pub fn health(&self) -> ThrottleHealth {
         match &self.redis {
@@ -285,6 +292,7 @@ mod tests {
                 },
             )],
             backend: ThrottleBackend::Local,
+            lease: std::time::Duration::from_secs(30),
         }
     }
 

@@ -14,10 +14,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// A lease lives this long unless renewed.
-const LEASE: Duration = Duration::from_secs(30);
-/// Leases are renewed this often.
-const RENEW_EVERY: Duration = Duration::from_secs(10);
 /// Longest a Redis call may take before owl treats Redis as unreachable.
 const CALL_TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -51,6 +47,8 @@ pub struct RedisThrottle {
     /// Live leases: id → namespace.
     live: Mutex<HashMap<String, String>>,
     renewer: AtomicBool,
+    /// A lease lives this long unless renewed (renewed every third of it).
+    lease: Duration,
     reachable: AtomicBool,
     last_error: Mutex<Option<String>>,
     metrics: Arc<Metrics>,
@@ -58,7 +56,7 @@ pub struct RedisThrottle {
 
 impl RedisThrottle {
     /// A client for `url` (no connection yet).
-    pub fn new(url: &str, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
+    pub fn new(url: &str, lease: Duration, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
         Ok(Self {
             client: redis::Client::open(url)
                 .map_err(|e| anyhow::anyhow!("[limits] redis_url: {e}"))?,
@@ -66,6 +64,7 @@ impl RedisThrottle {
             admit: redis::Script::new(ADMIT),
             live: Mutex::new(HashMap::new()),
             renewer: AtomicBool::new(false),
+            lease,
             reachable: AtomicBool::new(true),
             last_error: Mutex::new(None),
             metrics,
@@ -134,7 +133,7 @@ impl RedisThrottle {
                 .arg(limits.per_minute)
                 .arg(limits.concurrent)
                 .arg(now)
-                .arg(now + LEASE.as_millis() as u64)
+                .arg(now + self.lease.as_millis() as u64)
                 .arg(&lease);
             let (code, n): (u64, u64) =
                 tokio::time::timeout(CALL_TIMEOUT, inv.invoke_async(&mut conn))
@@ -187,7 +186,11 @@ impl RedisThrottle {
         let weak: Weak<Self> = Arc::downgrade(self);
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(RENEW_EVERY).await;
+                let every = match weak.upgrade() {
+                    Some(t) => t.lease / 3,
+                    None => return,
+                };
+                tokio::time::sleep(every).await;
                 let Some(this) = weak.upgrade() else { return };
                 let leases: Vec<(String, String)> = this
                     .live
@@ -200,7 +203,7 @@ impl RedisThrottle {
                 let Ok(mut conn) = this.connection().await else {
                     continue;
                 };
-                let expiry = now_ms() + LEASE.as_millis() as u64;
+                let expiry = now_ms() + this.lease.as_millis() as u64;
                 let mut pipe = redis::pipe();
                 for (lease, ns) in &leases {
                     pipe.cmd("ZADD")
@@ -212,15 +215,29 @@ impl RedisThrottle {
                 }
                 let r = tokio::time::timeout(CALL_TIMEOUT, pipe.query_async::<()>(&mut conn)).await;
                 if !matches!(r, Ok(Ok(()))) {
-                    tracing::debug!(
-                        "renewing throttle leases failed; they expire in {LEASE:?} unless renewed"
-                    );
+                    tracing::debug!(lease = ?this.lease, "renewing throttle leases failed; they expire unless renewed");
                 }
             }
         });
     }
 
     /// `(reachable, last error)`.
+    /// Asks Redis for a PONG (readiness), noting whether it answered.
+    pub async fn ping(&self) {
+        let outcome = async {
+            let mut conn = self.connection().await?;
+            tokio::time::timeout(
+                CALL_TIMEOUT,
+                redis::cmd("PING").query_async::<String>(&mut conn),
+            )
+            .await
+            .map_err(|_| "Redis did not answer in time".to_string())?
+            .map_err(|e| e.to_string())
+        }
+        .await;
+        self.note(outcome.as_ref().map(|_| ()).map_err(String::as_str));
+    }
+
     pub fn health(&self) -> (bool, Option<String>) {
         (
             self.reachable.load(Ordering::SeqCst),

@@ -96,6 +96,9 @@ pub struct LimitsConfig {
     pub namespaces: Vec<(String, NamespaceThrottles)>,
     /// Where the counting happens.
     pub backend: ThrottleBackend,
+    /// How long a concurrency slot in Redis outlives a gateway that stopped renewing
+    /// it (crashed); renewed every third of this while the invocation runs.
+    pub lease: Duration,
 }
 
 /// `[controller]`: the upstream OpenWhisk API.
@@ -384,6 +387,7 @@ const LIMITS_KEYS: &[&str] = &[
     "backend",
     "redis_url",
     "on_redis_error",
+    "lease",
     "namespace",
 ];
 const NAMESPACE_LIMIT_KEYS: &[&str] = &["invocations_per_minute", "concurrent_invocations"];
@@ -712,6 +716,7 @@ fn compile_limits(top: &TableReader<'_, '_>, errors: &mut Errors) -> Option<Limi
         concurrent: 30,
         namespaces: Vec::new(),
         backend: ThrottleBackend::Local,
+        lease: Duration::from_secs(30),
     };
     let Some(t) = top.table("limits", LIMITS_KEYS, errors) else {
         return (!top.has("limits")).then_some(cfg);
@@ -722,11 +727,21 @@ fn compile_limits(top: &TableReader<'_, '_>, errors: &mut Errors) -> Option<Limi
     if let Some((n, _)) = t.integer("concurrent_invocations", 0, u32::MAX as u64, errors) {
         cfg.concurrent = n;
     }
+    if let Some((d, _)) = t.duration(
+        "lease",
+        Duration::from_secs(1),
+        Duration::from_secs(3600),
+        errors,
+    ) {
+        cfg.lease = d;
+    }
     let redis_url = t.string("redis_url", errors);
     let degrade = match t.choice("on_redis_error", &["local", "reject"], errors) {
         Some((s, _)) => s == "local",
         None => true,
     };
+    let on_error_set = t.has("on_redis_error");
+    let lease_set = t.has("lease");
     match t.choice("backend", &["local", "redis"], errors) {
         Some((b, span)) if b == "redis" => match redis_url {
             Some((u, _)) if u.starts_with("redis://") || u.starts_with("rediss://") => {
@@ -741,7 +756,21 @@ fn compile_limits(top: &TableReader<'_, '_>, errors: &mut Errors) -> Option<Limi
             ),
             None => errors.push(span, "backend = \"redis\" in [limits] needs `redis_url`"),
         },
-        _ => {}
+        _ => {
+            // Redis settings without the Redis backend would silently do nothing.
+            for (key, set) in [
+                ("redis_url", redis_url.is_some()),
+                ("on_redis_error", on_error_set),
+                ("lease", lease_set),
+            ] {
+                if set {
+                    errors.push(
+                        t.value_span(key),
+                        format!("`{key}` in [limits] only applies with backend = \"redis\""),
+                    );
+                }
+            }
+        }
     }
     for ((name, span), ns) in t.named_tables("namespace", NAMESPACE_LIMIT_KEYS, errors) {
         if crate::whisk::names::validate_segment(&name).is_err() {
@@ -1523,5 +1552,44 @@ fallback = "maybe"
         assert!(parse_base_url("http://h:1/").is_ok());
         assert!(parse_base_url("http://h:1/api").is_err());
         assert!(parse_base_url("h:1").is_err());
+    }
+
+    #[test]
+    fn limits_and_their_redis_settings() {
+        let p = parse(
+            "[controller]\nurl = \"http://h:1\"\n[limits]\nbackend = \"redis\"\nredis_url = \"redis://r:6379\"\non_redis_error = \"reject\"\nlease = \"10s\"\n[limits.namespace.guest]\ninvocations_per_minute = 5\n",
+        )
+        .unwrap();
+        assert_eq!(
+            p.limits.backend,
+            ThrottleBackend::Redis {
+                url: "redis://r:6379".into(),
+                degrade_to_local: false
+            }
+        );
+        assert_eq!(p.limits.lease, Duration::from_secs(10));
+        assert_eq!(p.limits.namespaces[0].0, "guest");
+        assert_eq!(p.limits.namespaces[0].1.per_minute, Some(5));
+        assert_eq!(p.limits.namespaces[0].1.concurrent, None);
+        // Redis settings without the Redis backend are errors, not silently ignored.
+        let err = parse(
+            "[controller]\nurl = \"http://h:1\"\n[limits]\nredis_url = \"redis://r\"\non_redis_error = \"reject\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains(
+                "p.toml:4:13: error: `redis_url` in [limits] only applies with backend = \"redis\""
+            ),
+            "{err}"
+        );
+        assert!(
+            err.contains("p.toml:5:18: error: `on_redis_error`"),
+            "{err}"
+        );
+        let err = parse("[controller]\nurl = \"http://h:1\"\n[limits]\nbackend = \"redis\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("needs `redis_url`"), "{err}");
     }
 }

@@ -445,6 +445,11 @@ impl<'a, 'i> TableReader<'a, 'i> {
     pub fn has(&self, key: &str) -> bool {
         self.raw(key).is_some()
     }
+
+    /// Where `key`'s value is (the table's span when the key is absent).
+    pub fn value_span(&self, key: &str) -> Range<usize> {
+        self.raw(key).map_or_else(|| self.span(), |v| v.span())
+    }
 }
 
 fn join_context(context: &str, key: &str) -> String {

@@ -47,8 +47,11 @@ async fn remote(gw: &Gateway) -> (Value, bool) {
             Err(e) => Err(e.to_string()),
         }
     };
-    let (controller, credentials) =
-        tokio::join!(controller, rt.lambda.credentials_resolvable(CHECK_BUDGET));
+    let (controller, credentials, ()) = tokio::join!(
+        controller,
+        rt.lambda.credentials_resolvable(CHECK_BUDGET),
+        gw.throttles.probe()
+    );
     let ok = controller.is_ok() && credentials.is_ok();
     let v = json!({
         "controller": { "ok": controller.is_ok(), "error": controller.err() },
@@ -63,9 +66,9 @@ async fn remote(gw: &Gateway) -> (Value, bool) {
 /// Readiness: 200 when every check passes, else 503 with what failed.
 pub async fn readiness(gw: &Gateway) -> Response {
     let store = gw.recorder.health();
+    let (mut checks, remote_ok) = remote(gw).await;
     let throttles = gw.throttles.health();
     let throttles_ok = throttles.reachable || throttles.on_error == "local";
-    let (mut checks, remote_ok) = remote(gw).await;
     checks["policy"] = json!({ "ok": true, "routes": gw.runtime().policy.routes.len() });
     checks["draining"] = json!({ "ok": !gw.is_draining() });
     checks["activation_store"] = json!({

@@ -1,6 +1,8 @@
 //! A request body that fails when the client pauses too long between two pieces, so a
-//! slow sender cannot hold a proxied request (and a connection to the controller)
-//! open indefinitely.
+//! slow sender cannot hold a request (and a connection to the controller) open
+//! indefinitely. The clock starts when owl first reads the body, not when the request
+//! arrived, so time owl spends before reading (metadata lookups) is not charged to the
+//! client.
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
@@ -14,11 +16,23 @@ use tokio::time::{Instant, Sleep};
 #[error("the request body stalled for more than {0:?}")]
 pub struct Stalled(Duration);
 
+/// True if `err` (or what it wraps) is a [`Stalled`] body.
+pub fn is_stall(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        if e.is::<Stalled>() {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
+}
+
 /// Wraps a body with a per-piece deadline.
 pub struct IdleTimeout<B> {
     inner: Pin<Box<B>>,
     idle: Duration,
-    sleep: Pin<Box<Sleep>>,
+    sleep: Option<Pin<Box<Sleep>>>,
 }
 
 impl<B> IdleTimeout<B> {
@@ -27,7 +41,7 @@ impl<B> IdleTimeout<B> {
         Self {
             inner: Box::pin(inner),
             idle,
-            sleep: Box::pin(tokio::time::sleep(idle)),
+            sleep: None,
         }
     }
 }
@@ -45,13 +59,16 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
+        let idle = this.idle;
+        let sleep = this
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
         match this.inner.as_mut().poll_frame(cx) {
             Poll::Ready(frame) => {
-                let deadline = Instant::now() + this.idle;
-                this.sleep.as_mut().reset(deadline);
+                sleep.as_mut().reset(Instant::now() + idle);
                 Poll::Ready(frame.map(|r| r.map_err(Into::into)))
             }
-            Poll::Pending => match this.sleep.as_mut().poll(cx) {
+            Poll::Pending => match sleep.as_mut().poll(cx) {
                 Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(Stalled(this.idle))))),
                 Poll::Pending => Poll::Pending,
             },

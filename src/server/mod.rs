@@ -2,7 +2,7 @@
 //! Lambda path or the proxy. The only module that knows about sockets.
 
 pub mod health;
-mod idle_body;
+pub mod idle_body;
 pub mod tls;
 
 use crate::activation;
@@ -90,6 +90,10 @@ pub async fn dispatch(State(gw): State<Arc<Gateway>>, req: Request) -> Response 
         client_tid,
         proxy_authorization,
     };
+    // No request body may stall: each piece must arrive within body_read_timeout
+    // (the Lambda path answers 408; a proxied upload is abandoned).
+    let idle = rt.policy.server.body_read_timeout;
+    let req = req.map(|b| Body::new(idle_body::IdleTimeout::new(b, idle)));
     let path = req.uri().path();
     if req.method() == Method::POST
         && let Some(target) = split_invoke_path(path)
@@ -104,9 +108,6 @@ pub async fn dispatch(State(gw): State<Arc<Gateway>>, req: Request) -> Response 
     if req.method() == Method::OPTIONS && path.starts_with("/api/v1/namespaces") {
         return invoke::response::options(&ctx.tid);
     }
-    // A proxied body may not stall: each piece must arrive within body_read_timeout.
-    let idle = rt.policy.server.body_read_timeout;
-    let req = req.map(|b| axum::body::Body::new(idle_body::IdleTimeout::new(b, idle)));
     proxy::forward(&rt.controller, req, &ctx).await
 }
 

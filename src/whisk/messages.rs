@@ -23,12 +23,26 @@ pub const INTERNAL_SERVER_ERROR: &str = "There was an internal server error.";
 /// 503 default text (Pekko).
 pub const SERVICE_UNAVAILABLE: &str =
     "The server is currently unavailable (because it is overloaded or down for maintenance).";
+/// 408 when a client stalls while sending its request body (owl's own text: the
+/// controller's HTTP server closes such connections without an answer).
+pub const BODY_STALLED: &str = "The request body was not received in time.";
 /// 429 text used when Lambda throttles and the route has no fallback.
 pub const TOO_MANY_REQUESTS: &str = "Too many requests";
 /// Name validation.
 pub const ILLEGAL_ENTITY_NAME: &str = "The name of the entity contains illegal characters.";
 /// Namespace validation.
 pub const ILLEGAL_NAMESPACE: &str = "The namespace contains illegal characters.";
+
+/// 429 of the rate throttle (`count` includes this attempt) [EN/RateThrottler.scala].
+pub fn too_many_per_minute(count: u64, allowed: u64) -> String {
+    format!("Too many requests in the last minute (count: {count}, allowed: {allowed}).")
+}
+
+/// 429 of the concurrency throttle (`count` excludes this attempt)
+/// [EN/ActivationThrottler.scala].
+pub fn too_many_in_flight(count: u64, allowed: u64) -> String {
+    format!("Too many concurrent requests in flight (count: {count}, allowed: {allowed}).")
+}
 
 /// 403 naming the resource.
 pub fn not_authorized_for(resource: &str) -> String {

@@ -5,6 +5,7 @@
 
 pub mod fake_lambda;
 pub mod openwhisk_db;
+pub mod owl_process;
 pub mod upstream;
 
 use owl::demo::ministack::{self, FunctionSpec, MiniStack};
@@ -399,4 +400,112 @@ pub fn annotation<'a>(record: &'a serde_json::Value, key: &str) -> Option<&'a se
         .iter()
         .find(|a| a["key"] == key)
         .map(|a| &a["value"])
+}
+
+/// A real Redis server (Debian's redis-server) on a free loopback port, under owl's
+/// process guard; it can be killed and restarted on the same port.
+pub struct RedisServer {
+    /// Port.
+    pub port: u16,
+    child: Option<std::process::Child>,
+    dir: tempfile::TempDir,
+}
+
+impl RedisServer {
+    /// Starts one.
+    pub async fn start() -> Self {
+        let mut r = Self {
+            port: ministack::free_port().unwrap(),
+            child: None,
+            dir: tempfile::tempdir().unwrap(),
+        };
+        r.restart().await;
+        r
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops it (SIGTERM to its process group) and waits.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let _ = c.wait();
+        }
+        // Wait until the port is free again.
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// (Re)starts it on the same port and waits for PONG.
+    pub async fn restart(&mut self) {
+        let bin = which("redis-server")
+            .expect("redis-server is not installed: run tests/run (it apt-get installs it)");
+        let port = self.port.to_string();
+        let dir = self.dir.path().display().to_string();
+        self.child = Some(
+            ministack::guarded(
+                &bin,
+                &[
+                    "--port",
+                    &port,
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    &dir,
+                ],
+                &[],
+            )
+            .expect("start redis-server"),
+        );
+        for _ in 0..200 {
+            if ping(self.port).await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("redis-server did not start on port {}", self.port);
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+async fn ping(port: u16) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        return false;
+    };
+    if s.write_all(b"PING\r\n").await.is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 7];
+    matches!(
+        tokio::time::timeout(Duration::from_secs(1), s.read_exact(&mut buf)).await,
+        Ok(Ok(_))
+    ) && &buf == b"+PONG\r\n"
+}
+
+/// The path of `bin` on `PATH`.
+pub fn which(bin: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(bin))
+            .find(|p| p.is_file())
+    })
 }

@@ -1,0 +1,77 @@
+//! `owl serve` as a real child process on a free port: for crashes (kill -9), signals
+//! (SIGTERM, SIGHUP) and anything else only a separate process can show.
+
+use super::client;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `owl serve`.
+pub struct OwlProcess {
+    /// The process.
+    pub child: Child,
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+}
+
+impl OwlProcess {
+    /// Starts `owl serve --policy <policy_file>` and waits for `/healthz`.
+    pub async fn start(policy_file: &Path) -> Self {
+        let port = owl::demo::ministack::free_port().unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_owl"))
+            .args(["serve", "--policy"])
+            .arg(policy_file)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("OWL_LOG", "error")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn owl");
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while client().get(format!("{url}/healthz")).send().await.is_err() {
+            assert!(Instant::now() < deadline, "owl did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Self { child, url }
+    }
+
+    /// The invoke URL of `ns/name` with `query`.
+    pub fn invoke_url(&self, action: &str, query: &str) -> String {
+        let (ns, rest) = action.split_once('/').unwrap();
+        format!("{}/api/v1/namespaces/{ns}/actions/{rest}?{query}", self.url)
+    }
+
+    /// Sends `signal` (`TERM`, `HUP`, `KILL`, ...).
+    pub fn signal(&self, signal: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success(), "kill -{signal}");
+    }
+
+    /// Waits for the process to exit, without blocking the test's runtime.
+    pub async fn exited(&mut self, within: Duration) -> ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "owl did not exit within {within:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for OwlProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
