@@ -3,6 +3,7 @@
 use crate::gateway::Gateway;
 use crate::policy::{Policy, explain::explain};
 use crate::server::{self, ServerLimits};
+use crate::telemetry;
 use crate::whisk::ActionPath;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
@@ -90,15 +91,30 @@ pub fn main() -> ExitCode {
     } else {
         "info"
     };
-    init_logging(cli.log_format, default_level);
+    let json = matches!(cli.log_format, LogFormat::Json);
     match cli.command {
-        Command::Policy { command } => policy_command(command),
-        Command::Serve { policy, listen } => block_on(serve(policy, listen)),
+        Command::Policy { command } => {
+            let _ = telemetry::logging::init(json, default_level, false);
+            policy_command(command)
+        }
+        Command::Serve { policy, listen } => block_on(async move {
+            let telemetry = telemetry::logging::init(json, default_level, true)?;
+            if telemetry.tracing() {
+                tracing::info!("exporting traces over OTLP");
+            }
+            let result = serve(policy, listen).await;
+            // The exporter's flush blocks; it must not hold up a runtime thread.
+            let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+            result
+        }),
         Command::Demo {
             policy,
             listen,
             once,
-        } => block_on(crate::demo::run(policy, listen, once)),
+        } => block_on(async move {
+            let _ = telemetry::logging::init(json, default_level, false);
+            crate::demo::run(policy, listen, once).await
+        }),
     }
 }
 
@@ -120,18 +136,6 @@ fn block_on(f: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCod
             ExitCode::FAILURE
         }
     }
-}
-
-fn init_logging(format: LogFormat, default_level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("OWL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-    };
 }
 
 fn policy_command(command: PolicyCommand) -> ExitCode {

@@ -1,7 +1,9 @@
 //! Per-request facts established when a request arrives, before any routing.
 
+use crate::telemetry::timing::Timings;
 use crate::whisk::TransactionId;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 /// What owl knows about a request before it looks at the path.
@@ -22,6 +24,10 @@ pub struct RequestContext {
     /// The `Authorization` proxied requests carry instead of the client's (a bearer
     /// token exchanged for its namespace's service key, when configured).
     pub proxy_authorization: Option<http::HeaderValue>,
+    /// Where the request's time goes (shared with its invocation's task).
+    pub timings: Arc<Timings>,
+    /// The request's span: tasks that work for the request run inside it.
+    pub span: tracing::Span,
 }
 
 /// Milliseconds since the Unix epoch.

@@ -71,7 +71,17 @@ pub async fn handle(
     let Ok(caller) = Caller::from_headers(req.headers(), rt.directory.bearer_enabled()) else {
         return proxy::forward(&rt.controller, req, &ctx).await;
     };
-    let identity = match rt.directory.identify(&caller, &ctx.tid).await {
+    let identified = ctx
+        .timings
+        .time(
+            crate::telemetry::timing::Phase::Auth,
+            tracing::Instrument::instrument(
+                rt.directory.identify(&caller, &ctx.tid),
+                tracing::info_span!(target: crate::telemetry::traces::PHASE, "auth", owl.cache = tracing::field::Empty),
+            ),
+        )
+        .await;
+    let identity = match identified {
         Ok(i) => i,
         Err(e) => return e.render(&ctx.tid),
     };
@@ -233,10 +243,17 @@ async fn controller_list(
     if let Ok(v) = HeaderValue::from_str(ctx.tid.as_str()) {
         req = req.header("x-request-id", v);
     }
-    let req = req
+    let mut req = req
         .body(Body::empty())
         .map_err(|_| WhiskError::internal().render(&ctx.tid))?;
-    let resp = match rt.controller.send(req).await {
+    let span = tracing::info_span!(target: crate::telemetry::traces::PHASE, "controller", otel.kind = "client");
+    crate::telemetry::traces::inject_from(&span, req.headers_mut());
+    let started = std::time::Instant::now();
+    let sent = tracing::Instrument::instrument(rt.controller.send(req), span).await;
+    ctx.timings
+        .add(crate::telemetry::timing::Phase::Upstream, started.elapsed());
+    ctx.timings.add_awaited(started.elapsed());
+    let resp = match sent {
         Ok(r) => r,
         Err(crate::controller::ControllerError::Timeout(_)) => {
             return Err(WhiskError::controller_timeout().render(&ctx.tid));

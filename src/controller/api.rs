@@ -67,9 +67,10 @@ async fn get(
     if let Ok(v) = HeaderValue::from_str(tid.as_str()) {
         req = req.header("x-request-id", v);
     }
-    let req = req
+    let mut req = req
         .body(Body::empty())
         .map_err(|_| ApiFailure::Failed(WhiskError::internal()))?;
+    crate::telemetry::traces::inject(req.headers_mut());
     let resp = client.send_within(req, timeout).await.map_err(|e| {
         tracing::warn!(%tid, error = %e, "controller lookup failed");
         ApiFailure::Failed(match e {

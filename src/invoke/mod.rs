@@ -20,6 +20,8 @@ use crate::error::WhiskError;
 use crate::gateway::{Gateway, Runtime};
 use crate::lambda::{self, InvokeRequest, LambdaError, Ran};
 use crate::policy::{Fallback, Route};
+use crate::telemetry::timing::{Path, Phase};
+use crate::telemetry::traces;
 use crate::whisk::activation::Annotation;
 use crate::whisk::names::validate_segment;
 use crate::whisk::{
@@ -34,10 +36,13 @@ use serde_json::Value;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::oneshot;
+use tracing::Instrument;
 
 /// How long owl waits beyond an action's time limit before it stops waiting for
 /// Lambda (Lambda enforces the function's own timeout; this is the safety net).
 const TIMEOUT_GRACE: Duration = Duration::from_secs(2);
+/// The activation annotation with owl's path and phase timings.
+pub const OWL_ANNOTATION: &str = "owl";
 /// How long an invocation waits for a free slot before 503.
 const SLOT_WAIT: Duration = Duration::from_secs(5);
 
@@ -97,51 +102,42 @@ pub async fn handle(
     (ns, pkg, action): (String, Option<String>, String),
 ) -> Response {
     let routes = &rt.policy.routes;
-    // Nothing can match: the controller answers, with no identity work here.
-    if !routes.may_cover_action_name(&action) {
+    let timings = ctx.timings.clone();
+    let matching = Instant::now();
+    let decided =
+        phase_span("route").in_scope(|| first_match(routes, &ns, pkg.as_deref(), &action));
+    timings.add(Phase::Route, matching.elapsed());
+    let Some((requested, direct)) = decided else {
         return proxy::forward(&rt.controller, req, &ctx).await;
-    }
-    // Names the controller rejects get its exact 400 from the controller.
-    let names_valid = (ns == "_" || validate_segment(&ns).is_ok())
-        && pkg.as_deref().is_none_or(|p| validate_segment(p).is_ok())
-        && validate_segment(&action).is_ok();
-    if !names_valid {
-        return proxy::forward(&rt.controller, req, &ctx).await;
-    }
-    let requested = ActionPath::new(&ns, pkg.as_deref(), &action);
-    let direct = (!requested.has_default_namespace())
-        .then(|| routes.find(&requested))
-        .flatten();
-    let may_be_binding = requested.package.is_some() && routes.may_cover_packaged(&action);
-    if !requested.has_default_namespace() && direct.is_none() && !may_be_binding {
-        return proxy::forward(&rt.controller, req, &ctx).await;
-    }
-    // A route found without identity work draws its weight first, so `weight = 0` is
-    // a pure proxy.
-    if let Some(r) = direct
-        && !r.takes(draw())
-    {
-        return proxy::forward(&rt.controller, req, &ctx).await;
-    }
-    // No request reaches Lambda unauthenticated.
-    let caller = match Caller::from_headers(req.headers(), rt.directory.bearer_enabled()) {
-        Ok(c) => c,
-        Err(e) => return e.render(&ctx.tid),
     };
-    let identity = match rt.directory.identify(&caller, &ctx.tid).await {
+    // No request reaches Lambda unauthenticated.
+    let identity = match authenticate(&rt, req.headers(), &ctx).await {
         Ok(i) => i,
         Err(e) => return e.render(&ctx.tid),
     };
+    let matching = Instant::now();
     let path = requested.resolved(&identity.namespace);
     let mut known_metadata = None;
     let route = match direct {
         Some(r) => Some(r),
-        None => match routes.find(&path) {
+        None => match phase_span("route").in_scope(|| routes.find(&path)) {
             Some(r) if r.takes(draw()) => Some(r),
-            Some(_) => return proxy::forward(&rt.controller, req, &ctx).await,
+            Some(_) => {
+                timings.add(Phase::Route, matching.elapsed());
+                return proxy::forward(&rt.controller, req, &ctx).await;
+            }
             None if path.package.is_some() && routes.may_cover_packaged(&path.action) => {
+                timings.add(Phase::Route, matching.elapsed());
                 // Perhaps a package binding whose bound package is routed.
-                match rt.directory.action(&identity, &path, &ctx.tid).await {
+                let looked_up = timings
+                    .time(
+                        Phase::Metadata,
+                        rt.directory
+                            .action(&identity, &path, &ctx.tid)
+                            .instrument(phase_span("metadata")),
+                    )
+                    .await;
+                match looked_up {
                     Ok(m) if m.path != path => {
                         let r = routes.find(&m.path).filter(|r| r.takes(draw()));
                         known_metadata = Some(m);
@@ -153,10 +149,12 @@ pub async fn handle(
             None => None,
         },
     };
+    timings.add(Phase::Route, matching.elapsed());
     let Some(route) = route else {
         return proxy::forward(&rt.controller, req, &ctx).await;
     };
     let route = route.clone();
+    timings.set_path(Path::Lambda);
     // Namespace throttles, in OpenWhisk's order: after authentication, before the
     // action's existence and the caller's rights are checked.
     let limits = crate::limits::Effective::for_namespace(
@@ -164,7 +162,15 @@ pub async fn handle(
         &identity.namespace,
         identity.limits.as_ref(),
     );
-    let slot = match gw.throttles.admit(&identity.namespace, limits).await {
+    let admitted = timings
+        .time(
+            Phase::Throttle,
+            gw.throttles
+                .admit(&identity.namespace, limits)
+                .instrument(phase_span("throttle")),
+        )
+        .await;
+    let slot = match admitted {
         Ok(s) => s,
         Err(e) => return e.render(&ctx.tid),
     };
@@ -180,6 +186,81 @@ pub async fn handle(
         slot,
     )
     .await
+}
+
+/// What can be decided before the caller is known: `None` sends the request to the
+/// controller (no route can cover it, a name the controller must reject, or a route
+/// whose weight sent this one to the controller); otherwise the requested path and
+/// the route that covers it as written (none yet when `_` must be resolved first or it
+/// may be a binding).
+fn first_match<'r>(
+    routes: &'r crate::policy::RoutingTable,
+    ns: &str,
+    pkg: Option<&str>,
+    action: &str,
+) -> Option<(ActionPath, Option<&'r Route>)> {
+    // Nothing can match: the controller answers, with no identity work here.
+    if !routes.may_cover_action_name(action) {
+        return None;
+    }
+    // Names the controller rejects get its exact 400 from the controller.
+    let names_valid = (ns == "_" || validate_segment(ns).is_ok())
+        && pkg.is_none_or(|p| validate_segment(p).is_ok())
+        && validate_segment(action).is_ok();
+    if !names_valid {
+        return None;
+    }
+    let requested = ActionPath::new(ns, pkg, action);
+    let direct = (!requested.has_default_namespace())
+        .then(|| routes.find(&requested))
+        .flatten();
+    let may_be_binding = requested.package.is_some() && routes.may_cover_packaged(action);
+    if !requested.has_default_namespace() && direct.is_none() && !may_be_binding {
+        return None;
+    }
+    // A route found without identity work draws its weight first, so `weight = 0` is
+    // a pure proxy.
+    if let Some(r) = direct
+        && !r.takes(draw())
+    {
+        return None;
+    }
+    Some((requested, direct))
+}
+
+/// A span for one phase of a request (seen by traces only).
+fn phase_span(name: &'static str) -> tracing::Span {
+    match name {
+        "auth" => {
+            tracing::info_span!(target: traces::PHASE, "auth", owl.cache = tracing::field::Empty)
+        }
+        "metadata" => {
+            tracing::info_span!(target: traces::PHASE, "metadata", owl.cache = tracing::field::Empty)
+        }
+        "throttle" => tracing::info_span!(target: traces::PHASE, "throttle"),
+        "route" => tracing::info_span!(target: traces::PHASE, "route"),
+        "journal" => tracing::info_span!(target: traces::PHASE, "activation.journal"),
+        "record" => tracing::info_span!(target: traces::PHASE, "activation.record"),
+        _ => tracing::info_span!(target: traces::PHASE, "phase", owl.phase = name),
+    }
+}
+
+/// Credentials parsed exactly as the controller parses them, and the caller's
+/// identity looked up (the `auth` phase).
+pub async fn authenticate(
+    rt: &Runtime,
+    headers: &HeaderMap,
+    ctx: &RequestContext,
+) -> Result<Arc<Identity>, WhiskError> {
+    let started = Instant::now();
+    let result = async {
+        let caller = Caller::from_headers(headers, rt.directory.bearer_enabled())?;
+        rt.directory.identify(&caller, &ctx.tid).await
+    }
+    .instrument(phase_span("auth"))
+    .await;
+    ctx.timings.add(Phase::Auth, started.elapsed());
+    result
 }
 
 /// A uniform draw in `[0, 100)` for route weights.
@@ -208,7 +289,16 @@ async fn lambda_path(
     let tid = &ctx.tid;
     let metadata = match known_metadata {
         Some(m) => Ok(m),
-        None => rt.directory.action(&identity, &path, tid).await,
+        None => {
+            ctx.timings
+                .time(
+                    Phase::Metadata,
+                    rt.directory
+                        .action(&identity, &path, tid)
+                        .instrument(phase_span("metadata")),
+                )
+                .await
+        }
     };
     // Entitlement failures and a missing package come first; an action lookup failure
     // in the default package is reported after the request has been validated, as the
@@ -227,6 +317,7 @@ async fn lambda_path(
     if let Ok(m) = &metadata
         && is_composition(m)
     {
+        ctx.timings.set_path(Path::Proxy);
         return proxy::forward(&rt.controller, req, &ctx).await;
     }
     let (parts, body) = req.into_parts();
@@ -274,6 +365,7 @@ async fn lambda_path(
         Ok(f) => f,
         Err(e) => {
             tracing::warn!(%tid, route_line = route.line, error = %e, "route's function cannot be rendered for this action; sending it to the controller");
+            ctx.timings.set_path(Path::Fallback);
             return proxy::forward(&rt.controller, replay.to_request(), &ctx).await;
         }
     };
@@ -326,6 +418,8 @@ async fn lambda_path(
 
     // Every invocation holds a slot while it runs on Lambda, so invocations whose
     // clients stopped waiting cannot pile up.
+    // The invocation's task has its own span: it may outlive the request.
+    let job_span = traces::invocation_span(&ctx.span, tid.as_str());
     let permit = match tokio::time::timeout(SLOT_WAIT, gw.invocations.clone().acquire_owned()).await
     {
         Ok(Ok(p)) => p,
@@ -338,44 +432,65 @@ async fn lambda_path(
 
     if !opts.blocking {
         // Durable before the 202: a crash from here on still ends with a record.
-        if let Err(e) = job.recorder.pending(&job.skeleton()).await {
+        let journaled = ctx
+            .timings
+            .time(
+                Phase::Record,
+                job.recorder
+                    .pending(&job.skeleton())
+                    .instrument(phase_span("journal")),
+            )
+            .await;
+        if let Err(e) = journaled {
             tracing::error!(%tid, error = %e, "cannot journal a non-blocking invocation; refusing it");
             return WhiskError::service_unavailable(crate::error::Origin::Internal, Some(1))
                 .render(tid);
         }
-        gw.tasks.spawn(async move {
-            let outcome = job.run().await;
-            outcome.finish_in_background().await;
-            drop(permit);
-        });
+        gw.tasks.spawn(
+            async move {
+                let outcome = job.run().await;
+                outcome.finish_in_background().await;
+                drop(permit);
+            }
+            .instrument(job_span.clone()),
+        );
         return response::accepted(&activation_id, tid);
     }
 
     let (tx, mut rx) = oneshot::channel::<Delivered>();
     let recorder = job.recorder.clone();
     let skeleton = job.skeleton();
-    gw.tasks.spawn(async move {
-        let outcome = job.run().await;
-        let record = match &outcome {
-            Outcome::Done {
-                activation,
-                recorder,
-            } => Some((activation.as_ref().clone(), recorder.clone())),
-            _ => None,
-        };
-        // The response first; the record leaves the response path.
-        match tx.send(Delivered(Some(outcome))) {
-            Ok(()) => {
-                if let Some((activation, recorder)) = record {
-                    recorder.complete(activation).await;
+    gw.tasks.spawn(
+        async move {
+            let outcome = job.run().await;
+            let record = match &outcome {
+                Outcome::Done {
+                    activation,
+                    recorder,
+                } => Some((activation.as_ref().clone(), recorder.clone())),
+                _ => None,
+            };
+            // The response first; the record leaves the response path.
+            match tx.send(Delivered(Some(outcome))) {
+                Ok(()) => {
+                    if let Some((activation, recorder)) = record {
+                        recorder
+                            .complete(activation)
+                            .instrument(phase_span("record"))
+                            .await;
+                    }
                 }
+                // Nobody waits: Delivered's Drop finishes (and records) it in the background.
+                Err(undelivered) => drop(undelivered),
             }
-            // Nobody waits: Delivered's Drop finishes (and records) it in the background.
-            Err(undelivered) => drop(undelivered),
+            drop(permit);
         }
-        drop(permit);
-    });
-    let delivered = match tokio::time::timeout(opts.wait, &mut rx).await {
+        .instrument(job_span.clone()),
+    );
+    let waiting = Instant::now();
+    let waited = tokio::time::timeout(opts.wait, &mut rx).await;
+    ctx.timings.add_awaited(waiting.elapsed());
+    let delivered = match waited {
         Ok(Ok(d)) => Some(d),
         Ok(Err(_)) => None,
         Err(_) => {
@@ -386,7 +501,16 @@ async fn lambda_path(
                 None => {
                     // The client gets the id and may read the record later: journal it
                     // so a crash before completion still leaves a record.
-                    if let Err(e) = recorder.pending(&skeleton).await {
+                    let journaled = ctx
+                        .timings
+                        .time(
+                            Phase::Record,
+                            recorder
+                                .pending(&skeleton)
+                                .instrument(phase_span("journal")),
+                        )
+                        .await;
+                    if let Err(e) = journaled {
                         tracing::error!(%tid, error = %e, "cannot journal a still-running invocation");
                     }
                     None
@@ -404,17 +528,20 @@ async fn lambda_path(
         Outcome::Done { activation, .. } => response::completed(&activation, opts.result, tid),
         Outcome::Fallback(f) => {
             tracing::info!(tid = %f.ctx.tid, reason = %f.error, "Lambda unavailable; invocation sent to the controller");
+            f.ctx.timings.set_path(Path::Fallback);
             // In its own task: a client that disconnects now must not cancel the only
             // attempt to run the invocation.
-            let forward = tokio::spawn(async move {
-                proxy::forward(&f.rt.controller, f.replay.to_request(), &f.ctx).await
-            });
+            let span = f.ctx.span.clone();
+            let forward = tokio::spawn(
+                async move { proxy::forward(&f.rt.controller, f.replay.to_request(), &f.ctx).await }
+                    .instrument(span),
+            );
             match forward.await {
                 Ok(resp) => resp,
                 Err(_) => WhiskError::internal().render(tid),
             }
         }
-        Outcome::Refused { error, ctx, .. } => refusal(&error).render(&ctx.tid),
+        Outcome::Refused { error, tid, .. } => refusal(&error).render(&tid),
     }
 }
 
@@ -477,7 +604,7 @@ enum Outcome {
     Refused {
         activation: Box<Activation>,
         recorder: Arc<Recorder>,
-        ctx: RequestContext,
+        tid: crate::whisk::TransactionId,
         error: LambdaError,
     },
 }
@@ -489,7 +616,12 @@ impl Outcome {
             Outcome::Done {
                 activation,
                 recorder,
-            } => recorder.complete(*activation).await,
+            } => {
+                recorder
+                    .complete(*activation)
+                    .instrument(phase_span("record"))
+                    .await;
+            }
             Outcome::Fallback(f) => f.run_in_background().await,
             Outcome::Refused {
                 activation,
@@ -498,7 +630,10 @@ impl Outcome {
                 ..
             } => {
                 tracing::warn!(activation_id = %activation.activation_id, %error, "invocation refused by Lambda with no fallback");
-                recorder.complete(*activation).await;
+                recorder
+                    .complete(*activation)
+                    .instrument(phase_span("record"))
+                    .await;
             }
         }
     }
@@ -513,7 +648,11 @@ impl Drop for Delivered {
         if let Some(outcome) = self.0.take()
             && let Ok(handle) = tokio::runtime::Handle::try_current()
         {
-            handle.spawn(outcome.finish_in_background());
+            handle.spawn(
+                outcome
+                    .finish_in_background()
+                    .instrument(tracing::Span::current()),
+            );
         }
     }
 }
@@ -578,6 +717,13 @@ impl FallbackJob {
                     text
                 ));
             }
+        }
+        if let Some(a) = record
+            .annotations
+            .iter_mut()
+            .find(|a| a.key == OWL_ANNOTATION)
+        {
+            a.value = self.ctx.timings.annotation(Path::Fallback);
         }
         if let Some(cid) = controller_id {
             record.annotations.push(Annotation {
@@ -680,10 +826,14 @@ impl Job {
                     None,
                     wait_ms,
                 );
+                self.gw
+                    .metrics
+                    .openwhisk
+                    .record(&activation, &self.identity.namespace);
                 return Outcome::Refused {
                     activation: Box::new(activation),
                     recorder: self.recorder,
-                    ctx: self.ctx,
+                    tid: self.ctx.tid.clone(),
                     error,
                 };
             }
@@ -718,6 +868,10 @@ impl Job {
             wait_ms,
             "activation completed on Lambda"
         );
+        self.gw
+            .metrics
+            .openwhisk
+            .record(&activation, &self.identity.namespace);
         Outcome::Done {
             activation: Box::new(activation),
             recorder: self.recorder,
@@ -727,18 +881,66 @@ impl Job {
     /// Calls Lambda through the function's breaker, retrying only what Lambda did not
     /// run (throttled before running, or not reachable).
     async fn call_lambda(&self) -> Result<lambda::LambdaReply, LambdaError> {
+        let span = tracing::info_span!(
+            target: traces::PHASE,
+            "lambda.invoke",
+            otel.kind = "client",
+            faas.invoked_provider = "aws",
+            faas.invoked_name = %self.request.function,
+            owl.route = %self.route_pattern,
+            owl.attempts = tracing::field::Empty,
+            owl.outcome = tracing::field::Empty,
+        );
+        let started = Instant::now();
+        let (result, attempts) = self.call_with_retries(&span).instrument(span.clone()).await;
+        self.ctx.timings.add(Phase::Lambda, started.elapsed());
+        if traces::enabled() {
+            span.record("owl.attempts", attempts);
+            span.record(
+                "owl.outcome",
+                match &result {
+                    Ok(r) if r.function_error.is_some() => "function_error",
+                    Ok(_) => "ok",
+                    Err(e) => e.kind(),
+                },
+            );
+        }
+        result
+    }
+
+    /// Calls Lambda through the function's breaker, retrying only what Lambda did not
+    /// run (throttled before running, or not reachable). Returns the outcome and the
+    /// number of attempts.
+    async fn call_with_retries(
+        &self,
+        span: &tracing::Span,
+    ) -> (Result<lambda::LambdaReply, LambdaError>, u32) {
         let cfg = &self.rt.policy.lambda;
         let function = self.request.function.as_str();
+        let metrics = &self.gw.metrics;
         let mut attempt = 0;
         loop {
             if let crate::lambda::breaker::Permit::Open(wait) =
                 self.gw.breakers.check(function, cfg.breaker_cooldown)
             {
-                return Err(LambdaError::BreakerOpen {
+                let e = LambdaError::BreakerOpen {
                     retry_after: wait.as_secs().max(1),
-                });
+                };
+                self.count_error(&e);
+                return (Err(e), attempt);
             }
-            let result = self.rt.lambda.invoke(self.request.clone()).await;
+            let call_started = Instant::now();
+            let result = self.rt.lambda.invoke(self.request.clone(), span).await;
+            metrics
+                .lambda_call_duration
+                .get_or_create(&crate::telemetry::RouteLabels {
+                    route: self.route_pattern.clone(),
+                })
+                .observe(call_started.elapsed().as_secs_f64());
+            attempt += 1;
+            if let Err(e) = &result {
+                self.count_error(e);
+            }
             let lambda_failed = matches!(
                 &result,
                 Err(LambdaError::Throttled { .. }
@@ -760,15 +962,35 @@ impl Job {
                 Err(LambdaError::Unreachable(_)) => true,
                 _ => false,
             };
-            if !retryable || attempt >= cfg.retries {
-                return result;
+            if !retryable || attempt > cfg.retries {
+                return (result, attempt);
             }
-            attempt += 1;
             // Exponential backoff (50 ms, 100 ms, ...) with jitter, so gateways that
             // were throttled together do not retry together.
             let base = 25u64 << attempt.min(8);
             let delay = rand::rng().random_range(base / 2..=base);
             tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
+    }
+
+    /// Counts a Lambda call that produced no reply.
+    fn count_error(&self, e: &LambdaError) {
+        let metrics = &self.gw.metrics;
+        metrics
+            .lambda_errors
+            .get_or_create(&crate::telemetry::LambdaErrorLabels {
+                route: self.route_pattern.clone(),
+                reason: e.kind(),
+            })
+            .inc();
+        if let LambdaError::Throttled { reason, .. } = e {
+            metrics
+                .lambda_throttles
+                .get_or_create(&crate::telemetry::LambdaThrottleLabels {
+                    route: self.route_pattern.clone(),
+                    reason: reason.clone(),
+                })
+                .inc();
         }
     }
 
@@ -838,6 +1060,11 @@ impl Job {
                 value: Value::String(b.clone()),
             });
         }
+        // owl's own: the path taken and where the time went.
+        annotations.push(Annotation {
+            key: OWL_ANNOTATION.into(),
+            value: self.ctx.timings.annotation(Path::Lambda),
+        });
         Activation {
             namespace: self.identity.namespace.clone(),
             name: self.metadata.path.action.clone(),

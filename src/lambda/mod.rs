@@ -8,6 +8,7 @@
 pub mod breaker;
 pub mod logs;
 pub mod outcome;
+mod trace_context;
 
 pub use outcome::{LambdaReply, RunResult, interpret};
 
@@ -261,7 +262,13 @@ impl LambdaInvoker {
     }
 
     /// Invokes synchronously (`RequestResponse`) and returns the function's answer.
-    pub async fn invoke(&self, req: InvokeRequest) -> Result<LambdaReply, LambdaError> {
+    /// With tracing on, the call's phases are spans under `span` and its context goes
+    /// to Lambda.
+    pub async fn invoke(
+        &self,
+        req: InvokeRequest,
+        span: &tracing::Span,
+    ) -> Result<LambdaReply, LambdaError> {
         if req.payload.len() > MAX_REQUEST_BYTES {
             return Err(LambdaError::TooLarge);
         }
@@ -277,7 +284,15 @@ impl LambdaInvoker {
         if self.log_tail {
             call = call.log_type(LogType::Tail);
         }
-        let out = call.send().await.map_err(classify)?;
+        let out = if crate::telemetry::traces::enabled() && !span.is_disabled() {
+            call.customize()
+                .interceptor(trace_context::TraceInterceptor::new(span.clone()))
+                .send()
+                .await
+        } else {
+            call.send().await
+        }
+        .map_err(classify)?;
         let log_tail = out.log_result().and_then(|b64| {
             base64::engine::general_purpose::STANDARD
                 .decode(b64)

@@ -188,19 +188,33 @@ impl Throttles {
         })
     }
 
-    fn rejected(&self, e: WhiskError) -> WhiskError {
-        let reason = if e
+    fn rejected(&self, ns: &str, e: WhiskError) -> WhiskError {
+        let rate = e
             .message
-            .starts_with("Too many requests in the last minute")
-        {
-            "rate"
-        } else {
-            "concurrency"
-        };
+            .starts_with("Too many requests in the last minute");
         self.metrics
             .throttle_rejections
-            .get_or_create(&ThrottleLabels { reason })
+            .get_or_create(&ThrottleLabels {
+                reason: if rate { "rate" } else { "concurrency" },
+            })
             .inc();
+        // OpenWhisk's user-events names: TimedRateLimit and ConcurrentRateLimit.
+        let labels = crate::telemetry::NamespaceLabels {
+            namespace: ns.to_string(),
+        };
+        if rate {
+            self.metrics
+                .openwhisk
+                .limit_timed
+                .get_or_create(&labels)
+                .inc();
+        } else {
+            self.metrics
+                .openwhisk
+                .limit_concurrent
+                .get_or_create(&labels)
+                .inc();
+        }
         e
     }
 
@@ -215,7 +229,7 @@ impl Throttles {
                         held: Held::Redis(redis.clone(), lease),
                     });
                 }
-                Ok(Err(e)) => return Err(self.rejected(e)),
+                Ok(Err(e)) => return Err(self.rejected(ns, e)),
                 Err(e) => {
                     if !degrade {
                         tracing::warn!(error = %e, "Redis unreachable; rejecting (on_redis_error = reject)");
@@ -233,7 +247,7 @@ impl Throttles {
                 ns: ns.to_string(),
                 held: Held::Local(self.local.clone()),
             }),
-            Err(e) => Err(self.rejected(e)),
+            Err(e) => Err(self.rejected(ns, e)),
         }
     }
 

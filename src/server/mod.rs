@@ -11,6 +11,8 @@ use crate::context::RequestContext;
 use crate::controller::proxy;
 use crate::gateway::Gateway;
 use crate::invoke;
+use crate::telemetry::timing::{Phase, Timings};
+use crate::telemetry::traces;
 use crate::whisk::TransactionId;
 use crate::whisk::names::split_invoke_path;
 use axum::Router;
@@ -29,6 +31,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
+use tracing::Instrument;
 
 /// Facts about the connection a request arrived on.
 #[derive(Debug, Clone, Copy)]
@@ -65,22 +68,21 @@ pub async fn dispatch(State(gw): State<Arc<Gateway>>, req: Request) -> Response 
         )
         .render(&tid);
     };
-    let conn = req.extensions().get::<ConnectionInfo>().copied();
+    let received = Instant::now();
+    let received_at = SystemTime::now();
     let tid_header = req.headers().get("x-request-id");
     let tid = TransactionId::from_header(tid_header);
     let client_tid =
         tid_header.is_some_and(|v| v.to_str().ok().map(str::trim) == Some(tid.as_str()));
-    let received = Instant::now();
-    let received_at = SystemTime::now();
-    let rt = gw.runtime();
-    let proxy_authorization = if rt.directory.exchanges_tokens() {
-        match Caller::from_headers(req.headers(), true) {
-            Ok(caller @ Caller::Bearer(_)) => rt.directory.proxy_authorization(&caller, &tid).await,
-            _ => None,
-        }
-    } else {
-        None
-    };
+    let span = traces::request_span(
+        span_name(req.method(), req.uri().path()),
+        req.method(),
+        req.uri().path(),
+        req.headers(),
+        tid.as_str(),
+    );
+    let timings = Arc::new(Timings::default());
+    let conn = req.extensions().get::<ConnectionInfo>().copied();
     let ctx = RequestContext {
         tid,
         received,
@@ -88,8 +90,49 @@ pub async fn dispatch(State(gw): State<Arc<Gateway>>, req: Request) -> Response 
         peer: conn.map(|c| c.peer),
         tls: conn.is_some_and(|c| c.tls),
         client_tid,
-        proxy_authorization,
+        proxy_authorization: None,
+        timings: timings.clone(),
+        span: span.clone(),
     };
+    let resp = route(gw.clone(), req, ctx).instrument(span.clone()).await;
+    finish(&gw, resp, &timings, received, &span)
+}
+
+/// A low-cardinality name for the request's span (OpenTelemetry's HTTP conventions:
+/// method and route template, or the method alone).
+fn span_name(method: &Method, path: &str) -> &'static str {
+    if *method == Method::POST && split_invoke_path(path).is_some() {
+        return "POST /api/v1/namespaces/{namespace}/actions/{action}";
+    }
+    if *method == Method::GET && activation::api::split_path(path).is_some() {
+        return "GET /api/v1/namespaces/{namespace}/activations";
+    }
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        _ => "HTTP",
+    }
+}
+
+/// Sends the request the way it must go.
+async fn route(gw: Arc<Gateway>, req: Request, mut ctx: RequestContext) -> Response {
+    let rt = gw.runtime();
+    if rt.directory.exchanges_tokens()
+        && let Ok(caller @ Caller::Bearer(_)) = Caller::from_headers(req.headers(), true)
+    {
+        ctx.proxy_authorization = ctx
+            .timings
+            .time(
+                Phase::Auth,
+                rt.directory.proxy_authorization(&caller, &ctx.tid),
+            )
+            .await;
+    }
     // No request body may stall: each piece must arrive within body_read_timeout
     // (the Lambda path answers 408; a proxied upload is abandoned).
     let idle = rt.policy.server.body_read_timeout;
@@ -109,6 +152,34 @@ pub async fn dispatch(State(gw): State<Arc<Gateway>>, req: Request) -> Response 
         return invoke::response::options(&ctx.tid);
     }
     proxy::forward(&rt.controller, req, &ctx).await
+}
+
+/// Adds `Server-Timing` (and `traceresponse` when tracing) to a response and counts
+/// it.
+fn finish(
+    gw: &Gateway,
+    mut resp: Response,
+    timings: &Timings,
+    received: Instant,
+    span: &tracing::Span,
+) -> Response {
+    let total = received.elapsed();
+    let path = timings.path();
+    let headers = resp.headers_mut();
+    headers.append(
+        http::header::HeaderName::from_static("server-timing"),
+        timings.server_timing(total),
+    );
+    if let Some(v) = traces::traceresponse(span) {
+        headers.insert(http::header::HeaderName::from_static("traceresponse"), v);
+    }
+    gw.metrics
+        .observe_request(path.label(), resp.status(), total, timings.awaited());
+    if traces::enabled() {
+        span.record("http.response.status_code", resp.status().as_u16());
+        span.record("owl.path", path.label());
+    }
+    resp
 }
 
 fn metrics(gw: &Gateway) -> Response {

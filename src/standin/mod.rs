@@ -183,6 +183,9 @@ pub struct Counters {
     pub metadata_lookups: AtomicU64,
     /// Every request.
     pub requests: AtomicU64,
+    /// `traceparent` of each request that carried one (method, path, value), the
+    /// latest 1000: shows trace propagation.
+    pub traceparents: Mutex<Vec<(String, String, String)>>,
 }
 
 struct Inner {
@@ -435,6 +438,21 @@ fn decode(s: &str) -> String {
 
 async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
     inner.counters.requests.fetch_add(1, Ordering::SeqCst);
+    if let Some(tp) = req
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        && let Ok(mut seen) = inner.counters.traceparents.lock()
+    {
+        if seen.len() >= 1000 {
+            seen.remove(0);
+        }
+        seen.push((
+            req.method().to_string(),
+            req.uri().path().to_string(),
+            tp.to_string(),
+        ));
+    }
     let tid = TransactionId::from_header(req.headers().get("x-request-id"));
     let path = req.uri().path().to_string();
     let segments: Vec<String> = path

@@ -17,8 +17,20 @@ pub struct OwlProcess {
 impl OwlProcess {
     /// Starts `owl serve --policy <policy_file>` and waits for `/healthz`.
     pub async fn start(policy_file: &Path) -> Self {
+        Self::start_with(policy_file, &[], &[], None).await
+    }
+
+    /// Like [`start`](Self::start) with extra global `args` (e.g. `--log-format json`),
+    /// environment and, optionally, stderr written to a file.
+    pub async fn start_with(
+        policy_file: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        stderr: Option<&Path>,
+    ) -> Self {
         let port = owl::demo::ministack::free_port().unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_owl"))
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_owl"));
+        cmd.args(args)
             .args(["serve", "--policy"])
             .arg(policy_file)
             .args(["--listen", &format!("127.0.0.1:{port}")])
@@ -26,9 +38,14 @@ impl OwlProcess {
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("OWL_LOG", "error")
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn owl");
+            .stderr(match stderr {
+                Some(p) => Stdio::from(std::fs::File::create(p).expect("stderr file")),
+                None => Stdio::inherit(),
+            });
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn owl");
         let url = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(30);
         while client().get(format!("{url}/healthz")).send().await.is_err() {
