@@ -5,8 +5,8 @@
 //!
 //! Each configuration runs in its own child process (the gateway, the stand-in
 //! controller and an in-process Invoke endpoint that answers at once); this process
-//! generates the load and runs the OTLP receiver. Configurations alternate, three
-//! rounds each; medians are reported. A run with any failed request is refused.
+//! generates the load and runs the OTLP receiver (pinned to different cores where
+//! there are two). Configurations alternate, five rounds each; medians are reported. A run with any failed request is refused.
 //!
 //! Run: `cargo bench --bench telemetry`.
 
@@ -21,7 +21,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
+static PIN_GATEWAY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 const CONCURRENCY: usize = 16;
 const THROUGHPUT_WINDOW: Duration = Duration::from_secs(5);
 const LATENCY_SAMPLES: usize = 3_000;
@@ -33,6 +34,20 @@ fn main() {
     }
     if let Some(i) = args.iter().position(|a| a == "--child") {
         return child(&args[i + 1]);
+    }
+    // With two or more cores: the gateway on core 0, this process (load and the OTLP
+    // receiver) on the last one, so the two do not steal each other's time.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cores >= 2 {
+        let _ = Command::new("taskset")
+            .args([
+                "-acp",
+                &(cores - 1).to_string(),
+                &std::process::id().to_string(),
+            ])
+            .stdout(Stdio::null())
+            .status();
+        PIN_GATEWAY.store(true, Ordering::Relaxed);
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -224,10 +239,22 @@ async fn measure(url: &str) -> Run {
 async fn parent() {
     let (sink, exports) = otlp_sink().await;
     let exe = std::env::current_exe().unwrap();
+    // OWL_BENCH_MODES=on runs one configuration only (e.g. under a profiler).
+    let modes: Vec<&str> = match std::env::var("OWL_BENCH_MODES").as_deref() {
+        Ok("on") => vec!["on"],
+        Ok("off") => vec!["off"],
+        _ => vec!["off", "on"],
+    };
     let mut results: Vec<(&str, Run)> = Vec::new();
     for round in 1..=ROUNDS {
-        for mode in ["off", "on"] {
-            let mut cmd = Command::new(&exe);
+        for mode in modes.iter().copied() {
+            let mut cmd = if PIN_GATEWAY.load(Ordering::Relaxed) {
+                let mut c = Command::new("taskset");
+                c.args(["-c", "0"]).arg(&exe);
+                c
+            } else {
+                Command::new(&exe)
+            };
             cmd.args(["--child", mode])
                 .env("OWL_LOG", "info")
                 .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
@@ -264,6 +291,9 @@ async fn parent() {
             );
             results.push((mode, run));
         }
+    }
+    if modes.len() < 2 {
+        return;
     }
     let med = |mode: &str, f: &dyn Fn(&Run) -> f64| {
         median(

@@ -1,4 +1,4 @@
-//! The command line: `owl serve`, `owl policy check|explain`, `owl demo`.
+//! The command line: `owl serve`, `owl policy check|explain`, `owl demo`, `owl bench`.
 
 use crate::gateway::Gateway;
 use crate::policy::{Policy, explain::explain};
@@ -63,6 +63,51 @@ pub enum Command {
         #[arg(long)]
         once: bool,
     },
+    /// Compare the standard path and the direct path on a real deployment: invoke the
+    /// same action through the OpenWhisk API host and through owl in front of it, and
+    /// print latency, throughput and the activations' waitTime/initTime/duration.
+    Bench(BenchArgs),
+}
+
+/// `owl bench` options.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// The OpenWhisk API host (the standard path), e.g. https://openwhisk.example.com.
+    #[arg(long)]
+    pub standard: String,
+    /// owl in front of it (the direct path), e.g. http://owl.example.com:8080.
+    #[arg(long)]
+    pub direct: String,
+    /// The action, NAMESPACE/ACTION or NAMESPACE/PACKAGE/ACTION; owl's policy should
+    /// map it to Lambda.
+    #[arg(long)]
+    pub action: String,
+    /// UUID:KEY of a namespace allowed to invoke it (as AUTH in ~/.wskprops).
+    #[arg(long, env = "OWL_BENCH_AUTH", hide_env_values = true)]
+    pub auth: String,
+    /// The action's parameters, a JSON object.
+    #[arg(long, default_value = "{}")]
+    pub params: String,
+    /// Open-loop rate, invocations per second (mind the namespace's invocation limits).
+    #[arg(long, default_value_t = 5.0)]
+    pub rate: f64,
+    /// Length of each run, e.g. 20s.
+    #[arg(long, default_value = "20s", value_parser = parse_duration_arg)]
+    pub duration: std::time::Duration,
+    /// Closed-loop connections for a maximum-throughput run (0: skip it).
+    #[arg(long, default_value_t = 0)]
+    pub connections: usize,
+    /// Repetitions; the two paths alternate within each.
+    #[arg(long, default_value_t = 3)]
+    pub repetitions: usize,
+    /// Warm-up invocations per path.
+    #[arg(long, default_value_t = 10)]
+    pub warm_up: usize,
+}
+
+fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
+    crate::policy::parse_duration(s)
+        .ok_or_else(|| format!("{s:?} is not a duration such as 500ms, 20s or 2m"))
 }
 
 /// `owl policy` subcommands.
@@ -115,6 +160,29 @@ pub fn main() -> ExitCode {
             let _ = telemetry::logging::init(json, default_level, false);
             crate::demo::run(policy, listen, once).await
         }),
+        Command::Bench(args) => block_on(async move {
+            let _ = telemetry::logging::init(json, "warn", false);
+            let report = crate::loadtest::compare::compare(&args.into()).await?;
+            print!("{report}");
+            Ok(())
+        }),
+    }
+}
+
+impl From<BenchArgs> for crate::loadtest::compare::CompareOptions {
+    fn from(a: BenchArgs) -> Self {
+        Self {
+            standard: a.standard,
+            direct: a.direct,
+            action: a.action,
+            auth: a.auth,
+            params: a.params,
+            rate: a.rate,
+            duration: a.duration,
+            connections: a.connections,
+            repetitions: a.repetitions,
+            warm_up: a.warm_up,
+        }
     }
 }
 

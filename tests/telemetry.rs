@@ -972,18 +972,16 @@ async fn export_round_trip(protocol: &str) -> (String, Vec<(String, String, Stri
     let c = standin(vec![StandinAction::new("guest/act", Behaviour::Echo)]).await;
     let dir = tempfile::tempdir().unwrap();
     let file = process_policy(dir.path(), &c.url(), &fake.url);
-    let mut owl = OwlProcess::start_with(
-        &file,
-        &[],
-        &[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", rx.url.as_str()),
-            ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
-            // Long enough that only the flush at shutdown exports.
-            ("OTEL_BSP_SCHEDULE_DELAY", "60000"),
-        ],
-        None,
-    )
-    .await;
+    let mut env = vec![
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", rx.url.as_str()),
+        // Long enough that only the flush at shutdown exports.
+        ("OTEL_BSP_SCHEDULE_DELAY", "60000"),
+    ];
+    // http/protobuf is the default: only JSON is asked for explicitly.
+    if protocol != "http/protobuf" {
+        env.push(("OTEL_EXPORTER_OTLP_PROTOCOL", protocol));
+    }
+    let mut owl = OwlProcess::start_with(&file, &[], &env, None).await;
     let (trace, _, tp) = client_trace();
     let (s, h, _) = traced_invoke(&owl.invoke_url("guest/act", "blocking=true"), &tp).await;
     assert_eq!(s, 200);
@@ -1045,7 +1043,7 @@ async fn owl_serve_exports_spans_over_otlp_http_json_and_flushes_them_at_shutdow
 }
 
 #[tokio::test]
-async fn owl_serve_exports_spans_over_otlp_http_protobuf() {
+async fn owl_serve_exports_spans_over_otlp_http_protobuf_by_default() {
     let (trace, spans, _) = export_round_trip("http/protobuf").await;
     check_exported(&trace, &spans);
 }

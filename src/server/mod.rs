@@ -95,7 +95,9 @@ pub async fn dispatch(State(gw): State<Arc<Gateway>>, req: Request) -> Response 
         span: span.clone(),
     };
     let resp = route(gw.clone(), req, ctx).instrument(span.clone()).await;
-    finish(&gw, resp, &timings, received, &span)
+    let resp = finish(&gw, resp, &timings, received, &span);
+    traces::close_later(span);
+    resp
 }
 
 /// A low-cardinality name for the request's span (OpenTelemetry's HTTP conventions:

@@ -38,15 +38,18 @@ pub fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
 }
 
-/// Whether the environment asks for trace export, and with what protocol.
-fn configured() -> anyhow::Result<bool> {
+/// The OTLP encoding the environment asks for, when it asks for trace export at all.
+/// The default is `http/protobuf`, as the OpenTelemetry specification says (the
+/// exporter crate would otherwise pick JSON when its JSON feature is compiled in, which
+/// costs several times more CPU per span).
+fn configured() -> anyhow::Result<Option<opentelemetry_otlp::Protocol>> {
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
     if var("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
-        return Ok(false);
+        return Ok(None);
     }
     if let Some(e) = var("OTEL_TRACES_EXPORTER") {
         match e.as_str() {
-            "none" => return Ok(false),
+            "none" => return Ok(None),
             "otlp" => {}
             other => anyhow::bail!(
                 "OTEL_TRACES_EXPORTER={other} is not supported: owl exports traces with OTLP (or set it to none)"
@@ -56,12 +59,13 @@ fn configured() -> anyhow::Result<bool> {
     if var("OTEL_EXPORTER_OTLP_ENDPOINT").is_none()
         && var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_none()
     {
-        return Ok(false);
+        return Ok(None);
     }
     let protocol =
         var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL").or_else(|| var("OTEL_EXPORTER_OTLP_PROTOCOL"));
     match protocol.as_deref() {
-        None | Some("http/protobuf") | Some("http/json") => Ok(true),
+        None | Some("http/protobuf") => Ok(Some(opentelemetry_otlp::Protocol::HttpBinary)),
+        Some("http/json") => Ok(Some(opentelemetry_otlp::Protocol::HttpJson)),
         Some(p) => anyhow::bail!(
             "OTEL_EXPORTER_OTLP_PROTOCOL={p} is not supported: owl exports OTLP over HTTP (http/protobuf or http/json)"
         ),
@@ -83,14 +87,15 @@ fn export_timeout() -> Duration {
 /// A tracer provider exporting over OTLP/HTTP in batches, configured from the
 /// environment; `None` when no OTLP endpoint is configured. Needs a Tokio runtime.
 pub fn provider_from_env() -> anyhow::Result<Option<SdkTracerProvider>> {
-    if !configured()? {
+    let Some(protocol) = configured()? else {
         return Ok(None);
-    }
+    };
     let client = OtlpHttpClient::new(tokio::runtime::Handle::current(), export_timeout())?;
     let exporter = {
-        use opentelemetry_otlp::WithHttpConfig as _;
+        use opentelemetry_otlp::{WithExportConfig as _, WithHttpConfig as _};
         opentelemetry_otlp::SpanExporter::builder()
             .with_http()
+            .with_protocol(protocol)
             .with_http_client(client)
             .build()?
     };
@@ -114,6 +119,16 @@ pub fn resource() -> opentelemetry_sdk::Resource {
         b = b.with_service_name("owl");
     }
     b.build()
+}
+
+/// Ends the request span after the response has been written rather than before:
+/// closing a span builds and queues its OpenTelemetry record, work the client need not
+/// wait for. The drop runs in a task spawned on this worker, which runs once the
+/// connection task has flushed the response and yields.
+pub fn close_later(span: tracing::Span) {
+    if enabled() && tokio::runtime::Handle::try_current().is_ok() {
+        tokio::spawn(async move { drop(span) });
+    }
 }
 
 /// The layer that turns owl's spans into OpenTelemetry spans of `provider`; installing
