@@ -1060,7 +1060,8 @@ async fn json_logs_carry_the_request_and_trace_ids() {
         &file,
         &["--log-format", "json"],
         &[
-            ("OWL_LOG", "info"),
+            // The per-activation line is a debug line.
+            ("OWL_LOG", "owl=debug,info"),
             ("OTEL_EXPORTER_OTLP_ENDPOINT", rx.url.as_str()),
         ],
         Some(&log),
@@ -1089,7 +1090,7 @@ async fn json_logs_carry_the_request_and_trace_ids() {
         .unwrap_or_else(|| panic!("no completion line in {text}"));
     assert_eq!(completed["span"]["tid"], "my-request-0001");
     assert_eq!(completed["span"]["trace_id"], trace.to_string());
-    assert_eq!(completed["level"], "INFO");
+    assert_eq!(completed["level"], "DEBUG");
     assert!(
         !text.contains(&guest_key()),
         "credentials never reach the logs"

@@ -858,7 +858,9 @@ impl Job {
             init_ms,
             wait_ms,
         );
-        tracing::info!(
+        // Debug, not info: one line per invocation would cost more CPU than the rest
+        // of owl's own work on the path; metrics and the record carry the same facts.
+        tracing::debug!(
             tid = %self.ctx.tid,
             activation_id = %activation.activation_id,
             action = %self.metadata.path,

@@ -197,6 +197,11 @@ pub async fn sdk_config(
 ) -> anyhow::Result<aws_config::SdkConfig> {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .retry_config(RetryConfig::standard().with_max_attempts(1))
+        // owl bounds every call itself (the invocation's guard timeout); the SDK's
+        // per-body throughput monitor only adds timers to each request.
+        .stalled_stream_protection(
+            aws_sdk_lambda::config::StalledStreamProtectionConfig::disabled(),
+        )
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(cfg.connect_timeout)

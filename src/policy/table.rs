@@ -14,8 +14,12 @@ pub struct RoutingTable {
     exact: HashMap<String, usize>,
     /// Routes with wildcards, bucketed by literal namespace, in file order.
     wildcard_by_namespace: HashMap<String, Vec<usize>>,
-    /// Routes with a `*` namespace and some other wildcard or not, in file order.
-    wildcard_any_namespace: Vec<usize>,
+    /// Routes with a `*` namespace and a literal action, by action name, in file order.
+    any_namespace_by_action: HashMap<String, Vec<usize>>,
+    /// Routes with a `*` namespace, a `*` action and a literal package, by package.
+    any_namespace_by_package: HashMap<String, Vec<usize>>,
+    /// Routes with a `*` namespace and nothing literal to index them by, in file order.
+    any_namespace_rest: Vec<usize>,
     /// Action-name literals of all routes (for the no-auth fast path).
     action_names: HashSet<String>,
     /// True if some route has `*` as its action segment.
@@ -42,7 +46,19 @@ impl RoutingTable {
                         .entry(ns.clone())
                         .or_default()
                         .push(i),
-                    Segment::Any => t.wildcard_any_namespace.push(i),
+                    Segment::Any => match (&r.pattern.action, &r.pattern.package) {
+                        (Segment::Literal(a), _) => t
+                            .any_namespace_by_action
+                            .entry(a.clone())
+                            .or_default()
+                            .push(i),
+                        (Segment::Any, Some(Segment::Literal(p))) => t
+                            .any_namespace_by_package
+                            .entry(p.clone())
+                            .or_default()
+                            .push(i),
+                        _ => t.any_namespace_rest.push(i),
+                    },
                 }
             }
         }
@@ -72,6 +88,11 @@ impl RoutingTable {
     }
 
     /// The first route (in file order) covering `path`, whose namespace is resolved.
+    ///
+    /// A hash lookup for exact routes, then a scan of only those wildcard buckets that
+    /// could cover the path (by namespace, or for `*` namespaces by action or package
+    /// name); each bucket is in file order and its scan stops at the best index so far,
+    /// so the cost does not grow with the size of the table.
     pub fn find(&self, path: &ActionPath) -> Option<&Route> {
         let mut best = self.exact.get(&path.to_path_string()).copied();
         let scan = |candidates: &[usize], best: &mut Option<usize>| {
@@ -88,7 +109,17 @@ impl RoutingTable {
         if let Some(c) = self.wildcard_by_namespace.get(&path.namespace) {
             scan(c, &mut best);
         }
-        scan(&self.wildcard_any_namespace, &mut best);
+        if let Some(c) = self.any_namespace_by_action.get(&path.action) {
+            scan(c, &mut best);
+        }
+        if let Some(c) = path
+            .package
+            .as_ref()
+            .and_then(|p| self.any_namespace_by_package.get(p))
+        {
+            scan(c, &mut best);
+        }
+        scan(&self.any_namespace_rest, &mut best);
         best.map(|i| &self.routes[i])
     }
 
@@ -195,5 +226,49 @@ mod tests {
         assert_eq!(found(&t, "ns4999/action4999"), Some(4999));
         assert_eq!(found(&t, "ns4999/other"), Some(9999));
         assert_eq!(found(&t, "nsX/other"), None);
+    }
+
+    #[test]
+    fn indexed_lookup_agrees_with_a_linear_first_match() {
+        // Every kind of pattern, interleaved, including ones indexed by action or
+        // package under a `*` namespace and fully wild ones.
+        let names = ["a", "b", "c"];
+        let mut patterns = Vec::new();
+        for ns in ["n1", "n2", "*"] {
+            for pkg in [None, Some("p"), Some("q"), Some("*")] {
+                for act in ["a", "b", "*"] {
+                    patterns.push(match pkg {
+                        Some(p) => format!("{ns}/{p}/{act}"),
+                        None => format!("{ns}/{act}"),
+                    });
+                }
+            }
+        }
+        // Several orders, so each bucket is sometimes first and sometimes last.
+        for rotation in [0, 7, 13, 29] {
+            let mut ps = patterns.clone();
+            let n = ps.len();
+            ps.rotate_left(rotation % n);
+            ps.reverse();
+            let refs: Vec<&str> = ps.iter().map(String::as_str).collect();
+            let t = table(&refs);
+            for ns in ["n1", "n2", "n3"] {
+                for pkg in [None, Some("p"), Some("q"), Some("r")] {
+                    for act in names {
+                        let path = match pkg {
+                            Some(p) => format!("{ns}/{p}/{act}"),
+                            None => format!("{ns}/{act}"),
+                        };
+                        let p = ActionPath::parse(&path).unwrap();
+                        let linear = t.routes().iter().find(|r| r.pattern.matches(&p));
+                        assert_eq!(
+                            t.find(&p).map(|r| r.index),
+                            linear.map(|r| r.index),
+                            "{path} with rotation {rotation}"
+                        );
+                    }
+                }
+            }
+        }
     }
 }
