@@ -1,4 +1,5 @@
-//! The command line: `owl serve`, `owl policy check|explain`, `owl demo`, `owl bench`.
+//! The command line: `owl serve`, `owl policy check|explain`, `owl demo`, `owl bench`,
+//! `owl sync`.
 
 use crate::gateway::Gateway;
 use crate::policy::{Policy, explain::explain};
@@ -67,6 +68,27 @@ pub enum Command {
     /// same action through the OpenWhisk API host and through owl in front of it, and
     /// print latency, throughput and the activations' waitTime/initTime/duration.
     Bench(BenchArgs),
+    /// Keep a Lambda function in step with every action the policy maps: create,
+    /// update and delete functions as actions change (docs/sync.md).
+    Sync(SyncArgs),
+}
+
+/// `owl sync` options.
+#[derive(Debug, clap::Args)]
+pub struct SyncArgs {
+    /// The policy file (its `[sync]` section and routes).
+    #[arg(long, env = "OWL_POLICY")]
+    pub policy: PathBuf,
+    /// Handle every pending change and a full pass, then exit (non-zero if an action
+    /// failed).
+    #[arg(long)]
+    pub once: bool,
+    /// Print what would be done, change nothing (implies --once).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Serve /metrics, /status and /healthz on this address while running.
+    #[arg(long, env = "OWL_SYNC_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// `owl bench` options.
@@ -159,6 +181,10 @@ pub fn main() -> ExitCode {
         } => block_on(async move {
             let _ = telemetry::logging::init(json, default_level, false);
             crate::demo::run(policy, listen, once).await
+        }),
+        Command::Sync(args) => block_on(async move {
+            let _ = telemetry::logging::init(json, default_level, false);
+            sync(args).await
         }),
         Command::Bench(args) => block_on(async move {
             let _ = telemetry::logging::init(json, "warn", false);
@@ -291,6 +317,44 @@ async fn serve(policy_file: PathBuf, listen: SocketAddr) -> anyhow::Result<()> {
     server::run(listener, server::app(gw.clone()), tls, limits, stop).await?;
     gw.shutdown(drain).await;
     tracing::info!("owl stopped");
+    Ok(())
+}
+
+/// `owl sync`: one pass (`--once`, `--dry-run`) printing its report, or follows the
+/// source until SIGTERM / SIGINT.
+async fn sync(args: SyncArgs) -> anyhow::Result<()> {
+    let policy = Policy::load(&args.policy).map_err(|e| anyhow::anyhow!("invalid policy:\n{e}"))?;
+    let syncer = crate::sync::Syncer::new(
+        policy,
+        crate::sync::SyncOptions {
+            dry_run: args.dry_run,
+            lambda_credentials: None,
+        },
+    )
+    .await?;
+    if args.once || args.dry_run {
+        let report = syncer.once().await?;
+        print!("{report}");
+        if report.has_failures() {
+            anyhow::bail!("some actions failed (see above); run again to retry them");
+        }
+        return Ok(());
+    }
+    if let Some(addr) = args.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+        tracing::info!(address = %listener.local_addr()?, "serving sync metrics");
+        let app = crate::sync::metrics_app(syncer.metrics());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::warn!(error = %e, "the metrics listener stopped");
+            }
+        });
+    }
+    tracing::info!("owl sync is following its source");
+    syncer.run(shutdown_signal()).await?;
+    tracing::info!("owl sync stopped");
     Ok(())
 }
 

@@ -27,5 +27,6 @@ pub mod reload;
 pub mod runtime;
 pub mod server;
 pub mod standin;
+pub mod sync;
 pub mod telemetry;
 pub mod whisk;

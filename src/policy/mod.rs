@@ -10,11 +10,13 @@ pub mod diagnostics;
 pub mod explain;
 mod reader;
 pub mod route;
+pub mod sync;
 pub mod table;
 
 pub use diagnostics::PolicyErrors;
 pub use reader::{format_duration, parse_duration};
 pub use route::{ActionPattern, Fallback, FunctionTemplate, PayloadMode, Route};
+pub use sync::{Architecture, SyncConfig, SyncSource};
 pub use table::RoutingTable;
 
 use diagnostics::Diagnostic;
@@ -307,6 +309,8 @@ pub struct Policy {
     pub activations: ActivationsConfig,
     /// `[couchdb]`, when present.
     pub couchdb: Option<CouchDbConfig>,
+    /// `[sync]`, when present (read by `owl sync` only).
+    pub sync: Option<SyncConfig>,
     /// The compiled `[[route]]`s.
     pub routes: RoutingTable,
     /// Non-fatal remarks (e.g. shadowed routes), located.
@@ -322,6 +326,7 @@ const TOP_KEYS: &[&str] = &[
     "limits",
     "activations",
     "couchdb",
+    "sync",
     "route",
 ];
 const AUTH_KEYS: &[&str] = &["source", "identities_file", "jwt"];
@@ -496,6 +501,7 @@ fn compile(
     let auth = compile_auth(top, base, has_couch, errors);
     let limits = compile_limits(top, errors);
     let activations = compile_activations(top, base, couchdb.as_ref(), errors);
+    let sync = sync::compile_sync(top, base, top.has("couchdb"), errors);
     let routes: Vec<Route> = top
         .array_of_tables("route", ROUTE_KEYS, errors)
         .iter()
@@ -523,6 +529,7 @@ fn compile(
         limits: limits?,
         activations: activations?,
         couchdb: couchdb.flatten(),
+        sync: sync?,
         routes,
         warnings,
     })

@@ -441,6 +441,33 @@ impl<'a, 'i> TableReader<'a, 'i> {
         }
     }
 
+    /// The entries of a free-form table (`[key]` whose keys are data, not settings):
+    /// each key and its value (as JSON) with their spans.
+    pub fn entries(
+        &self,
+        key: &str,
+        errors: &mut Errors,
+    ) -> Vec<(At<String>, At<serde_json::Value>)> {
+        let Some(v) = self.raw(key) else {
+            return Vec::new();
+        };
+        let DeValue::Table(t) = v.get_ref() else {
+            errors.push(
+                v.span(),
+                format!("`{key}` in {} must be a table", self.context),
+            );
+            return Vec::new();
+        };
+        t.iter()
+            .map(|(k, val)| {
+                (
+                    (k.get_ref().to_string(), k.span()),
+                    (to_json(val.get_ref()), val.span()),
+                )
+            })
+            .collect()
+    }
+
     /// True if `key` is present.
     pub fn has(&self, key: &str) -> bool {
         self.raw(key).is_some()

@@ -1,0 +1,268 @@
+//! An action as `owl sync` needs it, read from a whisks database document or from
+//! the controller's answer to `GET …/actions/{name}?code=true` (both shapes are
+//! OpenWhisk's `WhiskAction` JSON; the database may keep the code in an attachment).
+
+use crate::whisk::action::{DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_MS, is_truthy};
+use crate::whisk::names::ActionPath;
+use base64::Engine;
+use serde_json::Value;
+
+/// Where the action's code is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CodeRef {
+    /// No code (sequences; blackbox actions without a zip).
+    None,
+    /// Inline: source text, or base64 of a zip when the action is binary.
+    Inline(String),
+    /// The bytes themselves (an attachment inlined in its name, `mem:`).
+    Bytes(Vec<u8>),
+    /// A CouchDB attachment of the action's document, by name.
+    CouchAttachment(String),
+    /// An attachment in a store owl cannot read (e.g. OpenWhisk's S3 attachment store).
+    Unreadable(String),
+}
+
+/// The code, ready to package.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Code {
+    /// A source file.
+    Text(String),
+    /// A zip archive.
+    Zip(Vec<u8>),
+}
+
+/// One init parameter (`init: true`): becomes an environment variable.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InitParameter {
+    /// Name.
+    pub key: String,
+    /// Value.
+    pub value: Value,
+    /// True when OpenWhisk stored the value encrypted (owl cannot read it).
+    pub encrypted: bool,
+}
+
+/// What `owl sync` reads of an action.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActionDoc {
+    /// Where it lives.
+    pub path: ActionPath,
+    /// The document id, `ns/action` or `ns/pkg/action`.
+    pub id: String,
+    /// Semantic version.
+    pub version: String,
+    /// Exec kind (`nodejs:20`, `python:3.11`, `blackbox`, `sequence`…).
+    pub kind: String,
+    /// Entry point, when not `main`.
+    pub main: Option<String>,
+    /// True when the code is a (base64) zip.
+    pub binary: bool,
+    /// The code.
+    pub code: CodeRef,
+    /// Container image (blackbox).
+    pub image: Option<String>,
+    /// Time limit in ms.
+    pub timeout_ms: u64,
+    /// Memory in MB.
+    pub memory_mb: u64,
+    /// Init parameters, in order.
+    pub init_parameters: Vec<InitParameter>,
+    /// True for conductor actions (the controller runs their compositions).
+    pub conductor: bool,
+}
+
+impl ActionDoc {
+    /// Reads an action from its JSON (database document or controller answer); `None`
+    /// when it is not an action.
+    pub fn from_json(v: &Value) -> Option<Self> {
+        if v.get("entityType")
+            .and_then(Value::as_str)
+            .is_some_and(|t| t != "action")
+        {
+            return None;
+        }
+        let exec = v.get("exec")?.as_object()?;
+        let kind = exec.get("kind")?.as_str()?.to_string();
+        let namespace = v.get("namespace")?.as_str()?;
+        let name = v.get("name")?.as_str()?;
+        let (ns, pkg) = match namespace.split_once('/') {
+            Some((ns, pkg)) => (ns, Some(pkg)),
+            None => (namespace, None),
+        };
+        let path = ActionPath::new(ns, pkg, name);
+        let binary = exec.get("binary").and_then(Value::as_bool).unwrap_or(false);
+        // Java actions once kept their code under "jar".
+        let code = match exec.get("code").or_else(|| exec.get("jar")) {
+            None | Some(Value::Null) => CodeRef::None,
+            Some(Value::String(s)) => CodeRef::Inline(s.clone()),
+            Some(Value::Object(att)) => attachment(att),
+            Some(_) => CodeRef::Unreadable("`exec.code` is neither text nor an attachment".into()),
+        };
+        let limits = v.get("limits");
+        let limit = |k: &str, d: u64| {
+            limits
+                .and_then(|l| l.get(k))
+                .and_then(Value::as_u64)
+                .unwrap_or(d)
+        };
+        let init_parameters = v
+            .get("parameters")
+            .and_then(Value::as_array)
+            .map(|ps| {
+                ps.iter()
+                    .filter(|p| p.get("init").and_then(Value::as_bool) == Some(true))
+                    .filter_map(|p| {
+                        Some(InitParameter {
+                            key: p.get("key")?.as_str()?.to_string(),
+                            value: p.get("value").cloned().unwrap_or(Value::Null),
+                            encrypted: p
+                                .get("encryption")
+                                .is_some_and(|e| !e.is_null() && e != "noop"),
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let conductor = v
+            .get("annotations")
+            .and_then(Value::as_array)
+            .and_then(|a| {
+                a.iter()
+                    .find(|x| x.get("key") == Some(&Value::from("conductor")))
+            })
+            .and_then(|x| x.get("value"))
+            .is_some_and(is_truthy);
+        Some(Self {
+            id: path.to_path_string(),
+            path,
+            version: v
+                .get("version")
+                .and_then(Value::as_str)
+                .unwrap_or("0.0.1")
+                .to_string(),
+            kind,
+            main: exec
+                .get("main")
+                .and_then(Value::as_str)
+                .filter(|m| !m.is_empty())
+                .map(str::to_string),
+            binary,
+            code,
+            image: exec
+                .get("image")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            timeout_ms: limit("timeout", DEFAULT_TIMEOUT_MS),
+            memory_mb: limit("memory", DEFAULT_MEMORY_MB),
+            init_parameters,
+            conductor,
+        })
+    }
+}
+
+/// An `Attached` record: `mem:<base64url>` holds the bytes in its name (OpenWhisk
+/// inlines attachments up to 16 KB that way), `couch:<name>` or a bare name is a
+/// CouchDB attachment of the document; anything else lives in a store owl cannot read.
+fn attachment(att: &serde_json::Map<String, Value>) -> CodeRef {
+    let Some(name) = att.get("attachmentName").and_then(Value::as_str) else {
+        return CodeRef::Unreadable("`exec.code` is an object without `attachmentName`".into());
+    };
+    match name.split_once(':') {
+        Some(("mem", data)) => {
+            let engine = base64::engine::general_purpose::URL_SAFE;
+            match engine
+                .decode(data)
+                .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(data))
+            {
+                Ok(bytes) => CodeRef::Bytes(bytes),
+                Err(e) => CodeRef::Unreadable(format!("inlined attachment is not base64: {e}")),
+            }
+        }
+        Some(("couch", name)) => CodeRef::CouchAttachment(name.to_string()),
+        None => CodeRef::CouchAttachment(name.to_string()),
+        Some((scheme, _)) => CodeRef::Unreadable(format!(
+            "the code is in OpenWhisk's `{scheme}` attachment store, which owl sync cannot read"
+        )),
+    }
+}
+
+/// Turns attachment bytes or inline text into code, following `binary`.
+pub fn code_from(binary: bool, code: &CodeRef, fetched: Option<Vec<u8>>) -> Result<Code, String> {
+    let bytes_to_code = |bytes: Vec<u8>| {
+        if binary {
+            Ok(Code::Zip(bytes))
+        } else {
+            String::from_utf8(bytes)
+                .map(Code::Text)
+                .map_err(|_| "the action's source is not UTF-8 text".to_string())
+        }
+    };
+    match (code, fetched) {
+        (_, Some(bytes)) => bytes_to_code(bytes),
+        (CodeRef::Inline(s), None) if binary => base64::engine::general_purpose::STANDARD
+            .decode(s.trim())
+            .map(Code::Zip)
+            .map_err(|e| format!("the action's zip is not valid base64: {e}")),
+        (CodeRef::Inline(s), None) => Ok(Code::Text(s.clone())),
+        (CodeRef::Bytes(b), None) => bytes_to_code(b.clone()),
+        (CodeRef::None, None) => Err("the action has no code".into()),
+        (CodeRef::Unreadable(why), None) => Err(why.clone()),
+        (CodeRef::CouchAttachment(n), None) => {
+            Err(format!("the code attachment `{n}` was not fetched"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn database_documents_and_controller_answers() {
+        let doc = json!({
+            "_id": "guest/utils/hello", "entityType": "action", "namespace": "guest/utils",
+            "name": "hello", "version": "0.0.3",
+            "exec": {"kind": "nodejs:20", "code": {"attachmentName": "couch:0b5f", "attachmentType": "text/plain"}, "binary": false, "main": "greet"},
+            "parameters": [{"key": "a", "value": 1}, {"key": "TOKEN", "value": "s", "init": true}],
+            "limits": {"timeout": 3000, "memory": 512},
+            "annotations": [{"key": "exec", "value": "nodejs:20"}]
+        });
+        let a = ActionDoc::from_json(&doc).unwrap();
+        assert_eq!(a.id, "guest/utils/hello");
+        assert_eq!(a.code, CodeRef::CouchAttachment("0b5f".into()));
+        assert_eq!(a.main.as_deref(), Some("greet"));
+        assert_eq!((a.timeout_ms, a.memory_mb), (3000, 512));
+        assert_eq!(a.init_parameters.len(), 1);
+        assert_eq!(a.init_parameters[0].key, "TOKEN");
+        assert!(!a.conductor);
+
+        let inline = json!({"namespace": "guest", "name": "z", "exec": {"kind": "python:3", "code": "UEsDBA==", "binary": true}});
+        let a = ActionDoc::from_json(&inline).unwrap();
+        assert_eq!(
+            code_from(a.binary, &a.code, None).unwrap(),
+            Code::Zip(b"PK\x03\x04".to_vec())
+        );
+        assert_eq!((a.timeout_ms, a.memory_mb), (60_000, 256));
+
+        let mem = json!({"namespace": "guest", "name": "m", "exec": {"kind": "nodejs:20", "code": {"attachmentName": "mem:ZnVuY3Rpb24gbWFpbigpIHt9"}}});
+        let a = ActionDoc::from_json(&mem).unwrap();
+        assert_eq!(
+            code_from(a.binary, &a.code, None).unwrap(),
+            Code::Text("function main() {}".into())
+        );
+
+        let s3 = json!({"namespace": "guest", "name": "s", "exec": {"kind": "nodejs:20", "code": {"attachmentName": "s3:abc"}}});
+        let a = ActionDoc::from_json(&s3).unwrap();
+        assert!(
+            code_from(a.binary, &a.code, None)
+                .unwrap_err()
+                .contains("`s3` attachment store")
+        );
+
+        let package = json!({"entityType": "package", "namespace": "guest", "name": "p"});
+        assert!(ActionDoc::from_json(&package).is_none());
+        let seq = json!({"namespace": "guest", "name": "s", "exec": {"kind": "sequence", "components": ["/guest/a"]}});
+        assert_eq!(ActionDoc::from_json(&seq).unwrap().code, CodeRef::None);
+    }
+}
