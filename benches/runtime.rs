@@ -32,9 +32,10 @@ fn main() {
         return;
     }
     // `cargo bench` passes `--bench`; a plain `cargo test --benches` passes nothing and
-    // must not run for minutes.
+    // must not run for minutes, and test runners listing tests (`--list`) must read
+    // nothing on stdout.
     if !std::env::args().any(|a| a == "--bench") {
-        println!("runtime benchmark: run with `cargo bench --bench runtime`");
+        eprintln!("runtime benchmark: run with `cargo bench --bench runtime`");
         return;
     }
     let rt = tokio::runtime::Builder::new_multi_thread()

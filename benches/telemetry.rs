@@ -66,7 +66,7 @@ fn child(mode: &str) {
         // As `owl serve` does: logs at info (to stderr, discarded by the parent), and
         // trace export when an OTLP endpoint is in the environment.
         let telemetry = owl::telemetry::logging::init(false, "info", true).unwrap();
-        assert_eq!(telemetry.tracing(), mode == "on", "tracing as configured");
+        assert_eq!(telemetry.tracing(), mode != "off", "tracing as configured");
         let controller = StandinBuilder::with_guest()
             .action(StandinAction::new("guest/bench", Behaviour::Echo))
             .spawn()
@@ -239,11 +239,15 @@ async fn measure(url: &str) -> Run {
 async fn parent() {
     let (sink, exports) = otlp_sink().await;
     let exe = std::env::current_exe().unwrap();
-    // OWL_BENCH_MODES=on runs one configuration only (e.g. under a profiler).
+    // off: no OTLP endpoint; on: every request sampled; sampled: 10 % of traces
+    // (parentbased_traceidratio), a common production setting.
+    // OWL_BENCH_MODES=on (or off, sampled) runs one configuration only (e.g. under a
+    // profiler).
     let modes: Vec<&str> = match std::env::var("OWL_BENCH_MODES").as_deref() {
         Ok("on") => vec!["on"],
         Ok("off") => vec!["off"],
-        _ => vec!["off", "on"],
+        Ok("sampled") => vec!["sampled"],
+        _ => vec!["off", "on", "sampled"],
     };
     let mut results: Vec<(&str, Run)> = Vec::new();
     for round in 1..=ROUNDS {
@@ -262,9 +266,17 @@ async fn parent() {
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null());
-            if mode == "on" {
-                cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", &sink)
-                    .env("OTEL_TRACES_SAMPLER", "always_on");
+            match mode {
+                "on" => {
+                    cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", &sink)
+                        .env("OTEL_TRACES_SAMPLER", "always_on");
+                }
+                "sampled" => {
+                    cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", &sink)
+                        .env("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
+                        .env("OTEL_TRACES_SAMPLER_ARG", "0.1");
+                }
+                _ => {}
             }
             let mut child = cmd.spawn().unwrap();
             let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
@@ -280,19 +292,19 @@ async fn parent() {
             drop(child.stdin.take());
             let _ = child.wait();
             let exported = exports.load(Ordering::Relaxed) - before;
-            if mode == "on" {
-                assert!(exported > 0, "tracing on exported nothing");
+            if mode != "off" {
+                assert!(exported > 0, "tracing {mode} exported nothing");
             } else {
                 assert_eq!(exported, 0, "tracing off exported spans");
             }
             println!(
-                "round {round} tracing {mode:<3}  {:>8.0} req/s   p50 {:>8.1?}   p99 {:>8.1?}   ({exported} OTLP exports)",
+                "round {round} tracing {mode:<7}  {:>8.0} req/s   p50 {:>8.1?}   p99 {:>8.1?}   ({exported} OTLP exports)",
                 run.throughput, run.p50, run.p99
             );
             results.push((mode, run));
         }
     }
-    if modes.len() < 2 {
+    if modes.len() < 3 {
         return;
     }
     let med = |mode: &str, f: &dyn Fn(&Run) -> f64| {
@@ -309,6 +321,11 @@ async fn parent() {
     let p99 = |r: &Run| r.p99.as_secs_f64() * 1e6;
     let (p50_off, p50_on) = (med("off", &p50), med("on", &p50));
     let (p99_off, p99_on) = (med("off", &p99), med("on", &p99));
+    let (tp_s, p50_s, p99_s) = (
+        med("sampled", &|r| r.throughput),
+        med("sampled", &p50),
+        med("sampled", &p99),
+    );
     println!();
     println!("| tracing | throughput (req/s, {CONCURRENCY} clients) | p50 (µs) | p99 (µs) |");
     println!("|---|---|---|---|");
@@ -319,5 +336,12 @@ async fn parent() {
         (1.0 - tp_on / tp_off) * 100.0,
         p50_on - p50_off,
         p99_on - p99_off
+    );
+    println!("| on (10 % of traces sampled) | {tp_s:.0} | {p50_s:.0} | {p99_s:.0} |");
+    println!(
+        "| cost | {:.1} % | {:+.0} µs | {:+.0} µs |",
+        (1.0 - tp_s / tp_off) * 100.0,
+        p50_s - p50_off,
+        p99_s - p99_off
     );
 }
