@@ -646,20 +646,7 @@ fn label(level: &str) -> &'static str {
     }
 }
 
-/// A target: `(metric, level, bound, at_most)`.
-const TARGETS: [(&str, &str, f64, bool); 8] = [
-    ("added p50", "L2", 1.25, true),
-    ("added p99", "L2", 1.5, true),
-    ("throughput", "L2", 0.8, false),
-    ("CPU/request", "L2", 1.25, true),
-    ("added p50", "L3", 2.0, true),
-    ("added p99", "L3", 3.0, true),
-    ("throughput", "L3", 0.5, false),
-    ("CPU/request", "L3", 2.0, true),
-];
-
 fn render(s: &Settings, rows: &[Row], notes: &[String], pinned: bool) -> String {
-    let find = |n: &str| rows.iter().find(|r| r.name == n);
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -678,69 +665,8 @@ fn render(s: &Settings, rows: &[Row], notes: &[String], pinned: bool) -> String 
         }
     );
     out.push_str(&report::absolute_table(rows));
-    // Ratios to L1. Added latency = level − L0 (and − the Lambda service time for L3).
-    let (Some(l0), Some(l1)) = (find("L0"), find("L1")) else {
-        return out;
-    };
-    let service_us = s.service_time.as_secs_f64() * 1e6;
-    let added = |r: &Row, f: fn(&Rep) -> f64| {
-        let extra = if r.name == "L3" { service_us } else { 0.0 };
-        r.median(f) - l0.median(f) - extra
-    };
-    let metric = |r: &Row, m: &str| -> Option<f64> {
-        match m {
-            "added p50" => Some(added(r, |x| x.p50)),
-            "added p99" => Some(added(r, |x| x.p99)),
-            "throughput" => Some(r.median(|x| x.throughput)),
-            "CPU/request" => r.median_opt(|x| x.cpu_per_request),
-            _ => None,
-        }
-    };
-    out.push_str("\nRatios to L1 (the bare proxy), against the targets of the performance reference:\n\n| level | added p50 | added p99 | max throughput | CPU per request |\n|---|---|---|---|---|\n");
-    for r in rows.iter().filter(|r| r.name != "L0" && r.name != "L1") {
-        let mut cells = Vec::new();
-        for m in ["added p50", "added p99", "throughput", "CPU/request"] {
-            let v = metric(r, m)
-                .zip(metric(l1, m))
-                .and_then(|(a, b)| stats::ratio(a, b));
-            let target = TARGETS
-                .iter()
-                .find(|(tm, tl, _, _)| *tm == m && *tl == r.name);
-            cells.push(match (v, target) {
-                (Some(v), Some((_, _, bound, at_most))) => {
-                    let ok = if *at_most { v <= *bound } else { v >= *bound };
-                    format!(
-                        "{v:.2}× {} ({}{bound}×)",
-                        if ok { "✅" } else { "❌" },
-                        if *at_most { "≤ " } else { "≥ " }
-                    )
-                }
-                (Some(v), None) => format!("{v:.2}×"),
-                (None, _) => "—".into(),
-            });
-        }
-        let _ = writeln!(out, "| {} | {} |", r.name, cells.join(" | "));
-    }
-    if let (Some(l2), Some(l2n)) = (find("L2"), find("L2n")) {
-        let ratio = |m: &str| {
-            metric(l2, m)
-                .zip(metric(l2n, m))
-                .and_then(|(a, b)| stats::ratio(a, b))
-        };
-        let cell = |m: &str, at_most: bool| match ratio(m) {
-            Some(v) => {
-                let ok = if at_most { v <= 1.0 } else { v >= 1.0 };
-                format!("{v:.2}× {}", if ok { "✅" } else { "❌" })
-            }
-            None => "—".into(),
-        };
-        let _ = writeln!(
-            out,
-            "\nowl's proxy path against nginx (L2 / L2n; targets ≤ 1.0×, ≤ 1.0×, ≥ 1.0×): added p50 {}, added p99 {}, max throughput {}.",
-            cell("added p50", true),
-            cell("added p99", true),
-            cell("throughput", false)
-        );
+    if let Some(ratios) = report::ladder_ratios(rows, s.service_time.as_secs_f64() * 1e6) {
+        out.push_str(&ratios);
     }
     for n in notes {
         let _ = writeln!(out, "\n{n}");

@@ -112,6 +112,87 @@ pub fn absolute_table(rows: &[Row]) -> String {
     out
 }
 
+/// The performance reference's targets for the ladder, as ratios to L1 (the bare
+/// proxy): `(metric, level, bound, at_most)`.
+pub const LADDER_TARGETS: [(&str, &str, f64, bool); 8] = [
+    ("added p50", "L2", 1.25, true),
+    ("added p99", "L2", 1.5, true),
+    ("throughput", "L2", 0.8, false),
+    ("CPU/request", "L2", 1.25, true),
+    ("added p50", "L3", 2.0, true),
+    ("added p99", "L3", 3.0, true),
+    ("throughput", "L3", 0.5, false),
+    ("CPU/request", "L3", 2.0, true),
+];
+
+/// The ladder's ratio tables: every level above L1 as a ratio to L1, checked against
+/// [`LADDER_TARGETS`], and owl's proxy path (L2) against nginx (L2n). "Added"
+/// latency is a level's median minus L0's (minus the Lambda service time for L3);
+/// throughput and CPU per request are compared as they are. A target is met when the
+/// ratio as printed (two decimals) is within its bound. `None` without L0 and L1.
+pub fn ladder_ratios(rows: &[Row], service_time_us: f64) -> Option<String> {
+    let find = |n: &str| rows.iter().find(|r| r.name == n);
+    let (l0, l1) = (find("L0")?, find("L1")?);
+    let added = |r: &Row, f: fn(&Rep) -> f64| {
+        let extra = if r.name == "L3" { service_time_us } else { 0.0 };
+        r.median(f) - l0.median(f) - extra
+    };
+    let metric = |r: &Row, m: &str| -> Option<f64> {
+        match m {
+            "added p50" => Some(added(r, |x| x.p50)),
+            "added p99" => Some(added(r, |x| x.p99)),
+            "throughput" => Some(r.median(|x| x.throughput)),
+            "CPU/request" => r.median_opt(|x| x.cpu_per_request),
+            _ => None,
+        }
+    };
+    let ratio_of = |a: &Row, b: &Row, m: &str| {
+        metric(a, m)
+            .zip(metric(b, m))
+            .and_then(|(x, y)| super::stats::ratio(x, y))
+            .map(|v| (v * 100.0).round() / 100.0)
+    };
+    let verdict = |v: f64, bound: f64, at_most: bool| {
+        let ok = if at_most { v <= bound } else { v >= bound };
+        if ok { "✅" } else { "❌" }
+    };
+    let mut out = String::from(
+        "\nRatios to L1 (the bare proxy), against the targets of the performance reference:\n\n| level | added p50 | added p99 | max throughput | CPU per request |\n|---|---|---|---|---|\n",
+    );
+    for r in rows.iter().filter(|r| r.name != "L0" && r.name != "L1") {
+        let mut cells = Vec::new();
+        for m in ["added p50", "added p99", "throughput", "CPU/request"] {
+            let target = LADDER_TARGETS
+                .iter()
+                .find(|(tm, tl, _, _)| *tm == m && *tl == r.name);
+            cells.push(match (ratio_of(r, l1, m), target) {
+                (Some(v), Some((_, _, bound, at_most))) => format!(
+                    "{v:.2}× {} ({}{bound}×)",
+                    verdict(v, *bound, *at_most),
+                    if *at_most { "≤ " } else { "≥ " }
+                ),
+                (Some(v), None) => format!("{v:.2}×"),
+                (None, _) => "—".into(),
+            });
+        }
+        let _ = writeln!(out, "| {} | {} |", r.name, cells.join(" | "));
+    }
+    if let (Some(l2), Some(l2n)) = (find("L2"), find("L2n")) {
+        let cell = |m: &str, at_most: bool| match ratio_of(l2, l2n, m) {
+            Some(v) => format!("{v:.2}× {}", verdict(v, 1.0, at_most)),
+            None => "—".into(),
+        };
+        let _ = writeln!(
+            out,
+            "\nowl's proxy path against nginx (L2 / L2n; targets ≤ 1.0×, ≤ 1.0×, ≥ 1.0×): added p50 {}, added p99 {}, max throughput {}.",
+            cell("added p50", true),
+            cell("added p99", true),
+            cell("throughput", false)
+        );
+    }
+    Some(out)
+}
+
 /// A short description of this machine for a report.
 pub fn machine_description() -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
@@ -345,6 +426,57 @@ mod tests {
                 assert!((40.0..=370.0).contains(&y), "y {y}");
             }
         }
+    }
+
+    fn level(name: &str, p50: f64, p99: f64, tp: f64, cpu: f64) -> Row {
+        let mut r = Row::new(name, name);
+        r.reps = vec![Rep {
+            p50,
+            p90: p50,
+            p99,
+            max: p99,
+            throughput: tp,
+            cpu_per_request: Some(cpu),
+        }];
+        r
+    }
+
+    #[test]
+    fn ladder_ratios_subtract_the_floor_and_check_the_targets() {
+        let rows = vec![
+            level("L0", 100.0, 200.0, 50_000.0, 8.0),
+            level("L1", 220.0, 400.0, 40_000.0, 20.0),
+            level("L2n", 210.0, 380.0, 40_000.0, 18.0),
+            // Added p50 150 / 120 = 1.25 (met, at the bound), p99 500/200 = 2.5 (missed),
+            // throughput 0.8 (met), CPU 30/20 = 1.5 (missed).
+            level("L2", 250.0, 700.0, 32_000.0, 30.0),
+            // Service time 1000 µs subtracted: added p50 (1340-100-1000)/120 = 2.0 (met),
+            // p99 (1700-200-1000)/200 = 2.5 (met).
+            level("L3", 1340.0, 1700.0, 10_000.0, 60.0),
+        ];
+        let out = ladder_ratios(&rows, 1000.0).unwrap();
+        assert!(
+            out.contains("| L2 | 1.25× ✅ (≤ 1.25×) | 2.50× ❌ (≤ 1.5×) | 0.80× ✅ (≥ 0.8×) | 1.50× ❌ (≤ 1.25×) |"),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "| L3 | 2.00× ✅ (≤ 2×) | 2.50× ✅ (≤ 3×) | 0.25× ❌ (≥ 0.5×) | 3.00× ❌ (≤ 2×) |"
+            ),
+            "{out}"
+        );
+        // L2n has no targets of its own: plain ratios.
+        assert!(
+            out.contains("| L2n | 0.92× | 0.90× | 1.00× | 0.90× |"),
+            "{out}"
+        );
+        // L2 against nginx: (150/110, 500/180, 0.8).
+        assert!(
+            out.contains("added p50 1.36× ❌, added p99 2.78× ❌, max throughput 0.80× ❌"),
+            "{out}"
+        );
+        // No floor or baseline, no ratios.
+        assert!(ladder_ratios(&rows[2..], 0.0).is_none());
     }
 
     #[test]
