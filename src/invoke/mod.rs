@@ -110,6 +110,24 @@ pub async fn handle(
     let Some((requested, direct)) = decided else {
         return proxy::forward(&rt.controller, req, &ctx).await;
     };
+    let direct = direct.cloned();
+    // Boxed: what follows (identity, metadata, throttles, the Lambda call) is a large
+    // state machine; inline, every request's future — the proxied ones too — would be
+    // that large, and each move of it a copy of that size.
+    Box::pin(covered(gw, rt, req, ctx, requested, direct)).await
+}
+
+/// A request some route may cover: authenticate, find the route, admit, invoke.
+async fn covered(
+    gw: Arc<Gateway>,
+    rt: Arc<Runtime>,
+    req: Request<Body>,
+    ctx: RequestContext,
+    requested: ActionPath,
+    direct: Option<Route>,
+) -> Response {
+    let routes = &rt.policy.routes;
+    let timings = ctx.timings.clone();
     // No request reaches Lambda unauthenticated.
     let identity = match authenticate(&rt, req.headers(), &ctx).await {
         Ok(i) => i,
@@ -121,7 +139,7 @@ pub async fn handle(
     let route = match direct {
         Some(r) => Some(r),
         None => match phase_span("route").in_scope(|| routes.find(&path)) {
-            Some(r) if r.takes(draw()) => Some(r),
+            Some(r) if r.takes(draw()) => Some(r.clone()),
             Some(_) => {
                 timings.add(Phase::Route, matching.elapsed());
                 return proxy::forward(&rt.controller, req, &ctx).await;
@@ -139,7 +157,7 @@ pub async fn handle(
                     .await;
                 match looked_up {
                     Ok(m) if m.path != path => {
-                        let r = routes.find(&m.path).filter(|r| r.takes(draw()));
+                        let r = routes.find(&m.path).filter(|r| r.takes(draw())).cloned();
                         known_metadata = Some(m);
                         r
                     }
@@ -153,7 +171,6 @@ pub async fn handle(
     let Some(route) = route else {
         return proxy::forward(&rt.controller, req, &ctx).await;
     };
-    let route = route.clone();
     timings.set_path(Path::Lambda);
     // Namespace throttles, in OpenWhisk's order: after authentication, before the
     // action's existence and the caller's rights are checked.
@@ -174,7 +191,10 @@ pub async fn handle(
         Ok(s) => s,
         Err(e) => return e.render(&ctx.tid),
     };
-    lambda_path(
+    // Boxed: the Lambda path's state (the SDK call inside it) is tens of kilobytes;
+    // inline, it would make every request's future that large, and each move of it (as
+    // the server boxes and wraps it) a copy of that size — proxied requests included.
+    Box::pin(lambda_path(
         gw,
         rt,
         route,
@@ -184,7 +204,7 @@ pub async fn handle(
         path,
         known_metadata,
         slot,
-    )
+    ))
     .await
 }
 

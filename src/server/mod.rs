@@ -131,7 +131,8 @@ async fn route(gw: Arc<Gateway>, req: Request, mut ctx: RequestContext) -> Respo
             .timings
             .time(
                 Phase::Auth,
-                rt.directory.proxy_authorization(&caller, &ctx.tid),
+                // Boxed: a large state machine only token holders need.
+                Box::pin(rt.directory.proxy_authorization(&caller, &ctx.tid)),
             )
             .await;
     }
@@ -148,7 +149,8 @@ async fn route(gw: Arc<Gateway>, req: Request, mut ctx: RequestContext) -> Respo
     if req.method() == Method::GET
         && let Some(target) = activation::api::split_path(path)
     {
-        return activation::api::handle(gw.clone(), rt, req, ctx, target).await;
+        // Boxed for the same reason as the Lambda path: keep the request's future small.
+        return Box::pin(activation::api::handle(gw.clone(), rt, req, ctx, target)).await;
     }
     if req.method() == Method::OPTIONS && path.starts_with("/api/v1/namespaces") {
         return invoke::response::options(&ctx.tid);
