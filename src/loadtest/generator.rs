@@ -150,15 +150,7 @@ impl RunResult {
 /// A client for the generator: HTTP/1.1 keep-alive, HTTPS with the system's roots,
 /// at most `idle_per_host` idle connections kept.
 pub fn client(idle_per_host: usize) -> anyhow::Result<HttpsClient> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(cert);
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let tls = crate::server::tls::native_roots_client_config()?;
     let mut http = HttpConnector::new();
     http.set_nodelay(true);
     http.enforce_http(false);

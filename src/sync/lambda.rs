@@ -627,68 +627,49 @@ fn environment(vars: &BTreeMap<String, String>) -> Environment {
         .build()
 }
 
+/// The same fields read from either answer type (they share accessor names, not a
+/// trait).
+macro_rules! version_from {
+    ($c:expr) => {{
+        let c = $c;
+        Version {
+            version: c.version().unwrap_or("$LATEST").to_string(),
+            settings: Settings {
+                runtime: c
+                    .runtime()
+                    .map(|r| r.as_str().to_string())
+                    .unwrap_or_default(),
+                role: c.role().unwrap_or_default().to_string(),
+                handler: c.handler().unwrap_or_default().to_string(),
+                memory_mb: c.memory_size().unwrap_or(128),
+                timeout_s: c.timeout().unwrap_or(3),
+                environment: c
+                    .environment()
+                    .and_then(|e| e.variables())
+                    .map(|v| v.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                    .unwrap_or_default(),
+                layers: c
+                    .layers()
+                    .iter()
+                    .filter_map(|l| l.arn().map(str::to_string))
+                    .collect(),
+            },
+            code_sha256: c.code_sha256().unwrap_or_default().to_string(),
+            architecture: c
+                .architectures()
+                .first()
+                .map_or("x86_64", |a| a.as_str())
+                .to_string(),
+        }
+    }};
+}
+
 fn version_of(c: &FunctionConfiguration) -> Version {
-    Version {
-        version: c.version().unwrap_or("$LATEST").to_string(),
-        settings: Settings {
-            runtime: c
-                .runtime()
-                .map(|r| r.as_str().to_string())
-                .unwrap_or_default(),
-            role: c.role().unwrap_or_default().to_string(),
-            handler: c.handler().unwrap_or_default().to_string(),
-            memory_mb: c.memory_size().unwrap_or(128),
-            timeout_s: c.timeout().unwrap_or(3),
-            environment: c
-                .environment()
-                .and_then(|e| e.variables())
-                .map(|v| v.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-                .unwrap_or_default(),
-            layers: c
-                .layers()
-                .iter()
-                .filter_map(|l| l.arn().map(str::to_string))
-                .collect(),
-        },
-        code_sha256: c.code_sha256().unwrap_or_default().to_string(),
-        architecture: c
-            .architectures()
-            .first()
-            .map_or("x86_64", |a| a.as_str())
-            .to_string(),
-    }
+    version_from!(c)
 }
 
 fn version_of_output(
     c: &aws_sdk_lambda::operation::get_function_configuration::GetFunctionConfigurationOutput,
 ) -> Version {
-    Version {
-        version: c.version().unwrap_or("$LATEST").to_string(),
-        settings: Settings {
-            runtime: c
-                .runtime()
-                .map(|r| r.as_str().to_string())
-                .unwrap_or_default(),
-            role: c.role().unwrap_or_default().to_string(),
-            handler: c.handler().unwrap_or_default().to_string(),
-            memory_mb: c.memory_size().unwrap_or(128),
-            timeout_s: c.timeout().unwrap_or(3),
-            environment: c
-                .environment()
-                .and_then(|e| e.variables())
-                .map(|v| v.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-                .unwrap_or_default(),
-            layers: c
-                .layers()
-                .iter()
-                .filter_map(|l| l.arn().map(str::to_string))
-                .collect(),
-        },
-        code_sha256: c.code_sha256().unwrap_or_default().to_string(),
-        architecture: c
-            .architectures()
-            .first()
-            .map_or("x86_64", |a| a.as_str())
-            .to_string(),
-    }
+    version_from!(c)
 }

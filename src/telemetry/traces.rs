@@ -325,15 +325,7 @@ impl std::fmt::Debug for OtlpHttpClient {
 
 impl OtlpHttpClient {
     fn new(runtime: tokio::runtime::Handle, timeout: Duration) -> anyhow::Result<Self> {
-        let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls_native_certs::load_native_certs().certs {
-            let _ = roots.add(cert);
-        }
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let tls = crate::server::tls::native_roots_client_config()?;
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()
