@@ -26,8 +26,11 @@ pub struct RequestContext {
     pub proxy_authorization: Option<http::HeaderValue>,
     /// Where the request's time goes (shared with its invocation's task).
     pub timings: Arc<Timings>,
-    /// The request's span: tasks that work for the request run inside it.
+    /// The request's log span (transaction id, trace id): tasks that work for the
+    /// request run inside it, so their log lines carry both.
     pub span: tracing::Span,
+    /// The request's trace, when tracing is on.
+    pub trace: Option<crate::telemetry::traces::Current>,
 }
 
 /// Milliseconds since the Unix epoch.

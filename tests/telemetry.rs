@@ -14,7 +14,6 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
-use tracing_subscriber::layer::SubscriberExt;
 
 // ---------------------------------------------------------------------------------
 // In-process traces: one global subscriber per test binary, spans told apart by the
@@ -24,12 +23,10 @@ fn exporter() -> &'static InMemorySpanExporter {
     static TRACING: OnceLock<(SdkTracerProvider, InMemorySpanExporter)> = OnceLock::new();
     let (_, exporter) = TRACING.get_or_init(|| {
         let exporter = InMemorySpanExporter::default();
-        let provider = SdkTracerProvider::builder()
+        let provider = owl::telemetry::traces::provider_builder()
             .with_simple_exporter(exporter.clone())
             .build();
-        let subscriber =
-            tracing_subscriber::registry().with(owl::telemetry::traces::layer(&provider));
-        tracing::subscriber::set_global_default(subscriber).expect("one subscriber");
+        owl::telemetry::traces::install(&provider);
         (provider, exporter)
     });
     exporter
@@ -291,6 +288,64 @@ async fn a_lambda_invocation_is_one_trace_with_every_phase_under_the_request() {
         attr(one(&spans, "metadata"), "owl.cache").as_deref(),
         Some("hit")
     );
+}
+
+#[tokio::test]
+async fn an_unsampled_request_records_nothing_and_passes_its_decision_on() {
+    exporter();
+    let fake = FakeLambda::start(Fault::Reply(json!({"ok": true}))).await;
+    let c = standin(vec![StandinAction::new("guest/act", Behaviour::Echo)]).await;
+    let gw = TestGateway::start(&lambda_policy(&c.url(), &fake.url, "")).await;
+    let url = gw.invoke_url("guest/act", "blocking=true");
+    // The client decided not to sample (flags 00); the default sampler follows it.
+    let (trace, client_span, tp) = client_trace();
+    let tp = format!("{}-00", tp.strip_suffix("-01").unwrap());
+    let (status, headers, body) = traced_invoke(&url, &tp).await;
+    assert_eq!(status, 200, "{body}");
+
+    // The decision and the trace go on: the client learns owl's request span...
+    let t = trace.to_string();
+    let response = headers["traceresponse"].to_str().unwrap().to_string();
+    let parts: Vec<&str> = response.split('-').collect();
+    assert_eq!(parts.len(), 4, "{response}");
+    assert_eq!((parts[0], parts[1], parts[3]), ("00", t.as_str(), "00"));
+    let request_span = parts[2].to_string();
+    assert_ne!(request_span, client_span.to_string(), "owl's own span id");
+    // ...and Lambda and the controller's lookups get that span as parent, unsampled.
+    let call = &fake.calls()[0];
+    assert_eq!(
+        call.headers["traceparent"].to_str().unwrap(),
+        format!("00-{t}-{request_span}-00")
+    );
+    assert!(
+        call.headers["x-amzn-trace-id"]
+            .to_str()
+            .unwrap()
+            .ends_with(&format!(";Parent={request_span};Sampled=0")),
+        "{:?}",
+        call.headers["x-amzn-trace-id"]
+    );
+    let seen = c.counters().traceparents.lock().unwrap().clone();
+    let lookups: Vec<_> = seen.iter().filter(|(_, _, tp)| tp.contains(&t)).collect();
+    assert!(lookups.len() >= 2, "{seen:?}");
+    for (_, _, sent) in &lookups {
+        assert_eq!(*sent, format!("00-{t}-{request_span}-00"));
+    }
+
+    // Nothing of it is exported: a sampled request made afterwards is, in full, while
+    // the unsampled one left no span.
+    let (later, _, tp) = client_trace();
+    assert_eq!(traced_invoke(&url, &tp).await.0, 200);
+    spans_of(later, &[INVOKE_SPAN, "lambda.http", "activation.record"]).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let leaked: Vec<String> = exporter()
+        .get_finished_spans()
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.span_context.trace_id() == trace)
+        .map(|s| s.name.to_string())
+        .collect();
+    assert!(leaked.is_empty(), "unsampled spans exported: {leaked:?}");
 }
 
 #[tokio::test]

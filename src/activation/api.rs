@@ -75,10 +75,8 @@ pub async fn handle(
         .timings
         .time(
             crate::telemetry::timing::Phase::Auth,
-            tracing::Instrument::instrument(
-                rt.directory.identify(&caller, &ctx.tid),
-                tracing::info_span!(target: crate::telemetry::traces::PHASE, "auth", owl.cache = tracing::field::Empty),
-            ),
+            crate::telemetry::traces::start("auth")
+                .instrument(rt.directory.identify(&caller, &ctx.tid)),
         )
         .await;
     let identity = match identified {
@@ -246,10 +244,14 @@ async fn controller_list(
     let mut req = req
         .body(Body::empty())
         .map_err(|_| WhiskError::internal().render(&ctx.tid))?;
-    let span = tracing::info_span!(target: crate::telemetry::traces::PHASE, "controller", otel.kind = "client");
-    crate::telemetry::traces::inject_from(&span, req.headers_mut());
+    let span =
+        crate::telemetry::traces::start_kind("controller", opentelemetry::trace::SpanKind::Client);
+    if let Some(sc) = span.context() {
+        crate::telemetry::traces::inject_context(&sc, req.headers_mut());
+    }
     let started = std::time::Instant::now();
-    let sent = tracing::Instrument::instrument(rt.controller.send(req), span).await;
+    let sent = rt.controller.send(req).await;
+    drop(span);
     ctx.timings
         .add(crate::telemetry::timing::Phase::Upstream, started.elapsed());
     ctx.timings.add_awaited(started.elapsed());

@@ -15,7 +15,7 @@ use crate::telemetry::timing::Phase;
 use axum::body::Body;
 use axum::response::Response;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Version, header};
-use tracing::Instrument;
+use opentelemetry::trace::SpanKind;
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
 const HOP_BY_HOP: [&str; 8] = [
@@ -69,23 +69,25 @@ pub async fn forward(
     }
     parts.version = Version::HTTP_11;
     ctx.timings.proxied();
-    let span = tracing::info_span!(
-        target: crate::telemetry::traces::PHASE,
-        "controller",
-        otel.kind = "client",
-        http.request.method = %parts.method,
-        http.response.status_code = tracing::field::Empty,
-    );
-    crate::telemetry::traces::inject_from(&span, &mut parts.headers);
+    let span = crate::telemetry::traces::start_kind("controller", SpanKind::Client);
+    if span.recording() {
+        span.set("http.request.method", parts.method.as_str().to_string());
+    }
+    if let Some(sc) = span.context() {
+        crate::telemetry::traces::inject_context(&sc, &mut parts.headers);
+    }
     let upstream = Request::from_parts(parts, body);
     let started = std::time::Instant::now();
-    let sent = client.send(upstream).instrument(span.clone()).await;
+    let sent = client.send(upstream).await;
     let waited = started.elapsed();
     ctx.timings.add(Phase::Upstream, waited);
     ctx.timings.add_awaited(waited);
     match sent {
         Ok(resp) => {
-            span.record("http.response.status_code", resp.status().as_u16());
+            span.set(
+                "http.response.status_code",
+                i64::from(resp.status().as_u16()),
+            );
             let (mut parts, body) = resp.into_parts();
             strip_hop_by_hop(&mut parts.headers);
             Response::from_parts(parts, Body::new(body))

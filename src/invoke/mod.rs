@@ -31,6 +31,7 @@ use axum::body::Body;
 use axum::response::Response;
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Uri};
+use opentelemetry::trace::SpanKind;
 use rand::Rng;
 use serde_json::Value;
 use std::sync::Arc;
@@ -104,8 +105,9 @@ pub async fn handle(
     let routes = &rt.policy.routes;
     let timings = ctx.timings.clone();
     let matching = Instant::now();
-    let decided =
-        phase_span("route").in_scope(|| first_match(routes, &ns, pkg.as_deref(), &action));
+    let span = traces::start("route");
+    let decided = first_match(routes, &ns, pkg.as_deref(), &action);
+    drop(span);
     timings.add(Phase::Route, matching.elapsed());
     let Some((requested, direct)) = decided else {
         return proxy::forward(&rt.controller, req, &ctx).await;
@@ -138,7 +140,7 @@ async fn covered(
     let mut known_metadata = None;
     let route = match direct {
         Some(r) => Some(r),
-        None => match phase_span("route").in_scope(|| routes.find(&path)) {
+        None => match find_route(routes, &path) {
             Some(r) if r.takes(draw()) => Some(r.clone()),
             Some(_) => {
                 timings.add(Phase::Route, matching.elapsed());
@@ -150,9 +152,8 @@ async fn covered(
                 let looked_up = timings
                     .time(
                         Phase::Metadata,
-                        rt.directory
-                            .action(&identity, &path, &ctx.tid)
-                            .instrument(phase_span("metadata")),
+                        traces::start("metadata")
+                            .instrument(rt.directory.action(&identity, &path, &ctx.tid)),
                     )
                     .await;
                 match looked_up {
@@ -182,9 +183,7 @@ async fn covered(
     let admitted = timings
         .time(
             Phase::Throttle,
-            gw.throttles
-                .admit(&identity.namespace, limits)
-                .instrument(phase_span("throttle")),
+            traces::start("throttle").instrument(gw.throttles.admit(&identity.namespace, limits)),
         )
         .await;
     let slot = match admitted {
@@ -248,21 +247,10 @@ fn first_match<'r>(
     Some((requested, direct))
 }
 
-/// A span for one phase of a request (seen by traces only).
-fn phase_span(name: &'static str) -> tracing::Span {
-    match name {
-        "auth" => {
-            tracing::info_span!(target: traces::PHASE, "auth", owl.cache = tracing::field::Empty)
-        }
-        "metadata" => {
-            tracing::info_span!(target: traces::PHASE, "metadata", owl.cache = tracing::field::Empty)
-        }
-        "throttle" => tracing::info_span!(target: traces::PHASE, "throttle"),
-        "route" => tracing::info_span!(target: traces::PHASE, "route"),
-        "journal" => tracing::info_span!(target: traces::PHASE, "activation.journal"),
-        "record" => tracing::info_span!(target: traces::PHASE, "activation.record"),
-        _ => tracing::info_span!(target: traces::PHASE, "phase", owl.phase = name),
-    }
+/// The route covering `path` (the `route` phase's span around the lookup).
+fn find_route<'r>(routes: &'r crate::policy::RoutingTable, path: &ActionPath) -> Option<&'r Route> {
+    let _span = traces::start("route");
+    routes.find(path)
 }
 
 /// Credentials parsed exactly as the controller parses them, and the caller's
@@ -273,12 +261,12 @@ pub async fn authenticate(
     ctx: &RequestContext,
 ) -> Result<Arc<Identity>, WhiskError> {
     let started = Instant::now();
-    let result = async {
-        let caller = Caller::from_headers(headers, rt.directory.bearer_enabled())?;
-        rt.directory.identify(&caller, &ctx.tid).await
-    }
-    .instrument(phase_span("auth"))
-    .await;
+    let result = traces::start("auth")
+        .instrument(async {
+            let caller = Caller::from_headers(headers, rt.directory.bearer_enabled())?;
+            rt.directory.identify(&caller, &ctx.tid).await
+        })
+        .await;
     ctx.timings.add(Phase::Auth, started.elapsed());
     result
 }
@@ -313,9 +301,8 @@ async fn lambda_path(
             ctx.timings
                 .time(
                     Phase::Metadata,
-                    rt.directory
-                        .action(&identity, &path, tid)
-                        .instrument(phase_span("metadata")),
+                    traces::start("metadata")
+                        .instrument(rt.directory.action(&identity, &path, tid)),
                 )
                 .await
         }
@@ -438,8 +425,6 @@ async fn lambda_path(
 
     // Every invocation holds a slot while it runs on Lambda, so invocations whose
     // clients stopped waiting cannot pile up.
-    // The invocation's task has its own span: it may outlive the request.
-    let job_span = traces::invocation_span(&ctx.span, tid.as_str());
     let permit = match tokio::time::timeout(SLOT_WAIT, gw.invocations.clone().acquire_owned()).await
     {
         Ok(Ok(p)) => p,
@@ -456,9 +441,8 @@ async fn lambda_path(
             .timings
             .time(
                 Phase::Record,
-                job.recorder
-                    .pending(&job.skeleton())
-                    .instrument(phase_span("journal")),
+                traces::start("activation.journal")
+                    .instrument(job.recorder.pending(&job.skeleton())),
             )
             .await;
         if let Err(e) = journaled {
@@ -466,13 +450,16 @@ async fn lambda_path(
             return WhiskError::service_unavailable(crate::error::Origin::Internal, Some(1))
                 .render(tid);
         }
+        // The invocation's task has its own span: it may outlive the request.
         gw.tasks.spawn(
-            async move {
-                let outcome = job.run().await;
-                outcome.finish_in_background().await;
-                drop(permit);
-            }
-            .instrument(job_span.clone()),
+            traces::start("invocation").instrument(
+                async move {
+                    let outcome = job.run().await;
+                    outcome.finish_in_background().await;
+                    drop(permit);
+                }
+                .instrument(ctx.span.clone()),
+            ),
         );
         return response::accepted(&activation_id, tid);
     }
@@ -481,31 +468,32 @@ async fn lambda_path(
     let recorder = job.recorder.clone();
     let skeleton = job.skeleton();
     gw.tasks.spawn(
-        async move {
-            let outcome = job.run().await;
-            let record = match &outcome {
-                Outcome::Done {
-                    activation,
-                    recorder,
-                } => Some((activation.as_ref().clone(), recorder.clone())),
-                _ => None,
-            };
-            // The response first; the record leaves the response path.
-            match tx.send(Delivered(Some(outcome))) {
-                Ok(()) => {
-                    if let Some((activation, recorder)) = record {
-                        recorder
-                            .complete(activation)
-                            .instrument(phase_span("record"))
-                            .await;
+        traces::start("invocation").instrument(
+            async move {
+                let outcome = job.run().await;
+                let record = match &outcome {
+                    Outcome::Done {
+                        activation,
+                        recorder,
+                    } => Some((activation.as_ref().clone(), recorder.clone())),
+                    _ => None,
+                };
+                // The response first; the record leaves the response path.
+                match tx.send(Delivered(Some(outcome))) {
+                    Ok(()) => {
+                        if let Some((activation, recorder)) = record {
+                            traces::start("activation.record")
+                                .instrument(recorder.complete(activation))
+                                .await;
+                        }
                     }
+                    // Nobody waits: Delivered's Drop finishes (and records) it in the background.
+                    Err(undelivered) => drop(undelivered),
                 }
-                // Nobody waits: Delivered's Drop finishes (and records) it in the background.
-                Err(undelivered) => drop(undelivered),
+                drop(permit);
             }
-            drop(permit);
-        }
-        .instrument(job_span.clone()),
+            .instrument(ctx.span.clone()),
+        ),
     );
     let waiting = Instant::now();
     let waited = tokio::time::timeout(opts.wait, &mut rx).await;
@@ -525,9 +513,8 @@ async fn lambda_path(
                         .timings
                         .time(
                             Phase::Record,
-                            recorder
-                                .pending(&skeleton)
-                                .instrument(phase_span("journal")),
+                            traces::start("activation.journal")
+                                .instrument(recorder.pending(&skeleton)),
                         )
                         .await;
                     if let Err(e) = journaled {
@@ -552,10 +539,16 @@ async fn lambda_path(
             // In its own task: a client that disconnects now must not cancel the only
             // attempt to run the invocation.
             let span = f.ctx.span.clone();
-            let forward = tokio::spawn(
-                async move { proxy::forward(&f.rt.controller, f.replay.to_request(), &f.ctx).await }
-                    .instrument(span),
-            );
+            let forward =
+                tokio::spawn(
+                    traces::scope(
+                        traces::current(),
+                        async move {
+                            proxy::forward(&f.rt.controller, f.replay.to_request(), &f.ctx).await
+                        }
+                        .instrument(span),
+                    ),
+                );
             match forward.await {
                 Ok(resp) => resp,
                 Err(_) => WhiskError::internal().render(tid),
@@ -637,9 +630,8 @@ impl Outcome {
                 activation,
                 recorder,
             } => {
-                recorder
-                    .complete(*activation)
-                    .instrument(phase_span("record"))
+                traces::start("activation.record")
+                    .instrument(recorder.complete(*activation))
                     .await;
             }
             Outcome::Fallback(f) => f.run_in_background().await,
@@ -650,9 +642,8 @@ impl Outcome {
                 ..
             } => {
                 tracing::warn!(activation_id = %activation.activation_id, %error, "invocation refused by Lambda with no fallback");
-                recorder
-                    .complete(*activation)
-                    .instrument(phase_span("record"))
+                traces::start("activation.record")
+                    .instrument(recorder.complete(*activation))
                     .await;
             }
         }
@@ -668,11 +659,12 @@ impl Drop for Delivered {
         if let Some(outcome) = self.0.take()
             && let Ok(handle) = tokio::runtime::Handle::try_current()
         {
-            handle.spawn(
+            handle.spawn(traces::scope(
+                traces::current(),
                 outcome
                     .finish_in_background()
                     .instrument(tracing::Span::current()),
-            );
+            ));
         }
     }
 }
@@ -903,22 +895,18 @@ impl Job {
     /// Calls Lambda through the function's breaker, retrying only what Lambda did not
     /// run (throttled before running, or not reachable).
     async fn call_lambda(&self) -> Result<lambda::LambdaReply, LambdaError> {
-        let span = tracing::info_span!(
-            target: traces::PHASE,
-            "lambda.invoke",
-            otel.kind = "client",
-            faas.invoked_provider = "aws",
-            faas.invoked_name = %self.request.function,
-            owl.route = %self.route_pattern,
-            owl.attempts = tracing::field::Empty,
-            owl.outcome = tracing::field::Empty,
-        );
+        let span = traces::start_kind("lambda.invoke", SpanKind::Client);
+        if span.recording() {
+            span.set("faas.invoked_provider", "aws");
+            span.set("faas.invoked_name", self.request.function.clone());
+            span.set("owl.route", self.route_pattern.clone());
+        }
         let started = Instant::now();
-        let (result, attempts) = self.call_with_retries(&span).instrument(span.clone()).await;
+        let (result, attempts) = traces::scope(span.current(), self.call_with_retries()).await;
         self.ctx.timings.add(Phase::Lambda, started.elapsed());
-        if traces::enabled() {
-            span.record("owl.attempts", attempts);
-            span.record(
+        if span.recording() {
+            span.set("owl.attempts", i64::from(attempts));
+            span.set(
                 "owl.outcome",
                 match &result {
                     Ok(r) if r.function_error.is_some() => "function_error",
@@ -927,16 +915,14 @@ impl Job {
                 },
             );
         }
+        drop(span);
         result
     }
 
     /// Calls Lambda through the function's breaker, retrying only what Lambda did not
     /// run (throttled before running, or not reachable). Returns the outcome and the
     /// number of attempts.
-    async fn call_with_retries(
-        &self,
-        span: &tracing::Span,
-    ) -> (Result<lambda::LambdaReply, LambdaError>, u32) {
+    async fn call_with_retries(&self) -> (Result<lambda::LambdaReply, LambdaError>, u32) {
         let cfg = &self.rt.policy.lambda;
         let function = self.request.function.as_str();
         let metrics = &self.gw.metrics;
@@ -952,7 +938,7 @@ impl Job {
                 return (Err(e), attempt);
             }
             let call_started = Instant::now();
-            let result = self.rt.lambda.invoke(self.request.clone(), span).await;
+            let result = self.rt.lambda.invoke(self.request.clone()).await;
             metrics
                 .lambda_call_duration
                 .get_or_create(&crate::telemetry::RouteLabels {

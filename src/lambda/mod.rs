@@ -247,7 +247,11 @@ impl LambdaInvoker {
         let conf = sdk_config(cfg, credentials).await?;
         Ok(Self {
             credentials: conf.credentials_provider(),
-            client: aws_sdk_lambda::Client::new(&conf),
+            client: aws_sdk_lambda::Client::from_conf(
+                aws_sdk_lambda::config::Builder::from(&conf)
+                    .interceptor(trace_context::TraceInterceptor)
+                    .build(),
+            ),
             log_tail: cfg.log_tail,
         })
     }
@@ -267,13 +271,9 @@ impl LambdaInvoker {
     }
 
     /// Invokes synchronously (`RequestResponse`) and returns the function's answer.
-    /// With tracing on, the call's phases are spans under `span` and its context goes
-    /// to Lambda.
-    pub async fn invoke(
-        &self,
-        req: InvokeRequest,
-        span: &tracing::Span,
-    ) -> Result<LambdaReply, LambdaError> {
+    /// With tracing on, the call's phases are spans under the current span and its
+    /// context goes to Lambda.
+    pub async fn invoke(&self, req: InvokeRequest) -> Result<LambdaReply, LambdaError> {
         if req.payload.len() > MAX_REQUEST_BYTES {
             return Err(LambdaError::TooLarge);
         }
@@ -289,15 +289,7 @@ impl LambdaInvoker {
         if self.log_tail {
             call = call.log_type(LogType::Tail);
         }
-        let out = if crate::telemetry::traces::enabled() && !span.is_disabled() {
-            call.customize()
-                .interceptor(trace_context::TraceInterceptor::new(span.clone()))
-                .send()
-                .await
-        } else {
-            call.send().await
-        }
-        .map_err(classify)?;
+        let out = call.send().await.map_err(classify)?;
         let log_tail = out.log_result().and_then(|b64| {
             base64::engine::general_purpose::STANDARD
                 .decode(b64)

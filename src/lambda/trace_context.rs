@@ -3,42 +3,43 @@
 //! goes out as W3C `traceparent` and as `X-Amzn-Trace-Id`, which Lambda hands to the
 //! function (`Lambda-Runtime-Trace-Id`) and to X-Ray.
 //!
-//! One interceptor per call, holding the call's span explicitly: the SDK's own spans
-//! (when logging enables them) must not become the parents.
+//! One interceptor for the client, installed when it is built: it finds the call's
+//! place in the trace in the task-local current span (the SDK runs its hooks inside
+//! the caller's future) and keeps the call's open spans in the call's own config bag.
+//! With tracing off each hook returns at its first check — no per-call customisation,
+//! which would cost the SDK a configuration rebuild on every call.
 
-use crate::telemetry::traces;
+use crate::telemetry::traces::{self, Guard};
 use aws_sdk_lambda::config::interceptors::{
     BeforeDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextMut,
     BeforeTransmitInterceptorContextRef,
 };
 use aws_sdk_lambda::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_lambda::error::BoxError;
-use std::sync::Mutex;
-use tracing::Span;
+use aws_smithy_types::config_bag::{Storable, StoreReplace};
+use opentelemetry::trace::SpanKind;
 
-/// Spans for the signing and transmit phases of one call, children of `parent`.
+/// Spans for the signing and transmit phases of each call, children of the current
+/// span (`lambda.invoke`).
+#[derive(Debug, Default)]
+pub struct TraceInterceptor;
+
+/// The open `lambda.sign` span of a call (ended when dropped).
 #[derive(Debug)]
-pub struct TraceInterceptor {
-    parent: Span,
-    signing: Mutex<Option<Span>>,
-    transmit: Mutex<Option<Span>>,
+struct Signing {
+    _span: Guard,
 }
 
-impl TraceInterceptor {
-    /// For a call made inside `parent`.
-    pub fn new(parent: Span) -> Self {
-        Self {
-            parent,
-            signing: Mutex::new(None),
-            transmit: Mutex::new(None),
-        }
-    }
+impl Storable for Signing {
+    type Storer = StoreReplace<Self>;
 }
 
-fn put(slot: &Mutex<Option<Span>>, span: Option<Span>) {
-    if let Ok(mut s) = slot.lock() {
-        *s = span;
-    }
+/// The open `lambda.http` span of a call.
+#[derive(Debug)]
+struct Transmit(Guard);
+
+impl Storable for Transmit {
+    type Storer = StoreReplace<Self>;
 }
 
 impl Intercept for TraceInterceptor {
@@ -50,10 +51,13 @@ impl Intercept for TraceInterceptor {
         &self,
         _context: &BeforeTransmitInterceptorContextRef<'_>,
         _rc: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
+        cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let span = tracing::info_span!(target: traces::PHASE, parent: &self.parent, "lambda.sign");
-        put(&self.signing, Some(span));
+        if let Some(current) = traces::current() {
+            cfg.interceptor_state().store_put(Signing {
+                _span: current.child("lambda.sign", SpanKind::Internal),
+            });
+        }
         Ok(())
     }
 
@@ -61,9 +65,12 @@ impl Intercept for TraceInterceptor {
         &self,
         _context: &BeforeTransmitInterceptorContextRef<'_>,
         _rc: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
+        cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        put(&self.signing, None);
+        if traces::enabled() {
+            // Dropping the guard ends the span.
+            cfg.interceptor_state().unset::<Signing>();
+        }
         Ok(())
     }
 
@@ -71,22 +78,19 @@ impl Intercept for TraceInterceptor {
         &self,
         context: &mut BeforeTransmitInterceptorContextMut<'_>,
         _rc: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
+        cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let span = tracing::info_span!(
-            target: traces::PHASE,
-            parent: &self.parent,
-            "lambda.http",
-            otel.kind = "client",
-            http.request.method = "POST",
-            http.response.status_code = tracing::field::Empty,
-        );
-        if let Some(sc) = traces::span_context(&span) {
+        let Some(current) = traces::current() else {
+            return Ok(());
+        };
+        let span = current.child("lambda.http", SpanKind::Client);
+        span.set("http.request.method", "POST");
+        if let Some(sc) = span.context() {
             let headers = context.request_mut().headers_mut();
             headers.insert("traceparent", traces::traceparent(&sc));
             headers.insert("x-amzn-trace-id", traces::amzn_trace_id(&sc));
         }
-        put(&self.transmit, Some(span));
+        cfg.interceptor_state().store_put(Transmit(span));
         Ok(())
     }
 
@@ -94,16 +98,18 @@ impl Intercept for TraceInterceptor {
         &self,
         context: &BeforeDeserializationInterceptorContextRef<'_>,
         _rc: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
+        cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        if let Ok(mut s) = self.transmit.lock()
-            && let Some(span) = s.take()
-        {
-            span.record(
+        if !traces::enabled() {
+            return Ok(());
+        }
+        if let Some(Transmit(span)) = cfg.load::<Transmit>() {
+            span.set(
                 "http.response.status_code",
-                context.response().status().as_u16(),
+                i64::from(context.response().status().as_u16()),
             );
         }
+        cfg.interceptor_state().unset::<Transmit>();
         Ok(())
     }
 }

@@ -98,7 +98,7 @@ impl<V: Send + Sync + 'static> SwrCache<V> {
 
     fn count(&self, result: &'static str) {
         // The phase span (`auth` or `metadata`) says how the lookup was answered.
-        tracing::Span::current().record("owl.cache", result);
+        crate::telemetry::traces::record("owl.cache", result);
         self.metrics
             .cache_requests
             .get_or_create(&CacheLabels {

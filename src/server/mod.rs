@@ -12,7 +12,7 @@ use crate::controller::proxy;
 use crate::gateway::Gateway;
 use crate::invoke;
 use crate::telemetry::timing::{Phase, Timings};
-use crate::telemetry::traces;
+use crate::telemetry::{logging, traces};
 use crate::whisk::TransactionId;
 use crate::whisk::names::split_invoke_path;
 use axum::Router;
@@ -74,13 +74,14 @@ pub async fn dispatch(State(gw): State<Arc<Gateway>>, req: Request) -> Response 
     let tid = TransactionId::from_header(tid_header);
     let client_tid =
         tid_header.is_some_and(|v| v.to_str().ok().map(str::trim) == Some(tid.as_str()));
-    let span = traces::request_span(
+    let trace = traces::Current::begin(
         span_name(req.method(), req.uri().path()),
         req.method(),
         req.uri().path(),
         req.headers(),
-        tid.as_str(),
+        (received, received_at),
     );
+    let span = logging::request_span(tid.as_str(), trace.as_ref().map(|t| t.trace_id()));
     let timings = Arc::new(Timings::default());
     let conn = req.extensions().get::<ConnectionInfo>().copied();
     let ctx = RequestContext {
@@ -93,11 +94,10 @@ pub async fn dispatch(State(gw): State<Arc<Gateway>>, req: Request) -> Response 
         proxy_authorization: None,
         timings: timings.clone(),
         span: span.clone(),
+        trace: trace.clone(),
     };
-    let resp = route(gw.clone(), req, ctx).instrument(span.clone()).await;
-    let resp = finish(&gw, resp, &timings, received, &span);
-    traces::close_later(span);
-    resp
+    let resp = traces::scope(trace.clone(), route(gw.clone(), req, ctx).instrument(span)).await;
+    finish(&gw, resp, &timings, received, trace.as_ref())
 }
 
 /// A low-cardinality name for the request's span (OpenTelemetry's HTTP conventions:
@@ -165,7 +165,7 @@ fn finish(
     mut resp: Response,
     timings: &Timings,
     received: Instant,
-    span: &tracing::Span,
+    trace: Option<&traces::Current>,
 ) -> Response {
     let total = received.elapsed();
     let path = timings.path();
@@ -174,15 +174,14 @@ fn finish(
         http::header::HeaderName::from_static("server-timing"),
         timings.server_timing(total),
     );
-    if let Some(v) = traces::traceresponse(span) {
-        headers.insert(http::header::HeaderName::from_static("traceresponse"), v);
+    if let Some(trace) = trace {
+        if let Some(v) = trace.traceresponse() {
+            headers.insert(http::header::HeaderName::from_static("traceresponse"), v);
+        }
+        trace.finish_request(resp.status().as_u16(), path.label());
     }
     gw.metrics
         .observe_request(path.label(), resp.status(), total, timings.awaited());
-    if traces::enabled() {
-        span.record("http.response.status_code", resp.status().as_u16());
-        span.record("owl.path", path.label());
-    }
     resp
 }
 

@@ -1,9 +1,9 @@
-//! The process's log subscriber: text or JSON lines on stderr, filtered by `OWL_LOG`,
-//! plus the OpenTelemetry layer when trace export is configured.
+//! The process's log subscriber: text or JSON lines on stderr, filtered by `OWL_LOG`;
+//! and, when trace export is configured, the process's tracer.
 //!
-//! Log lines inside a request carry its request span's fields: the transaction id
-//! (`tid`) and, when tracing is on, the `trace_id`. Phase spans are for traces only
-//! and never appear in logs.
+//! Log lines inside a request carry its log span's fields: the transaction id
+//! (`tid`) and, when tracing is on, the `trace_id`. Trace spans are not `tracing`
+//! spans (see [`traces`]) and never appear in logs.
 
 use super::traces;
 use opentelemetry_sdk::trace::SdkTracerProvider;
@@ -34,18 +34,33 @@ impl Telemetry {
     }
 }
 
-/// The filter of the log layer: `OWL_LOG` (else `default_level`), never phase spans.
-fn log_filter(default_level: &str) -> EnvFilter {
-    let filter =
-        EnvFilter::try_from_env("OWL_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
-    match format!("{}=off", traces::PHASE).parse() {
-        Ok(d) => filter.add_directive(d),
-        Err(_) => filter,
+/// Target of a request's log span.
+pub const REQUEST: &str = "owl::request";
+
+/// The log span of a request: every log line inside it carries the request's
+/// transaction id and, when tracing is on, its trace id. Only those two fields: the
+/// log layer formats every field of this span for each request.
+pub fn request_span(tid: &str, trace_id: Option<opentelemetry::trace::TraceId>) -> tracing::Span {
+    let span = tracing::info_span!(
+        target: REQUEST,
+        "request",
+        tid = %tid,
+        trace_id = tracing::field::Empty,
+    );
+    if let Some(t) = trace_id {
+        span.record("trace_id", tracing::field::display(t));
     }
+    span
+}
+
+/// The filter of the log layer: `OWL_LOG`, else `default_level`.
+fn log_filter(default_level: &str) -> EnvFilter {
+    EnvFilter::try_from_env("OWL_LOG").unwrap_or_else(|_| EnvFilter::new(default_level))
 }
 
 /// Installs the global subscriber: logs as text or JSON, and — when `traces` is true
-/// and an OTLP endpoint is configured (needs a Tokio runtime) — span export.
+/// and an OTLP endpoint is configured (needs a Tokio runtime) — the tracer exporting
+/// spans.
 pub fn init(json: bool, default_level: &str, traces: bool) -> anyhow::Result<Telemetry> {
     let provider = if traces {
         traces::provider_from_env()?
@@ -63,11 +78,12 @@ pub fn init(json: bool, default_level: &str, traces: bool) -> anyhow::Result<Tel
     } else {
         fmt.with_filter(log_filter(default_level)).boxed()
     };
-    let otel = provider.as_ref().map(traces::layer);
     tracing_subscriber::registry()
         .with(fmt)
-        .with(otel)
         .try_init()
         .map_err(|e| anyhow::anyhow!("cannot install the log subscriber: {e}"))?;
+    if let Some(p) = &provider {
+        traces::install(p);
+    }
     Ok(Telemetry { provider })
 }

@@ -3,39 +3,92 @@
 //! Off unless an OTLP endpoint is configured with the standard variables
 //! (`OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`; protocol,
 //! headers, timeout, sampler, service name and resource attributes from their
-//! `OTEL_*` variables too). When off, the phase spans are disabled at their call
-//! sites and cost next to nothing.
+//! `OTEL_*` variables too).
 //!
-//! Spans are ordinary `tracing` spans: the request span (target [`REQUEST`]) is also
-//! seen by the log subscriber, so every log line carries the request's `tid` and
-//! `trace_id`; phase spans (target [`PHASE`]) are seen only by the OpenTelemetry layer.
-//! W3C `traceparent` from the client becomes the parent of the request span; the
-//! current span's context is injected into requests to the controller and to Lambda.
+//! Built for the request path's budget. The request span is an OpenTelemetry span
+//! started when the request arrives, so the configured sampler decides at once. For
+//! a request that is not sampled nothing more is recorded: its context (trace id,
+//! the request span's id, `sampled=0`) is only passed on. For a sampled one, each
+//! phase is a few words in the request's [`Trace`] — name, ids, two `Instant`s,
+//! attributes — and the OpenTelemetry spans are built from them after the response,
+//! once the request and its invocation are both done. Span ids are drawn when a phase
+//! starts, so the `traceparent` sent to Lambda or the controller names the span that
+//! is later exported (the provider's id generator hands the SDK those ids:
+//! [`provider_builder`]).
+//!
+//! The span a piece of work belongs to is a Tokio task-local ([`Current`]): phases
+//! started inside it become its children, and [`inject`] writes its context into
+//! outgoing requests.
 
 use http::{HeaderMap, HeaderName, HeaderValue};
-use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
-use opentelemetry::trace::{SpanContext, TraceContextExt, TracerProvider as _};
+use opentelemetry::propagation::{Extractor, TextMapPropagator};
+use opentelemetry::trace::{
+    Span as _, SpanContext, SpanId, SpanKind, TraceContextExt, TraceFlags, TraceId, Tracer as _,
+    TracerProvider as _,
+};
+use opentelemetry::{Context, KeyValue, Value};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::SdkTracerProvider;
-use std::sync::LazyLock;
+use opentelemetry_sdk::trace::{
+    IdGenerator, RandomIdGenerator, SdkTracer, SdkTracerProvider, TracerProviderBuilder,
+};
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
-use tracing::Span;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
-use tracing_subscriber::Layer;
-use tracing_subscriber::filter::Targets;
+use std::sync::{Arc, LazyLock, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
 
-/// Target of the request span (seen by logs and traces).
-pub const REQUEST: &str = "owl::request";
-/// Target of phase spans (seen by traces only).
-pub const PHASE: &str = "owl::trace";
-
-static ENABLED: AtomicBool = AtomicBool::new(false);
+static TRACER: OnceLock<SdkTracer> = OnceLock::new();
 static PROPAGATOR: LazyLock<TraceContextPropagator> = LazyLock::new(TraceContextPropagator::new);
 
-/// True once an OpenTelemetry layer is installed.
+/// At most this many phase spans are kept for one request (retries add a few each);
+/// beyond it, phases are still timed but not traced.
+const MAX_SPANS: usize = 64;
+
+/// True once a tracer is installed.
 pub fn enabled() -> bool {
-    ENABLED.load(Ordering::Relaxed)
+    TRACER.get().is_some()
+}
+
+/// Turns tracing on, with spans going to `provider` (built from [`provider_builder`]).
+/// The first call wins: one tracer per process.
+pub fn install(provider: &SdkTracerProvider) {
+    let _ = TRACER.set(provider.tracer("owl"));
+}
+
+/// A tracer provider builder whose id generator lets owl choose the ids of the spans
+/// it builds after the response (ids already sent downstream in `traceparent`).
+pub fn provider_builder() -> TracerProviderBuilder {
+    SdkTracerProvider::builder().with_id_generator(PresetIds::default())
+}
+
+thread_local! {
+    static PRESET: Cell<Option<SpanId>> = const { Cell::new(None) };
+}
+
+/// Random ids, except the one span id preset on this thread for the span being built.
+#[derive(Debug, Default)]
+struct PresetIds(RandomIdGenerator);
+
+impl IdGenerator for PresetIds {
+    fn new_trace_id(&self) -> TraceId {
+        self.0.new_trace_id()
+    }
+
+    fn new_span_id(&self) -> SpanId {
+        PRESET
+            .with(Cell::take)
+            .unwrap_or_else(|| self.0.new_span_id())
+    }
+}
+
+fn new_span_id() -> SpanId {
+    use rand::Rng as _;
+    let mut rng = rand::rng();
+    loop {
+        let id: u64 = rng.random();
+        if id != 0 {
+            return SpanId::from(id);
+        }
+    }
 }
 
 /// The OTLP encoding the environment asks for, when it asks for trace export at all.
@@ -100,7 +153,7 @@ pub fn provider_from_env() -> anyhow::Result<Option<SdkTracerProvider>> {
             .build()?
     };
     Ok(Some(
-        SdkTracerProvider::builder()
+        provider_builder()
             .with_batch_exporter(exporter)
             .with_resource(resource())
             .build(),
@@ -121,136 +174,407 @@ pub fn resource() -> opentelemetry_sdk::Resource {
     b.build()
 }
 
-/// Ends the request span after the response has been written rather than before:
-/// closing a span builds and queues its OpenTelemetry record, work the client need not
-/// wait for. The drop runs in a task spawned on this worker, which runs once the
-/// connection task has flushed the response and yields.
-pub fn close_later(span: tracing::Span) {
-    if enabled() && tokio::runtime::Handle::try_current().is_ok() {
-        tokio::spawn(async move { drop(span) });
-    }
+/// One request's trace, shared by the request's task and its invocation's task. When
+/// the last of them lets go, the sampled spans are built and exported (in a task of
+/// their own, after the response).
+struct Shared {
+    /// The request span's context: trace id, the request span's id, the sampling
+    /// decision and the trace state.
+    root: SpanContext,
+    /// When the request arrived, on both clocks: spans' wall-clock times are derived
+    /// from monotonic instants.
+    origin: (Instant, SystemTime),
+    /// What a sampled request recorded; `None` when not sampled.
+    recording: Option<Mutex<Recording>>,
 }
 
-/// The layer that turns owl's spans into OpenTelemetry spans of `provider`; installing
-/// it turns trace propagation on.
-pub fn layer<S>(provider: &SdkTracerProvider) -> impl Layer<S>
-where
-    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
-{
-    ENABLED.store(true, Ordering::Relaxed);
-    tracing_opentelemetry::layer()
-        .with_tracer(provider.tracer("owl"))
-        .with_threads(false)
-        .with_location(false)
-        .with_tracked_inactivity(false)
-        .with_filter(
-            Targets::new()
-                .with_target(REQUEST, tracing::Level::INFO)
-                .with_target(PHASE, tracing::Level::INFO)
-                .with_target("owl", tracing::Level::WARN),
-        )
+struct Recording {
+    /// The request span (an SDK span, started when the request arrived).
+    request: Option<opentelemetry_sdk::trace::Span>,
+    /// When the response was ready.
+    request_end: Option<Instant>,
+    /// Phase spans in the order they started (a parent before its children).
+    spans: Vec<Recorded>,
 }
 
-/// The request span for a request with `headers`: child of the client's
-/// `traceparent` when tracing is on, with the request's transaction id (and trace id)
-/// for every log line inside it. `name` is a low-cardinality route (`POST invoke`).
-pub fn request_span(
+struct Recorded {
     name: &'static str,
-    method: &http::Method,
-    path: &str,
-    headers: &HeaderMap,
-    tid: &str,
-) -> Span {
-    // Only `tid` (and `trace_id`) while tracing is off: the log layer formats every
-    // field of this span for each request, so it carries no more than logs need.
-    let span = tracing::info_span!(
-        target: REQUEST,
-        "request",
-        tid = %tid,
-        trace_id = tracing::field::Empty,
-        otel.name = tracing::field::Empty,
-        otel.kind = tracing::field::Empty,
-        http.request.method = tracing::field::Empty,
-        url.path = tracing::field::Empty,
-        http.response.status_code = tracing::field::Empty,
-        owl.path = tracing::field::Empty,
-    );
-    if enabled() && !span.is_disabled() {
-        // Name and kind first: they are fixed once the span starts.
-        span.record("otel.name", name);
-        span.record("otel.kind", "server");
-        span.record("http.request.method", method.as_str());
-        span.record("url.path", path);
+    kind: SpanKind,
+    id: SpanId,
+    parent: SpanId,
+    start: Instant,
+    end: Option<Instant>,
+    attributes: Vec<KeyValue>,
+}
+
+impl Shared {
+    fn wall(&self, at: Instant) -> SystemTime {
+        let (origin, wall) = self.origin;
+        match at.checked_duration_since(origin) {
+            Some(d) => wall + d,
+            None => wall - origin.duration_since(at),
+        }
+    }
+
+    fn context_of(&self, span: SpanId) -> SpanContext {
+        SpanContext::new(
+            self.root.trace_id(),
+            span,
+            self.root.trace_flags(),
+            false,
+            self.root.trace_state().clone(),
+        )
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        let Some(recording) = self.recording.take() else {
+            return;
+        };
+        let Some(tracer) = TRACER.get() else {
+            return;
+        };
+        let recording = recording.into_inner().unwrap_or_else(|p| p.into_inner());
+        let shared = Shared {
+            root: self.root.clone(),
+            origin: self.origin,
+            recording: None,
+        };
+        // Off the path of whatever response is being written now.
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) => {
+                h.spawn(async move { shared.emit(tracer, recording) });
+            }
+            Err(_) => shared.emit(tracer, recording),
+        }
+    }
+}
+
+impl Shared {
+    /// Builds and ends the OpenTelemetry spans of a finished, sampled request.
+    fn emit(&self, tracer: &SdkTracer, recording: Recording) {
+        let now = Instant::now();
+        for s in recording.spans {
+            let parent = Context::new().with_remote_span_context(self.context_of(s.parent));
+            PRESET.with(|p| p.set(Some(s.id)));
+            let mut span = tracer
+                .span_builder(s.name)
+                .with_kind(s.kind)
+                .with_start_time(self.wall(s.start))
+                .with_attributes(s.attributes)
+                .start_with_context(tracer, &parent);
+            PRESET.with(|p| p.set(None));
+            if span.span_context().span_id() != s.id {
+                warn_foreign_ids();
+            }
+            span.end_with_timestamp(self.wall(s.end.unwrap_or(now)));
+        }
+        if let Some(mut request) = recording.request {
+            request.end_with_timestamp(self.wall(recording.request_end.unwrap_or(now)));
+        }
+    }
+}
+
+/// The provider was not built from [`provider_builder`]: exported span ids differ
+/// from those sent downstream. Said once.
+fn warn_foreign_ids() {
+    static SAID: AtomicBool = AtomicBool::new(false);
+    if !SAID.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            "the tracer provider does not take owl's span ids (build it with traces::provider_builder); exported spans will not match the traceparent sent to Lambda and the controller"
+        );
+    }
+}
+
+/// Where work stands in its request's trace: the request span itself, or one of its
+/// phase spans. The task-local value of this type is the span new phases belong to.
+#[derive(Clone)]
+pub struct Current {
+    shared: Arc<Shared>,
+    /// The phase span (index into the recording, id); `None`: the request span (or an
+    /// unsampled request).
+    span: Option<(usize, SpanId)>,
+}
+
+tokio::task_local! {
+    static CURRENT: Current;
+}
+
+impl std::fmt::Debug for Current {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Current")
+            .field("trace_id", &self.shared.root.trace_id())
+            .field("span_id", &self.span_id())
+            .field("sampled", &self.shared.root.is_sampled())
+            .finish()
+    }
+}
+
+impl Current {
+    /// The request's trace, once it arrives: the request span (named `name`, a
+    /// low-cardinality route) is a child of the client's `traceparent`, and the
+    /// configured sampler decides whether the request is recorded. `None` when
+    /// tracing is off.
+    pub fn begin(
+        name: &'static str,
+        method: &http::Method,
+        path: &str,
+        headers: &HeaderMap,
+        received: (Instant, SystemTime),
+    ) -> Option<Self> {
+        let tracer = TRACER.get()?;
         let parent = PROPAGATOR.extract(&HeaderExtractor(headers));
-        let _ = span.set_parent(parent);
-        let cx = span.context();
-        let sc = cx.span().span_context().clone();
-        if sc.is_valid() {
-            span.record("trace_id", tracing::field::display(sc.trace_id()));
+        let mut span = tracer
+            .span_builder(name)
+            .with_kind(SpanKind::Server)
+            .with_start_time(received.1)
+            .start_with_context(tracer, &parent);
+        let root = span.span_context().clone();
+        let recording = span.is_recording().then(|| {
+            span.set_attribute(KeyValue::new(
+                "http.request.method",
+                method.as_str().to_string(),
+            ));
+            span.set_attribute(KeyValue::new("url.path", path.to_string()));
+            Mutex::new(Recording {
+                request: Some(span),
+                request_end: None,
+                spans: Vec::with_capacity(12),
+            })
+        });
+        Some(Self {
+            shared: Arc::new(Shared {
+                root,
+                origin: received,
+                recording,
+            }),
+            span: None,
+        })
+    }
+
+    /// The trace's id.
+    pub fn trace_id(&self) -> TraceId {
+        self.shared.root.trace_id()
+    }
+
+    fn span_id(&self) -> SpanId {
+        self.span.map_or(self.shared.root.span_id(), |(_, id)| id)
+    }
+
+    /// This span's context, as sent downstream.
+    pub fn context(&self) -> SpanContext {
+        self.shared.context_of(self.span_id())
+    }
+
+    /// A new phase span, child of this one (inert when the request is not sampled).
+    pub fn child(&self, name: &'static str, kind: SpanKind) -> Guard {
+        let inert = Guard {
+            at: Some(self.clone()),
+            owned: false,
+        };
+        let Some(recording) = &self.shared.recording else {
+            return inert;
+        };
+        let id = new_span_id();
+        let index = {
+            let Ok(mut r) = recording.lock() else {
+                return inert;
+            };
+            if r.spans.len() >= MAX_SPANS {
+                return inert;
+            }
+            r.spans.push(Recorded {
+                name,
+                kind,
+                id,
+                parent: self.span_id(),
+                start: Instant::now(),
+                end: None,
+                attributes: Vec::new(),
+            });
+            r.spans.len() - 1
+        };
+        Guard {
+            at: Some(Self {
+                shared: self.shared.clone(),
+                span: Some((index, id)),
+            }),
+            owned: true,
         }
     }
-    span
-}
 
-/// The span of an invocation's own task, which may outlive the request (non-blocking
-/// invocations, records written after the response): in the request's trace as a child
-/// of `request`, but not holding the request span open, and carrying the same `tid` and
-/// `trace_id` for log lines.
-pub fn invocation_span(request: &Span, tid: &str) -> Span {
-    let span = tracing::info_span!(
-        target: REQUEST,
-        parent: None,
-        "invocation",
-        tid = %tid,
-        trace_id = tracing::field::Empty,
-    );
-    if enabled() && !span.is_disabled() {
-        let cx = request.context();
-        let sc = cx.span().span_context().clone();
-        if sc.is_valid() {
-            let _ = span.set_parent(cx);
-            span.record("trace_id", tracing::field::display(sc.trace_id()));
+    /// True when this request's spans are recorded.
+    pub fn recording(&self) -> bool {
+        self.shared.recording.is_some()
+    }
+
+    fn with_recorded(&self, f: impl FnOnce(&mut Recorded)) {
+        if let (Some(recording), Some((index, _))) = (&self.shared.recording, self.span)
+            && let Ok(mut r) = recording.lock()
+            && let Some(s) = r.spans.get_mut(index)
+        {
+            f(s);
         }
     }
-    span
+
+    /// Sets an attribute of this span (when recorded).
+    pub fn set(&self, key: &'static str, value: impl Into<Value>) {
+        self.with_recorded(|s| s.attributes.push(KeyValue::new(key, value)));
+    }
+
+    /// Ends the request span: the response is ready, with `status`, having gone
+    /// `path` (`lambda`, `proxy`...).
+    pub fn finish_request(&self, status: u16, path: &'static str) {
+        if let Some(recording) = &self.shared.recording
+            && let Ok(mut r) = recording.lock()
+        {
+            r.request_end = Some(Instant::now());
+            if let Some(span) = r.request.as_mut() {
+                span.set_attribute(KeyValue::new(
+                    "http.response.status_code",
+                    i64::from(status),
+                ));
+                span.set_attribute(KeyValue::new("owl.path", path));
+            }
+        }
+    }
+
+    /// `traceresponse` (W3C Trace Context Level 2) naming the request's trace and span.
+    pub fn traceresponse(&self) -> Option<HeaderValue> {
+        HeaderValue::from_str(&traceparent(&self.shared.root)).ok()
+    }
+
+    /// Runs `fut` with this as its current span.
+    pub async fn scope<F: Future>(self, fut: F) -> F::Output {
+        CURRENT.scope(self, fut).await
+    }
 }
 
-/// The span context of `span`, when tracing is on and it is being recorded.
-pub fn span_context(span: &Span) -> Option<SpanContext> {
-    if !enabled() || span.is_disabled() {
+/// The span the running task works in, when tracing is on.
+pub fn current() -> Option<Current> {
+    if !enabled() {
         return None;
     }
-    let sc = span.context().span().span_context().clone();
-    sc.is_valid().then_some(sc)
+    CURRENT.try_with(Clone::clone).ok()
 }
 
-/// `traceresponse` (W3C Trace Context Level 2) naming the request's trace and span.
-pub fn traceresponse(span: &Span) -> Option<HeaderValue> {
-    let sc = span_context(span)?;
-    HeaderValue::from_str(&format!(
-        "00-{}-{}-{:02x}",
-        sc.trace_id(),
-        sc.span_id(),
-        sc.trace_flags().to_u8()
-    ))
-    .ok()
+/// Runs `fut` in `current` (as taken by [`current`] before handing work to another
+/// task); as it is when `None`.
+pub async fn scope<F: Future>(current: Option<Current>, fut: F) -> F::Output {
+    match current {
+        Some(c) => c.scope(fut).await,
+        None => fut.await,
+    }
+}
+
+/// A phase span: started when made, ended when dropped (or when the future given to
+/// [`instrument`](Self::instrument) completes). Inert when tracing is off or the
+/// request is not sampled.
+#[derive(Debug)]
+pub struct Guard {
+    /// The span's place (or, when it is not recorded, its parent's).
+    at: Option<Current>,
+    /// True when this guard ends a recorded span.
+    owned: bool,
+}
+
+/// A new phase span named `name`, child of the current span.
+pub fn start(name: &'static str) -> Guard {
+    start_kind(name, SpanKind::Internal)
+}
+
+/// A new phase span of `kind`, child of the current span.
+pub fn start_kind(name: &'static str, kind: SpanKind) -> Guard {
+    let at = current();
+    match at {
+        Some(c) => c.child(name, kind),
+        None => Guard {
+            at: None,
+            owned: false,
+        },
+    }
+}
+
+impl Guard {
+    /// True when this span is recorded (worth computing attributes for).
+    pub fn recording(&self) -> bool {
+        self.owned
+    }
+
+    /// Sets an attribute (when recorded).
+    pub fn set(&self, key: &'static str, value: impl Into<Value>) {
+        if self.owned
+            && let Some(at) = &self.at
+        {
+            at.set(key, value);
+        }
+    }
+
+    /// The span's context (its parent's when not recorded), to send downstream.
+    pub fn context(&self) -> Option<SpanContext> {
+        self.at.as_ref().map(Current::context)
+    }
+
+    /// Where this span is, for work handed to other code.
+    pub fn current(&self) -> Option<Current> {
+        self.at.clone()
+    }
+
+    /// Runs `fut` inside this span, which ends when `fut` completes. (When the span
+    /// is not recorded, `fut` runs in its parent, so a task spawned with it still
+    /// passes the trace on.)
+    pub async fn instrument<F: Future>(self, fut: F) -> F::Output {
+        let out = match &self.at {
+            Some(at) => at.clone().scope(fut).await,
+            None => fut.await,
+        };
+        drop(self);
+        out
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if self.owned
+            && let Some(at) = &self.at
+        {
+            at.with_recorded(|s| {
+                s.end.get_or_insert_with(Instant::now);
+            });
+        }
+    }
+}
+
+/// Sets an attribute of the current span (when recorded).
+pub fn record(key: &'static str, value: impl Into<Value>) {
+    if let Some(c) = current() {
+        c.set(key, value);
+    }
 }
 
 /// Writes the current span's context into `headers` (`traceparent`, `tracestate`)
 /// when tracing is on; otherwise leaves them as they are (a client's own
 /// `traceparent` then passes through unchanged).
 pub fn inject(headers: &mut HeaderMap) {
-    inject_from(&Span::current(), headers);
+    if let Some(c) = current() {
+        inject_context(&c.context(), headers);
+    }
 }
 
-/// Like [`inject`], from `span`.
-pub fn inject_from(span: &Span, headers: &mut HeaderMap) {
-    if !enabled() || span.is_disabled() {
-        return;
+/// Writes `sc` into `headers` as `traceparent` (and `tracestate`, when not empty).
+pub fn inject_context(sc: &SpanContext, headers: &mut HeaderMap) {
+    if let Ok(v) = HeaderValue::from_str(&traceparent(sc)) {
+        headers.insert(HeaderName::from_static("traceparent"), v);
     }
-    let cx = span.context();
-    if cx.span().span_context().is_valid() {
-        PROPAGATOR.inject_context(&cx, &mut HeaderInjector(headers));
+    let state = sc.trace_state().header();
+    match HeaderValue::from_str(&state) {
+        Ok(v) if !state.is_empty() => {
+            headers.insert(HeaderName::from_static("tracestate"), v);
+        }
+        _ => {
+            headers.remove("tracestate");
+        }
     }
 }
 
@@ -273,7 +597,7 @@ pub fn traceparent(sc: &SpanContext) -> String {
         "00-{}-{}-{:02x}",
         sc.trace_id(),
         sc.span_id(),
-        sc.trace_flags().to_u8()
+        (sc.trace_flags() & TraceFlags::SAMPLED).to_u8()
     )
 }
 
@@ -286,19 +610,6 @@ impl Extractor for HeaderExtractor<'_> {
 
     fn keys(&self) -> Vec<&str> {
         self.0.keys().map(HeaderName::as_str).collect()
-    }
-}
-
-struct HeaderInjector<'a>(&'a mut HeaderMap);
-
-impl Injector for HeaderInjector<'_> {
-    fn set(&mut self, key: &str, value: String) {
-        if let (Ok(k), Ok(v)) = (
-            HeaderName::from_bytes(key.as_bytes()),
-            HeaderValue::from_str(&value),
-        ) {
-            self.0.insert(k, v);
-        }
     }
 }
 
