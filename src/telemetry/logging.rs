@@ -47,8 +47,10 @@ pub fn request_span(tid: &str, trace_id: Option<opentelemetry::trace::TraceId>) 
         tid = %tid,
         trace_id = tracing::field::Empty,
     );
-    if let Some(t) = trace_id {
-        span.record("trace_id", tracing::field::display(t));
+    if let Some(t) = trace_id
+        && !span.is_disabled()
+    {
+        span.record("trace_id", super::traces::trace_id_hex(t).as_str());
     }
     span
 }

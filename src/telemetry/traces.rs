@@ -23,7 +23,7 @@
 use http::{HeaderMap, HeaderName, HeaderValue};
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
 use opentelemetry::trace::{
-    Span as _, SpanContext, SpanId, SpanKind, TraceContextExt, TraceFlags, TraceId, Tracer as _,
+    Span as _, SpanContext, SpanId, SpanKind, TraceContextExt, TraceId, Tracer as _,
     TracerProvider as _,
 };
 use opentelemetry::{Context, KeyValue, Value};
@@ -232,38 +232,70 @@ impl Drop for Shared {
         let Some(recording) = self.recording.take() else {
             return;
         };
-        let Some(tracer) = TRACER.get() else {
-            return;
-        };
         let recording = recording.into_inner().unwrap_or_else(|p| p.into_inner());
-        let shared = Shared {
+        let finished = Shared {
             root: self.root.clone(),
             origin: self.origin,
             recording: None,
         };
-        // Off the path of whatever response is being written now.
-        match tokio::runtime::Handle::try_current() {
-            Ok(h) => {
-                h.spawn(async move { shared.emit(tracer, recording) });
-            }
-            Err(_) => shared.emit(tracer, recording),
+        // Off the path of whatever response is being written now, and in batches:
+        // one task empties the queue for every request finished meanwhile.
+        let Ok(h) = tokio::runtime::Handle::try_current() else {
+            return finished.emit(recording);
+        };
+        let first = FINISHED.lock().map(|mut q| {
+            q.push((finished, recording));
+            q.len() == 1
+        });
+        if first.unwrap_or(false) {
+            let drain = Drain;
+            h.spawn(async move { drop(drain) });
         }
     }
 }
 
+/// Builds the spans of every finished request queued, when dropped — by the task it
+/// was given to, or with that task if the runtime drops it unrun (shutting down), so
+/// the queue is never left waiting for a task that will not come.
+struct Drain;
+
+impl Drop for Drain {
+    fn drop(&mut self) {
+        let batch = FINISHED.lock().map(|mut q| std::mem::take(&mut *q));
+        for (finished, recording) in batch.unwrap_or_default() {
+            finished.emit(recording);
+        }
+    }
+}
+
+/// Sampled requests that are done, waiting for their spans to be built.
+static FINISHED: Mutex<Vec<(Shared, Recording)>> = Mutex::new(Vec::new());
+
 impl Shared {
     /// Builds and ends the OpenTelemetry spans of a finished, sampled request.
-    fn emit(&self, tracer: &SdkTracer, recording: Recording) {
+    fn emit(&self, recording: Recording) {
+        let Some(tracer) = TRACER.get() else {
+            return;
+        };
         let now = Instant::now();
+        // Parent contexts, made once each (most spans share the request span).
+        let mut parents: Vec<(SpanId, Context)> = Vec::with_capacity(4);
         for s in recording.spans {
-            let parent = Context::new().with_remote_span_context(self.context_of(s.parent));
+            let parent = match parents.iter().find(|(id, _)| *id == s.parent) {
+                Some((_, cx)) => cx,
+                None => {
+                    let cx = Context::new().with_remote_span_context(self.context_of(s.parent));
+                    parents.push((s.parent, cx));
+                    &parents[parents.len() - 1].1
+                }
+            };
             PRESET.with(|p| p.set(Some(s.id)));
             let mut span = tracer
                 .span_builder(s.name)
                 .with_kind(s.kind)
                 .with_start_time(self.wall(s.start))
                 .with_attributes(s.attributes)
-                .start_with_context(tracer, &parent);
+                .start_with_context(tracer, parent);
             PRESET.with(|p| p.set(None));
             if span.span_context().span_id() != s.id {
                 warn_foreign_ids();
@@ -446,8 +478,12 @@ impl Current {
     }
 
     /// Runs `fut` with this as its current span.
-    pub async fn scope<F: Future>(self, fut: F) -> F::Output {
-        CURRENT.scope(self, fut).await
+    pub fn scope<F: Future>(self, fut: F) -> InSpan<F> {
+        InSpan {
+            fut,
+            current: Some(self),
+            guard: None,
+        }
     }
 }
 
@@ -461,10 +497,43 @@ pub fn current() -> Option<Current> {
 
 /// Runs `fut` in `current` (as taken by [`current`] before handing work to another
 /// task); as it is when `None`.
-pub async fn scope<F: Future>(current: Option<Current>, fut: F) -> F::Output {
-    match current {
-        Some(c) => c.scope(fut).await,
-        None => fut.await,
+pub fn scope<F: Future>(current: Option<Current>, fut: F) -> InSpan<F> {
+    InSpan {
+        fut,
+        current,
+        guard: None,
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A future run with a current span (and, for a phase, ending that span when it
+    /// completes). Polled in place: wrapping a large future costs no copy of it.
+    pub struct InSpan<F> {
+        #[pin]
+        fut: F,
+        current: Option<Current>,
+        guard: Option<Guard>,
+    }
+}
+
+impl<F: Future> Future for InSpan<F> {
+    type Output = F::Output;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        let this = self.project();
+        let fut = this.fut;
+        let out = match this.current {
+            Some(c) => CURRENT.sync_scope(c.clone(), || fut.poll(cx)),
+            None => fut.poll(cx),
+        };
+        if out.is_ready() {
+            // The phase ends with its work, not when the caller drops this.
+            this.guard.take();
+        }
+        out
     }
 }
 
@@ -524,13 +593,12 @@ impl Guard {
     /// Runs `fut` inside this span, which ends when `fut` completes. (When the span
     /// is not recorded, `fut` runs in its parent, so a task spawned with it still
     /// passes the trace on.)
-    pub async fn instrument<F: Future>(self, fut: F) -> F::Output {
-        let out = match &self.at {
-            Some(at) => at.clone().scope(fut).await,
-            None => fut.await,
-        };
-        drop(self);
-        out
+    pub fn instrument<F: Future>(self, fut: F) -> InSpan<F> {
+        InSpan {
+            fut,
+            current: self.at.clone(),
+            guard: Some(self),
+        }
     }
 }
 
@@ -581,24 +649,47 @@ pub fn inject_context(sc: &SpanContext, headers: &mut HeaderMap) {
 /// The AWS X-Ray form of a span context (`X-Amzn-Trace-Id`), so Lambda and X-Ray
 /// continue the same trace: `Root=1-<8 hex>-<24 hex>;Parent=<16 hex>;Sampled=<0|1>`.
 pub fn amzn_trace_id(sc: &SpanContext) -> String {
-    let t = sc.trace_id().to_string();
-    format!(
-        "Root=1-{}-{};Parent={};Sampled={}",
-        &t[..8],
-        &t[8..],
-        sc.span_id(),
-        u8::from(sc.is_sampled())
-    )
+    let t = sc.trace_id().to_bytes();
+    let mut s = String::with_capacity(76);
+    s.push_str("Root=1-");
+    push_hex(&mut s, &t[..4]);
+    s.push('-');
+    push_hex(&mut s, &t[4..]);
+    s.push_str(";Parent=");
+    push_hex(&mut s, &sc.span_id().to_bytes());
+    s.push_str(if sc.is_sampled() {
+        ";Sampled=1"
+    } else {
+        ";Sampled=0"
+    });
+    s
 }
 
 /// `traceparent` for `sc`.
 pub fn traceparent(sc: &SpanContext) -> String {
-    format!(
-        "00-{}-{}-{:02x}",
-        sc.trace_id(),
-        sc.span_id(),
-        (sc.trace_flags() & TraceFlags::SAMPLED).to_u8()
-    )
+    let mut s = String::with_capacity(55);
+    s.push_str("00-");
+    push_hex(&mut s, &sc.trace_id().to_bytes());
+    s.push('-');
+    push_hex(&mut s, &sc.span_id().to_bytes());
+    s.push_str(if sc.is_sampled() { "-01" } else { "-00" });
+    s
+}
+
+/// A trace id in its usual form (32 lowercase hex digits).
+pub fn trace_id_hex(t: TraceId) -> String {
+    let mut s = String::with_capacity(32);
+    push_hex(&mut s, &t.to_bytes());
+    s
+}
+
+/// Lowercase hex, without the formatting machinery (on every traced request).
+fn push_hex(s: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 0xf)] as char);
+    }
 }
 
 struct HeaderExtractor<'a>(&'a HeaderMap);
@@ -707,6 +798,25 @@ mod tests {
         assert_eq!(
             traceparent(&sc),
             "00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01"
+        );
+        assert_eq!(
+            trace_id_hex(sc.trace_id()),
+            "5759e988bd862e3fe1be46a994272793"
+        );
+        let unsampled = SpanContext::new(
+            TraceId::from_hex("0000000000000000000000000000000a").unwrap(),
+            SpanId::from_hex("00000000000000f1").unwrap(),
+            TraceFlags::default(),
+            true,
+            TraceState::default(),
+        );
+        assert_eq!(
+            traceparent(&unsampled),
+            "00-0000000000000000000000000000000a-00000000000000f1-00"
+        );
+        assert_eq!(
+            amzn_trace_id(&unsampled),
+            "Root=1-00000000-00000000000000000000000a;Parent=00000000000000f1;Sampled=0"
         );
     }
 }
