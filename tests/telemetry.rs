@@ -9,7 +9,7 @@ use common::fake_lambda::{FakeLambda, Fault};
 use common::owl_process::OwlProcess;
 use common::*;
 use opentelemetry::trace::{SpanId, SpanKind, TraceId};
-use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SimpleSpanProcessor, SpanData};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -20,16 +20,12 @@ use std::time::{Duration, Instant};
 // trace id each test sends in its own `traceparent`.
 
 fn exporter() -> &'static InMemorySpanExporter {
-    static TRACING: OnceLock<(SdkTracerProvider, InMemorySpanExporter)> = OnceLock::new();
-    let (_, exporter) = TRACING.get_or_init(|| {
+    static TRACING: OnceLock<InMemorySpanExporter> = OnceLock::new();
+    TRACING.get_or_init(|| {
         let exporter = InMemorySpanExporter::default();
-        let provider = owl::telemetry::traces::provider_builder()
-            .with_simple_exporter(exporter.clone())
-            .build();
-        owl::telemetry::traces::install(&provider);
-        (provider, exporter)
-    });
-    exporter
+        owl::telemetry::traces::install(SimpleSpanProcessor::new(exporter.clone()));
+        exporter
+    })
 }
 
 /// A fresh client trace context: (trace id, the client's span id, `traceparent`).

@@ -6,7 +6,6 @@
 //! spans (see [`traces`]) and never appear in logs.
 
 use super::traces;
-use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -14,22 +13,19 @@ use tracing_subscriber::{EnvFilter, Layer};
 /// What was installed; [`shutdown`](Self::shutdown) flushes spans still buffered.
 #[derive(Default)]
 pub struct Telemetry {
-    provider: Option<SdkTracerProvider>,
+    tracing: bool,
 }
 
 impl Telemetry {
     /// True when traces are exported.
     pub fn tracing(&self) -> bool {
-        self.provider.is_some()
+        self.tracing
     }
 
     /// Exports what is buffered and stops the exporter (bounded by the export timeout).
     pub fn shutdown(self) {
-        if let Some(p) = self.provider {
-            if let Err(e) = p.force_flush() {
-                tracing::warn!(error = %e, "exporting the last spans failed");
-            }
-            let _ = p.shutdown();
+        if self.tracing {
+            traces::shutdown();
         }
     }
 }
@@ -64,8 +60,8 @@ fn log_filter(default_level: &str) -> EnvFilter {
 /// and an OTLP endpoint is configured (needs a Tokio runtime) — the tracer exporting
 /// spans.
 pub fn init(json: bool, default_level: &str, traces: bool) -> anyhow::Result<Telemetry> {
-    let provider = if traces {
-        traces::provider_from_env()?
+    let processor = if traces {
+        traces::processor_from_env()?
     } else {
         None
     };
@@ -84,8 +80,9 @@ pub fn init(json: bool, default_level: &str, traces: bool) -> anyhow::Result<Tel
         .with(fmt)
         .try_init()
         .map_err(|e| anyhow::anyhow!("cannot install the log subscriber: {e}"))?;
-    if let Some(p) = &provider {
+    let tracing = processor.is_some();
+    if let Some(p) = processor {
         traces::install(p);
     }
-    Ok(Telemetry { provider })
+    Ok(Telemetry { tracing })
 }

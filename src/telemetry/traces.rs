@@ -5,16 +5,15 @@
 //! headers, timeout, sampler, service name and resource attributes from their
 //! `OTEL_*` variables too).
 //!
-//! Built for the request path's budget. The request span is an OpenTelemetry span
-//! started when the request arrives, so the configured sampler decides at once. For
-//! a request that is not sampled nothing more is recorded: its context (trace id,
-//! the request span's id, `sampled=0`) is only passed on. For a sampled one, each
-//! phase is a few words in the request's [`Trace`] — name, ids, two `Instant`s,
-//! attributes — and the OpenTelemetry spans are built from them after the response,
-//! once the request and its invocation are both done. Span ids are drawn when a phase
-//! starts, so the `traceparent` sent to Lambda or the controller names the span that
-//! is later exported (the provider's id generator hands the SDK those ids:
-//! [`provider_builder`]).
+//! Built for the request path's budget. The configured sampler decides when the
+//! request arrives. For a request that is not sampled nothing is recorded: its
+//! context (trace id, the request span's id, `sampled=0`) is only passed on. For a
+//! sampled one, each span is a few words in the request's shared trace — name, ids,
+//! two `Instant`s, attributes — turned into span data after the response, once the
+//! request and its invocation are both done, and handed straight to the span
+//! processor (batching OTLP export); no SDK span objects are made. Span ids are drawn
+//! when a phase starts, so the `traceparent` sent to Lambda or the controller names
+//! the span that is later exported.
 //!
 //! The span a piece of work belongs to is a Tokio task-local ([`Current`]): phases
 //! started inside it become its children, and [`inject`] writes its context into
@@ -23,60 +22,64 @@
 use http::{HeaderMap, HeaderName, HeaderValue};
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
 use opentelemetry::trace::{
-    Span as _, SpanContext, SpanId, SpanKind, TraceContextExt, TraceId, Tracer as _,
-    TracerProvider as _,
+    SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags, TraceId,
 };
-use opentelemetry::{Context, KeyValue, Value};
+use opentelemetry::{InstrumentationScope, KeyValue, Value};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{
-    IdGenerator, RandomIdGenerator, SdkTracer, SdkTracerProvider, TracerProviderBuilder,
+    BatchSpanProcessor, IdGenerator, RandomIdGenerator, SamplingDecision, ShouldSample, SpanData,
+    SpanEvents, SpanLinks, SpanProcessor,
 };
-use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::borrow::Cow;
 use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
-static TRACER: OnceLock<SdkTracer> = OnceLock::new();
+/// Where owl's spans go: the sampler that decides for each request, and the span
+/// processor that receives finished spans.
+struct Pipeline {
+    sampler: Box<dyn ShouldSample>,
+    processor: Box<dyn SpanProcessor>,
+    scope: InstrumentationScope,
+    ids: RandomIdGenerator,
+}
+
+static PIPELINE: OnceLock<Pipeline> = OnceLock::new();
 static PROPAGATOR: LazyLock<TraceContextPropagator> = LazyLock::new(TraceContextPropagator::new);
 
 /// At most this many phase spans are kept for one request (retries add a few each);
 /// beyond it, phases are still timed but not traced.
 const MAX_SPANS: usize = 64;
 
-/// True once a tracer is installed.
+/// True once tracing is installed.
 pub fn enabled() -> bool {
-    TRACER.get().is_some()
+    PIPELINE.get().is_some()
 }
 
-/// Turns tracing on, with spans going to `provider` (built from [`provider_builder`]).
-/// The first call wins: one tracer per process.
-pub fn install(provider: &SdkTracerProvider) {
-    let _ = TRACER.set(provider.tracer("owl"));
+/// Turns tracing on: finished spans go to `processor` (with owl's [`resource`]), and
+/// each request is sampled by the sampler `OTEL_TRACES_SAMPLER` /
+/// `OTEL_TRACES_SAMPLER_ARG` configure (parent-based, always on, by default). The
+/// first call wins: one pipeline per process.
+pub fn install(mut processor: impl SpanProcessor + 'static) {
+    processor.set_resource(&resource());
+    let _ = PIPELINE.set(Pipeline {
+        sampler: opentelemetry_sdk::trace::Config::default().sampler,
+        processor: Box::new(processor),
+        scope: InstrumentationScope::builder("owl")
+            .with_version(env!("CARGO_PKG_VERSION"))
+            .build(),
+        ids: RandomIdGenerator::default(),
+    });
 }
 
-/// A tracer provider builder whose id generator lets owl choose the ids of the spans
-/// it builds after the response (ids already sent downstream in `traceparent`).
-pub fn provider_builder() -> TracerProviderBuilder {
-    SdkTracerProvider::builder().with_id_generator(PresetIds::default())
-}
-
-thread_local! {
-    static PRESET: Cell<Option<SpanId>> = const { Cell::new(None) };
-}
-
-/// Random ids, except the one span id preset on this thread for the span being built.
-#[derive(Debug, Default)]
-struct PresetIds(RandomIdGenerator);
-
-impl IdGenerator for PresetIds {
-    fn new_trace_id(&self) -> TraceId {
-        self.0.new_trace_id()
-    }
-
-    fn new_span_id(&self) -> SpanId {
-        PRESET
-            .with(Cell::take)
-            .unwrap_or_else(|| self.0.new_span_id())
+/// Exports what is buffered and stops the processor (bounded by its timeout).
+pub fn shutdown() {
+    if let Some(p) = PIPELINE.get() {
+        // Spans of requests finished but not yet built go first.
+        drop(Drain);
+        if let Err(e) = p.processor.force_flush() {
+            tracing::warn!(error = %e, "exporting the last spans failed");
+        }
+        let _ = p.processor.shutdown();
     }
 }
 
@@ -137,9 +140,10 @@ fn export_timeout() -> Duration {
     .map_or(Duration::from_secs(10), Duration::from_millis)
 }
 
-/// A tracer provider exporting over OTLP/HTTP in batches, configured from the
-/// environment; `None` when no OTLP endpoint is configured. Needs a Tokio runtime.
-pub fn provider_from_env() -> anyhow::Result<Option<SdkTracerProvider>> {
+/// A span processor exporting over OTLP/HTTP in batches (`OTEL_BSP_*`), configured
+/// from the environment; `None` when no OTLP endpoint is configured. Needs a Tokio
+/// runtime.
+pub fn processor_from_env() -> anyhow::Result<Option<BatchSpanProcessor>> {
     let Some(protocol) = configured()? else {
         return Ok(None);
     };
@@ -152,12 +156,7 @@ pub fn provider_from_env() -> anyhow::Result<Option<SdkTracerProvider>> {
             .with_http_client(client)
             .build()?
     };
-    Ok(Some(
-        provider_builder()
-            .with_batch_exporter(exporter)
-            .with_resource(resource())
-            .build(),
-    ))
+    Ok(Some(BatchSpanProcessor::builder(exporter).build()))
 }
 
 /// The service's resource: `OTEL_SERVICE_NAME` / `OTEL_RESOURCE_ATTRIBUTES`, else
@@ -189,8 +188,12 @@ struct Shared {
 }
 
 struct Recording {
-    /// The request span (an SDK span, started when the request arrived).
-    request: Option<opentelemetry_sdk::trace::Span>,
+    /// The request span's name (a low-cardinality route).
+    request_name: &'static str,
+    /// The client's span the request continues, if it sent one.
+    client: Option<SpanContext>,
+    /// The request span's attributes.
+    request_attributes: Vec<KeyValue>,
     /// When the response was ready.
     request_end: Option<Instant>,
     /// Phase spans in the order they started (a parent before its children).
@@ -272,50 +275,57 @@ impl Drop for Drain {
 static FINISHED: Mutex<Vec<(Shared, Recording)>> = Mutex::new(Vec::new());
 
 impl Shared {
-    /// Builds and ends the OpenTelemetry spans of a finished, sampled request.
+    /// Hands the spans of a finished, sampled request to the span processor.
     fn emit(&self, recording: Recording) {
-        let Some(tracer) = TRACER.get() else {
+        let Some(p) = PIPELINE.get() else {
             return;
         };
         let now = Instant::now();
-        // Parent contexts, made once each (most spans share the request span).
-        let mut parents: Vec<(SpanId, Context)> = Vec::with_capacity(4);
+        let data = |span_context: SpanContext,
+                    parent: (SpanId, bool),
+                    kind: SpanKind,
+                    name: &'static str,
+                    (start, end): (SystemTime, SystemTime),
+                    attributes: Vec<KeyValue>| SpanData {
+            span_context,
+            parent_span_id: parent.0,
+            parent_span_is_remote: parent.1,
+            span_kind: kind,
+            name: Cow::Borrowed(name),
+            start_time: start,
+            end_time: end,
+            attributes,
+            dropped_attributes_count: 0,
+            events: SpanEvents::default(),
+            links: SpanLinks::default(),
+            status: Status::Unset,
+            instrumentation_scope: p.scope.clone(),
+        };
         for s in recording.spans {
-            let parent = match parents.iter().find(|(id, _)| *id == s.parent) {
-                Some((_, cx)) => cx,
-                None => {
-                    let cx = Context::new().with_remote_span_context(self.context_of(s.parent));
-                    parents.push((s.parent, cx));
-                    &parents[parents.len() - 1].1
-                }
-            };
-            PRESET.with(|p| p.set(Some(s.id)));
-            let mut span = tracer
-                .span_builder(s.name)
-                .with_kind(s.kind)
-                .with_start_time(self.wall(s.start))
-                .with_attributes(s.attributes)
-                .start_with_context(tracer, parent);
-            PRESET.with(|p| p.set(None));
-            if span.span_context().span_id() != s.id {
-                warn_foreign_ids();
-            }
-            span.end_with_timestamp(self.wall(s.end.unwrap_or(now)));
+            p.processor.on_end(data(
+                self.context_of(s.id),
+                (s.parent, false),
+                s.kind,
+                s.name,
+                (self.wall(s.start), self.wall(s.end.unwrap_or(now))),
+                s.attributes,
+            ));
         }
-        if let Some(mut request) = recording.request {
-            request.end_with_timestamp(self.wall(recording.request_end.unwrap_or(now)));
-        }
-    }
-}
-
-/// The provider was not built from [`provider_builder`]: exported span ids differ
-/// from those sent downstream. Said once.
-fn warn_foreign_ids() {
-    static SAID: AtomicBool = AtomicBool::new(false);
-    if !SAID.swap(true, Ordering::Relaxed) {
-        tracing::warn!(
-            "the tracer provider does not take owl's span ids (build it with traces::provider_builder); exported spans will not match the traceparent sent to Lambda and the controller"
-        );
+        let client = recording
+            .client
+            .as_ref()
+            .map_or((SpanId::INVALID, false), |c| (c.span_id(), c.is_remote()));
+        p.processor.on_end(data(
+            self.root.clone(),
+            client,
+            SpanKind::Server,
+            recording.request_name,
+            (
+                self.origin.1,
+                self.wall(recording.request_end.unwrap_or(now)),
+            ),
+            recording.request_attributes,
+        ));
     }
 }
 
@@ -355,22 +365,41 @@ impl Current {
         headers: &HeaderMap,
         received: (Instant, SystemTime),
     ) -> Option<Self> {
-        let tracer = TRACER.get()?;
-        let parent = PROPAGATOR.extract(&HeaderExtractor(headers));
-        let mut span = tracer
-            .span_builder(name)
-            .with_kind(SpanKind::Server)
-            .with_start_time(received.1)
-            .start_with_context(tracer, &parent);
-        let root = span.span_context().clone();
-        let recording = span.is_recording().then(|| {
-            span.set_attribute(KeyValue::new(
+        let p = PIPELINE.get()?;
+        let cx = PROPAGATOR.extract(&HeaderExtractor(headers));
+        let client = cx.span().span_context().clone();
+        let trace_id = if client.is_valid() {
+            client.trace_id()
+        } else {
+            p.ids.new_trace_id()
+        };
+        let decision =
+            p.sampler
+                .should_sample(Some(&cx), trace_id, name, &SpanKind::Server, &[], &[]);
+        let sampled = decision.decision == SamplingDecision::RecordAndSample;
+        let flags = if client.is_valid() {
+            client.trace_flags()
+        } else {
+            TraceFlags::default()
+        };
+        let root = SpanContext::new(
+            trace_id,
+            new_span_id(),
+            flags.with_sampled(sampled),
+            false,
+            decision.trace_state,
+        );
+        let recording = sampled.then(|| {
+            let mut request_attributes = decision.attributes;
+            request_attributes.push(KeyValue::new(
                 "http.request.method",
                 method.as_str().to_string(),
             ));
-            span.set_attribute(KeyValue::new("url.path", path.to_string()));
+            request_attributes.push(KeyValue::new("url.path", path.to_string()));
             Mutex::new(Recording {
-                request: Some(span),
+                request_name: name,
+                client: client.is_valid().then_some(client),
+                request_attributes,
                 request_end: None,
                 spans: Vec::with_capacity(12),
             })
@@ -462,13 +491,11 @@ impl Current {
             && let Ok(mut r) = recording.lock()
         {
             r.request_end = Some(Instant::now());
-            if let Some(span) = r.request.as_mut() {
-                span.set_attribute(KeyValue::new(
-                    "http.response.status_code",
-                    i64::from(status),
-                ));
-                span.set_attribute(KeyValue::new("owl.path", path));
-            }
+            r.request_attributes.push(KeyValue::new(
+                "http.response.status_code",
+                i64::from(status),
+            ));
+            r.request_attributes.push(KeyValue::new("owl.path", path));
         }
     }
 
