@@ -29,8 +29,6 @@ pub struct RequestContext {
     /// The request's log span (transaction id, trace id): tasks that work for the
     /// request run inside it, so their log lines carry both.
     pub span: tracing::Span,
-    /// The request's trace, when tracing is on.
-    pub trace: Option<crate::telemetry::traces::Current>,
 }
 
 /// Milliseconds since the Unix epoch.

@@ -387,6 +387,44 @@ async fn a_non_blocking_request_span_ends_with_the_202_while_its_invocation_runs
 }
 
 #[tokio::test]
+async fn a_client_that_leaves_ends_the_request_span_while_its_invocation_is_still_traced() {
+    exporter();
+    let fake = FakeLambda::start(Fault::Delay(Duration::from_millis(600), json!({"ok": 1}))).await;
+    let c = standin(vec![StandinAction::new("guest/act", Behaviour::Echo)]).await;
+    let gw = TestGateway::start(&lambda_policy(&c.url(), &fake.url, "")).await;
+    let (trace, _, tp) = client_trace();
+    // A blocking invoke whose client gives up long before Lambda answers.
+    let gave_up = client()
+        .post(gw.invoke_url("guest/act", "blocking=true"))
+        .header("authorization", guest_auth())
+        .header("traceparent", &tp)
+        .json(&json!({}))
+        .timeout(Duration::from_millis(150))
+        .send()
+        .await;
+    assert!(gave_up.is_err(), "the client timed out");
+    let spans = spans_of(
+        trace,
+        &[INVOKE_SPAN, "invocation", "lambda.invoke", "activation.record"],
+    )
+    .await;
+    let root = one(&spans, INVOKE_SPAN);
+    assert_eq!(attr(root, "owl.cancelled").as_deref(), Some("true"));
+    assert!(
+        duration_ms(root) < 450.0,
+        "the request span ends when the client leaves: {} ms",
+        duration_ms(root)
+    );
+    // The invocation finished (and was recorded) in the background, in the trace.
+    let invocation = one(&spans, "invocation");
+    assert!(duration_ms(invocation) >= 600.0, "{}", duration_ms(invocation));
+    assert_eq!(
+        one(&spans, "activation.record").parent_span_id,
+        invocation.span_context.span_id()
+    );
+}
+
+#[tokio::test]
 async fn the_activation_keeps_owls_path_and_phases() {
     exporter();
     let fake = FakeLambda::start(Fault::Reply(json!({"ok": true}))).await;

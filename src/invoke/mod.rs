@@ -479,7 +479,7 @@ async fn lambda_path(
                     _ => None,
                 };
                 // The response first; the record leaves the response path.
-                match tx.send(Delivered(Some(outcome))) {
+                match tx.send(Delivered::new(outcome)) {
                     Ok(()) => {
                         if let Some((activation, recorder)) = record {
                             traces::start("activation.record")
@@ -528,7 +528,7 @@ async fn lambda_path(
     let Some(mut delivered) = delivered else {
         return response::accepted(&activation_id, tid);
     };
-    let Some(outcome) = delivered.0.take() else {
+    let Some(outcome) = delivered.outcome.take() else {
         return WhiskError::internal().render(tid);
     };
     match outcome {
@@ -651,19 +651,34 @@ impl Outcome {
 }
 
 /// An outcome in transit to the waiting request; if the request is gone before it
-/// takes the outcome, dropping this finishes the outcome in the background.
-struct Delivered(Option<Outcome>);
+/// takes the outcome, dropping this finishes the outcome in the background — in the
+/// invocation's trace and log span, taken when it was sent (the drop happens wherever
+/// the request's future is dropped, outside them).
+struct Delivered {
+    outcome: Option<Outcome>,
+    trace: Option<traces::Current>,
+    span: tracing::Span,
+}
+
+impl Delivered {
+    /// `outcome`, in the current trace and log span.
+    fn new(outcome: Outcome) -> Self {
+        Self {
+            outcome: Some(outcome),
+            trace: traces::current(),
+            span: tracing::Span::current(),
+        }
+    }
+}
 
 impl Drop for Delivered {
     fn drop(&mut self) {
-        if let Some(outcome) = self.0.take()
+        if let Some(outcome) = self.outcome.take()
             && let Ok(handle) = tokio::runtime::Handle::try_current()
         {
             handle.spawn(traces::scope(
-                traces::current(),
-                outcome
-                    .finish_in_background()
-                    .instrument(tracing::Span::current()),
+                self.trace.take(),
+                outcome.finish_in_background().instrument(self.span.clone()),
             ));
         }
     }

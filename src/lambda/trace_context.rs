@@ -12,7 +12,7 @@
 use crate::telemetry::traces::{self, Guard};
 use aws_sdk_lambda::config::interceptors::{
     BeforeDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextMut,
-    BeforeTransmitInterceptorContextRef,
+    BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
 };
 use aws_sdk_lambda::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_lambda::error::BoxError;
@@ -110,6 +110,25 @@ impl Intercept for TraceInterceptor {
             );
         }
         cfg.interceptor_state().unset::<Transmit>();
+        Ok(())
+    }
+
+    fn read_after_attempt(
+        &self,
+        _context: &FinalizerInterceptorContextRef<'_>,
+        _rc: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if !traces::enabled() {
+            return Ok(());
+        }
+        // An attempt that failed before an answer (connect error, timeout) skips the
+        // hooks above: its spans end here, the exchange marked as unanswered.
+        if let Some(Transmit(span)) = cfg.load::<Transmit>() {
+            span.set("error.type", "no_response");
+        }
+        cfg.interceptor_state().unset::<Transmit>();
+        cfg.interceptor_state().unset::<Signing>();
         Ok(())
     }
 }

@@ -94,8 +94,9 @@ pub async fn dispatch(State(gw): State<Arc<Gateway>>, req: Request) -> Response 
         proxy_authorization: None,
         timings: timings.clone(),
         span: span.clone(),
-        trace: trace.clone(),
     };
+    // A client that goes away mid-request still ends the request span then.
+    let _ended = trace.as_ref().map(traces::Current::end_guard);
     let resp = traces::scope(trace.clone(), route(gw.clone(), req, ctx).instrument(span)).await;
     finish(&gw, resp, &timings, received, trace.as_ref())
 }

@@ -31,7 +31,7 @@ use opentelemetry_sdk::trace::{
     SpanEvents, SpanLinks, SpanProcessor,
 };
 use std::borrow::Cow;
-use std::sync::{Arc, LazyLock, Mutex, OnceLock};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 /// Where owl's spans go: the sampler that decides for each request, and the span
@@ -246,11 +246,12 @@ impl Drop for Shared {
         let Ok(h) = tokio::runtime::Handle::try_current() else {
             return finished.emit(recording);
         };
-        let first = FINISHED.lock().map(|mut q| {
+        let first = {
+            let mut q = FINISHED.lock().unwrap_or_else(PoisonError::into_inner);
             q.push((finished, recording));
             q.len() == 1
-        });
-        if first.unwrap_or(false) {
+        };
+        if first {
             let drain = Drain;
             h.spawn(async move { drop(drain) });
         }
@@ -264,8 +265,8 @@ struct Drain;
 
 impl Drop for Drain {
     fn drop(&mut self) {
-        let batch = FINISHED.lock().map(|mut q| std::mem::take(&mut *q));
-        for (finished, recording) in batch.unwrap_or_default() {
+        let batch = std::mem::take(&mut *FINISHED.lock().unwrap_or_else(PoisonError::into_inner));
+        for (finished, recording) in batch {
             finished.emit(recording);
         }
     }
@@ -499,6 +500,13 @@ impl Current {
         }
     }
 
+    /// Ends the request span with `owl.cancelled = true` when dropped before
+    /// [`finish_request`](Self::finish_request) — the client went away and the
+    /// request's future was dropped (its invocation may go on).
+    pub fn end_guard(&self) -> EndGuard {
+        EndGuard(self.clone())
+    }
+
     /// `traceresponse` (W3C Trace Context Level 2) naming the request's trace and span.
     pub fn traceresponse(&self) -> Option<HeaderValue> {
         HeaderValue::from_str(&traceparent(&self.shared.root)).ok()
@@ -510,6 +518,23 @@ impl Current {
             fut,
             current: Some(self),
             guard: None,
+        }
+    }
+}
+
+/// See [`Current::end_guard`].
+#[derive(Debug)]
+pub struct EndGuard(Current);
+
+impl Drop for EndGuard {
+    fn drop(&mut self) {
+        if let Some(recording) = &self.0.shared.recording
+            && let Ok(mut r) = recording.lock()
+            && r.request_end.is_none()
+        {
+            r.request_end = Some(Instant::now());
+            r.request_attributes
+                .push(KeyValue::new("owl.cancelled", true));
         }
     }
 }
