@@ -405,7 +405,12 @@ async fn a_client_that_leaves_ends_the_request_span_while_its_invocation_is_stil
     assert!(gave_up.is_err(), "the client timed out");
     let spans = spans_of(
         trace,
-        &[INVOKE_SPAN, "invocation", "lambda.invoke", "activation.record"],
+        &[
+            INVOKE_SPAN,
+            "invocation",
+            "lambda.invoke",
+            "activation.record",
+        ],
     )
     .await;
     let root = one(&spans, INVOKE_SPAN);
@@ -417,7 +422,11 @@ async fn a_client_that_leaves_ends_the_request_span_while_its_invocation_is_stil
     );
     // The invocation finished (and was recorded) in the background, in the trace.
     let invocation = one(&spans, "invocation");
-    assert!(duration_ms(invocation) >= 600.0, "{}", duration_ms(invocation));
+    assert!(
+        duration_ms(invocation) >= 600.0,
+        "{}",
+        duration_ms(invocation)
+    );
     assert_eq!(
         one(&spans, "activation.record").parent_span_id,
         invocation.span_context.span_id()
