@@ -54,9 +54,11 @@ impl Intercept for TraceInterceptor {
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         if let Some(current) = traces::current() {
-            cfg.interceptor_state().store_put(Signing {
-                _span: current.child("lambda.sign", SpanKind::Internal),
-            });
+            let span = current.child("lambda.sign", SpanKind::Internal);
+            // Only recorded spans are kept (an unsampled call has nothing to end).
+            if span.recording() {
+                cfg.interceptor_state().store_put(Signing { _span: span });
+            }
         }
         Ok(())
     }
@@ -67,7 +69,7 @@ impl Intercept for TraceInterceptor {
         _rc: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        if traces::enabled() {
+        if traces::enabled() && cfg.load::<Signing>().is_some() {
             // Dropping the guard ends the span.
             cfg.interceptor_state().unset::<Signing>();
         }
@@ -90,7 +92,9 @@ impl Intercept for TraceInterceptor {
             headers.insert("traceparent", traces::traceparent(&sc));
             headers.insert("x-amzn-trace-id", traces::amzn_trace_id(&sc));
         }
-        cfg.interceptor_state().store_put(Transmit(span));
+        if span.recording() {
+            cfg.interceptor_state().store_put(Transmit(span));
+        }
         Ok(())
     }
 
@@ -108,8 +112,8 @@ impl Intercept for TraceInterceptor {
                 "http.response.status_code",
                 i64::from(context.response().status().as_u16()),
             );
+            cfg.interceptor_state().unset::<Transmit>();
         }
-        cfg.interceptor_state().unset::<Transmit>();
         Ok(())
     }
 
@@ -124,11 +128,14 @@ impl Intercept for TraceInterceptor {
         }
         // An attempt that failed before an answer (connect error, timeout) skips the
         // hooks above: its spans end here, the exchange marked as unanswered.
+        // (Unset only what is still there: an unset is a write to the bag.)
         if let Some(Transmit(span)) = cfg.load::<Transmit>() {
             span.set("error.type", "no_response");
+            cfg.interceptor_state().unset::<Transmit>();
         }
-        cfg.interceptor_state().unset::<Transmit>();
-        cfg.interceptor_state().unset::<Signing>();
+        if cfg.load::<Signing>().is_some() {
+            cfg.interceptor_state().unset::<Signing>();
+        }
         Ok(())
     }
 }
