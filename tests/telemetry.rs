@@ -125,12 +125,19 @@ fn lambda_policy(controller: &str, lambda: &str, extra: &str) -> String {
     )
 }
 
+/// A gateway routing `guest/act` to a fake Lambda answering with `fault`, in front
+/// of a stand-in controller that knows the action.
+async fn lambda_gateway(fault: Fault) -> (FakeLambda, Standin, TestGateway) {
+    let fake = FakeLambda::start(fault).await;
+    let c = standin(vec![StandinAction::new("guest/act", Behaviour::Echo)]).await;
+    let gw = TestGateway::start(&lambda_policy(&c.url(), &fake.url, "")).await;
+    (fake, c, gw)
+}
+
 #[tokio::test]
 async fn a_lambda_invocation_is_one_trace_with_every_phase_under_the_request() {
     exporter();
-    let fake = FakeLambda::start(Fault::Reply(json!({"ok": true}))).await;
-    let c = standin(vec![StandinAction::new("guest/act", Behaviour::Echo)]).await;
-    let gw = TestGateway::start(&lambda_policy(&c.url(), &fake.url, "")).await;
+    let (fake, c, gw) = lambda_gateway(Fault::Reply(json!({"ok": true}))).await;
     let url = gw.invoke_url("guest/act", "blocking=true");
     let (trace, client_span, tp) = client_trace();
     let (status, headers, body) = traced_invoke(&url, &tp).await;
@@ -289,9 +296,7 @@ async fn a_lambda_invocation_is_one_trace_with_every_phase_under_the_request() {
 #[tokio::test]
 async fn an_unsampled_request_records_nothing_and_passes_its_decision_on() {
     exporter();
-    let fake = FakeLambda::start(Fault::Reply(json!({"ok": true}))).await;
-    let c = standin(vec![StandinAction::new("guest/act", Behaviour::Echo)]).await;
-    let gw = TestGateway::start(&lambda_policy(&c.url(), &fake.url, "")).await;
+    let (fake, c, gw) = lambda_gateway(Fault::Reply(json!({"ok": true}))).await;
     let url = gw.invoke_url("guest/act", "blocking=true");
     // The client decided not to sample (flags 00); the default sampler follows it.
     let (trace, client_span, tp) = client_trace();
@@ -347,9 +352,8 @@ async fn an_unsampled_request_records_nothing_and_passes_its_decision_on() {
 #[tokio::test]
 async fn a_non_blocking_request_span_ends_with_the_202_while_its_invocation_runs_on() {
     exporter();
-    let fake = FakeLambda::start(Fault::Delay(Duration::from_millis(600), json!({"ok": 1}))).await;
-    let c = standin(vec![StandinAction::new("guest/act", Behaviour::Echo)]).await;
-    let gw = TestGateway::start(&lambda_policy(&c.url(), &fake.url, "")).await;
+    let (_fake, _c, gw) =
+        lambda_gateway(Fault::Delay(Duration::from_millis(600), json!({"ok": 1}))).await;
     let (trace, _, tp) = client_trace();
     let (s, h, _) = traced_invoke(&gw.invoke_url("guest/act", ""), &tp).await;
     assert_eq!(s, 202);
@@ -389,9 +393,8 @@ async fn a_non_blocking_request_span_ends_with_the_202_while_its_invocation_runs
 #[tokio::test]
 async fn a_client_that_leaves_ends_the_request_span_while_its_invocation_is_still_traced() {
     exporter();
-    let fake = FakeLambda::start(Fault::Delay(Duration::from_millis(600), json!({"ok": 1}))).await;
-    let c = standin(vec![StandinAction::new("guest/act", Behaviour::Echo)]).await;
-    let gw = TestGateway::start(&lambda_policy(&c.url(), &fake.url, "")).await;
+    let (_fake, _c, gw) =
+        lambda_gateway(Fault::Delay(Duration::from_millis(600), json!({"ok": 1}))).await;
     let (trace, _, tp) = client_trace();
     // A blocking invoke whose client gives up long before Lambda answers.
     let gave_up = client()
@@ -436,9 +439,7 @@ async fn a_client_that_leaves_ends_the_request_span_while_its_invocation_is_stil
 #[tokio::test]
 async fn the_activation_keeps_owls_path_and_phases() {
     exporter();
-    let fake = FakeLambda::start(Fault::Reply(json!({"ok": true}))).await;
-    let c = standin(vec![StandinAction::new("guest/act", Behaviour::Echo)]).await;
-    let gw = TestGateway::start(&lambda_policy(&c.url(), &fake.url, "")).await;
+    let (_fake, _c, gw) = lambda_gateway(Fault::Reply(json!({"ok": true}))).await;
     let (s, h, body) = invoke(
         &gw.invoke_url("guest/act", "blocking=true"),
         Some(&guest_auth()),

@@ -17,6 +17,7 @@ use aws_sdk_lambda::config::interceptors::{
 use aws_sdk_lambda::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_lambda::error::BoxError;
 use aws_smithy_types::config_bag::{Storable, StoreReplace};
+use opentelemetry::Value;
 use opentelemetry::trace::SpanKind;
 
 /// Spans for the signing and transmit phases of each call, children of the current
@@ -107,13 +108,11 @@ impl Intercept for TraceInterceptor {
         if !traces::enabled() {
             return Ok(());
         }
-        if let Some(Transmit(span)) = cfg.load::<Transmit>() {
-            span.set(
-                "http.response.status_code",
-                i64::from(context.response().status().as_u16()),
-            );
-            cfg.interceptor_state().unset::<Transmit>();
-        }
+        end_transmit(
+            cfg,
+            "http.response.status_code",
+            i64::from(context.response().status().as_u16()),
+        );
         Ok(())
     }
 
@@ -129,13 +128,18 @@ impl Intercept for TraceInterceptor {
         // An attempt that failed before an answer (connect error, timeout) skips the
         // hooks above: its spans end here, the exchange marked as unanswered.
         // (Unset only what is still there: an unset is a write to the bag.)
-        if let Some(Transmit(span)) = cfg.load::<Transmit>() {
-            span.set("error.type", "no_response");
-            cfg.interceptor_state().unset::<Transmit>();
-        }
+        end_transmit(cfg, "error.type", "no_response");
         if cfg.load::<Signing>().is_some() {
             cfg.interceptor_state().unset::<Signing>();
         }
         Ok(())
+    }
+}
+
+/// Ends the call's open `lambda.http` span, if any, with the attribute `key`.
+fn end_transmit(cfg: &mut ConfigBag, key: &'static str, value: impl Into<Value>) {
+    if let Some(Transmit(span)) = cfg.load::<Transmit>() {
+        span.set(key, value);
+        cfg.interceptor_state().unset::<Transmit>();
     }
 }

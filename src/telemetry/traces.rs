@@ -466,11 +466,6 @@ impl Current {
         }
     }
 
-    /// True when this request's spans are recorded.
-    pub fn recording(&self) -> bool {
-        self.shared.recording.is_some()
-    }
-
     fn with_recorded(&self, f: impl FnOnce(&mut Recorded)) {
         if let (Some(recording), Some((index, _))) = (&self.shared.recording, self.span)
             && let Ok(mut r) = recording.lock()
