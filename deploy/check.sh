@@ -77,6 +77,7 @@ fi
 
 step "the image's process: owl serve, owl-healthcheck, SIGTERM"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+admin_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 cat > "$work/smoke.toml" <<EOF
 [controller]
 url = "http://127.0.0.1:9"
@@ -89,7 +90,7 @@ data_dir = "$work/data"
 shutdown_delay = "1s"
 drain_timeout = "2s"
 EOF
-OWL_LISTEN=127.0.0.1:$port OWL_POLICY=$work/smoke.toml "$OWL" serve > "$work/owl.log" 2>&1 &
+OWL_LISTEN=127.0.0.1:$port OWL_ADMIN_LISTEN=127.0.0.1:$admin_port OWL_POLICY=$work/smoke.toml "$OWL" serve > "$work/owl.log" 2>&1 &
 owl_pid=$!
 healthy=0
 for _ in $(seq 1 100); do
@@ -98,7 +99,7 @@ for _ in $(seq 1 100); do
 done
 if [ $healthy = 1 ]; then echo "  ok   owl-healthcheck /healthz → 0"; else cat "$work/owl.log"; bad "owl-healthcheck /healthz"; fi
 # The controller is unreachable: readiness is 503, and the health check must say so.
-if OWL_LISTEN=0.0.0.0:$port "$work/bin/owl-healthcheck" /readyz 2>/dev/null; then
+if OWL_LISTEN=0.0.0.0:$port OWL_ADMIN_LISTEN=127.0.0.1:$admin_port "$work/bin/owl-healthcheck" /readyz 2>/dev/null; then
   bad "owl-healthcheck /readyz succeeded with no controller"
 else
   echo "  ok   owl-healthcheck /readyz (no controller) → 1"

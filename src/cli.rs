@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 /// owl: an edge gateway for Apache OpenWhisk that answers mapped invocations from AWS
 /// Lambda and proxies everything else to the controller.
@@ -44,6 +45,11 @@ pub enum Command {
         /// Address to listen on.
         #[arg(long, env = "OWL_LISTEN", default_value = "0.0.0.0:8080")]
         listen: SocketAddr,
+        /// Address of the admin listener: /metrics, /readyz, /owl/status, /healthz.
+        /// They name tenants and actions, so keep it off the public network (loopback,
+        /// or a port that only probes and the metrics scraper reach).
+        #[arg(long, env = "OWL_ADMIN_LISTEN", default_value = "127.0.0.1:9090")]
+        admin_listen: SocketAddr,
     },
     /// Check or explain a policy file.
     Policy {
@@ -164,12 +170,16 @@ pub fn main() -> ExitCode {
             let _ = telemetry::logging::init(json, default_level, false);
             policy_command(command)
         }
-        Command::Serve { policy, listen } => block_on(async move {
+        Command::Serve {
+            policy,
+            listen,
+            admin_listen,
+        } => block_on(async move {
             let telemetry = telemetry::logging::init(json, default_level, true)?;
             if telemetry.tracing() {
                 tracing::info!("exporting traces over OTLP");
             }
-            let result = serve(policy, listen).await;
+            let result = serve(policy, listen, admin_listen).await;
             // The exporter's flush blocks; it must not hold up a runtime thread.
             let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
             result
@@ -282,7 +292,11 @@ fn policy_command(command: PolicyCommand) -> ExitCode {
 
 /// Loads the policy and serves until SIGTERM or SIGINT; reloads the policy when the
 /// file changes or on SIGHUP.
-async fn serve(policy_file: PathBuf, listen: SocketAddr) -> anyhow::Result<()> {
+async fn serve(
+    policy_file: PathBuf,
+    listen: SocketAddr,
+    admin_listen: SocketAddr,
+) -> anyhow::Result<()> {
     let policy = Policy::load(&policy_file).map_err(|e| anyhow::anyhow!("invalid policy:\n{e}"))?;
     let tls = match (&policy.server.tls_cert, &policy.server.tls_key) {
         (Some(c), Some(k)) => Some(server::tls::acceptor(c, k)?),
@@ -298,8 +312,25 @@ async fn serve(policy_file: PathBuf, listen: SocketAddr) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    let admin_listener = tokio::net::TcpListener::bind(admin_listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {admin_listen} (--admin-listen): {e}"))?;
+    // The admin listener outlives the drain: probes see readiness fail while in-flight
+    // requests finish, and metrics stay readable until owl exits.
+    let admin_stop = tokio_util::sync::CancellationToken::new();
+    let admin = tokio::spawn(server::run(
+        admin_listener,
+        server::admin_app(gw.clone()),
+        None,
+        ServerLimits {
+            drain_timeout: Duration::from_secs(1),
+            ..limits.clone()
+        },
+        admin_stop.clone().cancelled_owned(),
+    ));
     tracing::info!(
         address = %listener.local_addr()?,
+        admin = %admin_listen,
         tls = tls.is_some(),
         routes = gw.runtime().policy.routes.len(),
         controller = %gw.runtime().policy.controller.url,
@@ -316,6 +347,8 @@ async fn serve(policy_file: PathBuf, listen: SocketAddr) -> anyhow::Result<()> {
     };
     server::run(listener, server::app(gw.clone()), tls, limits, stop).await?;
     gw.shutdown(drain).await;
+    admin_stop.cancel();
+    let _ = admin.await;
     tracing::info!("owl stopped");
     Ok(())
 }

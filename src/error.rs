@@ -134,6 +134,12 @@ impl WhiskError {
         )
     }
 
+    /// 403 for a path the public listener never serves (`/metrics`, as OpenWhisk's
+    /// edge denies it).
+    pub fn forbidden_path() -> Self {
+        Self::new(StatusCode::FORBIDDEN, "Forbidden", Origin::Client, false)
+    }
+
     /// 413 for a body over the payload limit.
     pub fn payload_too_large(len: u64, max: u64) -> Self {
         Self::new(

@@ -154,7 +154,7 @@ async fn every_outcome_leaves_a_record_in_openwhisks_shape() {
     let (_, _, t) = get(&activations_url(&gw, &format!("/{timeout}")), &guest_auth()).await;
     assert_eq!(annotation(&t, "timeout").unwrap(), true);
     let metrics = client()
-        .get(format!("{}/metrics", gw.url))
+        .get(format!("{}/metrics", gw.admin))
         .send()
         .await
         .unwrap()
@@ -424,7 +424,7 @@ async fn a_slow_store_applies_backpressure_and_loses_nothing() {
         .collect();
     gw.flush().await;
     let metrics = client()
-        .get(format!("{}/metrics", gw.url))
+        .get(format!("{}/metrics", gw.admin))
         .send()
         .await
         .unwrap()

@@ -307,7 +307,7 @@ async fn cached_identities_keep_working_while_the_controller_is_down() {
         "stale, served while the controller is down"
     );
     let metrics = client()
-        .get(format!("{}/metrics", gw.url))
+        .get(format!("{}/metrics", gw.admin))
         .send()
         .await
         .unwrap()

@@ -132,7 +132,7 @@ async fn records_land_in_the_activations_database_as_an_invoker_writes_them() {
     assert_eq!(rec["response"]["success"], true);
     assert_eq!(rec["logs"], doc["logs"]);
     let metrics = client()
-        .get(format!("{}/metrics", gw.url))
+        .get(format!("{}/metrics", gw.admin))
         .send()
         .await
         .unwrap()
@@ -172,7 +172,7 @@ async fn couchdb_down_is_counted_and_surfaced_never_fatal() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     gw.flush().await;
     let r = client()
-        .get(format!("{}/readyz", gw.url))
+        .get(format!("{}/readyz", gw.admin))
         .send()
         .await
         .unwrap();
@@ -186,7 +186,7 @@ async fn couchdb_down_is_counted_and_surfaced_never_fatal() {
             .contains("CouchDB")
     );
     let metrics = client()
-        .get(format!("{}/metrics", gw.url))
+        .get(format!("{}/metrics", gw.admin))
         .send()
         .await
         .unwrap()

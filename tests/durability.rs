@@ -96,7 +96,7 @@ async fn kill_9_during_non_blocking_load_loses_no_accepted_activation() {
     }
     assert!(interrupted > 0, "the kill interrupted invocations");
     let metrics = client()
-        .get(format!("{}/metrics", owl.url))
+        .get(format!("{}/metrics", owl.admin))
         .send()
         .await
         .unwrap()
@@ -185,7 +185,7 @@ async fn a_read_only_store_is_counted_and_surfaced_never_fatal() {
     assert_eq!(status, 200, "invocations are still answered");
     gw.flush().await;
     let r = client()
-        .get(format!("{}/readyz", gw.url))
+        .get(format!("{}/readyz", gw.admin))
         .send()
         .await
         .unwrap();
@@ -202,7 +202,7 @@ async fn a_read_only_store_is_counted_and_surfaced_never_fatal() {
     let (status, _, _) = invoke(&gw.invoke_url("guest/act", ""), Some(&guest_auth()), None).await;
     assert_eq!(status, 503);
     let metrics = client()
-        .get(format!("{}/metrics", gw.url))
+        .get(format!("{}/metrics", gw.admin))
         .send()
         .await
         .unwrap()
@@ -227,7 +227,7 @@ async fn a_read_only_store_is_counted_and_surfaced_never_fatal() {
     let id = headers["x-openwhisk-activation-id"].to_str().unwrap();
     assert_eq!(record(&gw.url, id).await.0, 200, "writable again");
     let r = client()
-        .get(format!("{}/readyz", gw.url))
+        .get(format!("{}/readyz", gw.admin))
         .send()
         .await
         .unwrap();

@@ -112,7 +112,7 @@ async fn rate_and_concurrency_throttles_answer_with_openwhisks_texts_and_order()
     )
     .await;
     assert_eq!(s, 429, "{b}");
-    let metrics = body_text(&gw.url, "/metrics").await;
+    let metrics = body_text(&gw.admin, "/metrics").await;
     assert!(
         metrics.contains("owl_throttle_rejections_total{reason=\"concurrency\"} 1"),
         "{metrics}"
@@ -215,7 +215,7 @@ async fn redis_dying_during_load_degrades_to_local_limits_and_recovers() {
         }
         if i == 30 {
             let ready: Value = client()
-                .get(format!("{}/readyz", gw.url))
+                .get(format!("{}/readyz", gw.admin))
                 .send()
                 .await
                 .unwrap()
@@ -230,7 +230,7 @@ async fn redis_dying_during_load_degrades_to_local_limits_and_recovers() {
         }
     }
     assert_eq!(failures, 0, "no invocation failed while Redis was away");
-    let metrics = body_text(&gw.url, "/metrics").await;
+    let metrics = body_text(&gw.admin, "/metrics").await;
     assert!(
         metrics.contains("owl_throttle_redis_up 1"),
         "shared again after the restart"
@@ -257,7 +257,7 @@ async fn redis_down_with_reject_refuses_and_fails_readiness() {
     redis.kill();
     // Readiness notices by itself (it pings Redis), before any invocation fails.
     let r = client()
-        .get(format!("{}/readyz", gw.url))
+        .get(format!("{}/readyz", gw.admin))
         .send()
         .await
         .unwrap();
@@ -271,7 +271,7 @@ async fn redis_down_with_reject_refuses_and_fails_readiness() {
     assert!(h.contains_key("retry-after"));
     assert!(b["code"].is_string());
     assert_eq!(fake.calls().len(), 1, "nothing reaches Lambda unthrottled");
-    let metrics = body_text(&gw.url, "/metrics").await;
+    let metrics = body_text(&gw.admin, "/metrics").await;
     assert!(metrics.contains("owl_throttle_redis_up 0"), "{metrics}");
 }
 
@@ -418,7 +418,7 @@ async fn sigterm_fails_readiness_first_then_drains_and_exits() {
     let auth = guest_auth();
     assert_eq!(
         client()
-            .get(format!("{}/readyz", owl.url))
+            .get(format!("{}/readyz", owl.admin))
             .send()
             .await
             .unwrap()
@@ -435,7 +435,7 @@ async fn sigterm_fails_readiness_first_then_drains_and_exits() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     // During shutdown_delay: not ready (load balancers stop sending), still serving.
     let r = client()
-        .get(format!("{}/readyz", owl.url))
+        .get(format!("{}/readyz", owl.admin))
         .send()
         .await
         .unwrap();
@@ -443,7 +443,7 @@ async fn sigterm_fails_readiness_first_then_drains_and_exits() {
     let ready: Value = r.json().await.unwrap();
     assert_eq!(ready["checks"]["draining"]["ok"], false, "{ready}");
     let status: Value = client()
-        .get(format!("{}/owl/status", owl.url))
+        .get(format!("{}/owl/status", owl.admin))
         .send()
         .await
         .unwrap()
@@ -519,7 +519,7 @@ async fn owl_serve_reloads_on_file_change_and_on_sighup_and_keeps_the_old_policy
     // 1. The file changes: the watcher applies it.
     std::fs::write(&file, &with).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while status(owl.url.clone()).await["policy"]["routes"] != 1 {
+    while status(owl.admin.clone()).await["policy"]["routes"] != 1 {
         assert!(Instant::now() < deadline, "the file change was not applied");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -530,7 +530,7 @@ async fn owl_serve_reloads_on_file_change_and_on_sighup_and_keeps_the_old_policy
     std::fs::write(&file, format!("{with}\n[[route]]\naction = 42\n")).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let st = status(owl.url.clone()).await;
+        let st = status(owl.admin.clone()).await;
         if st["policy"]["reloads"]["failed"] == 1 {
             assert!(
                 st["policy"]["reloads"]["last_error"]
@@ -554,14 +554,14 @@ async fn owl_serve_reloads_on_file_change_and_on_sighup_and_keeps_the_old_policy
     // 3. SIGHUP re-reads the file even though it did not change (still invalid).
     owl.signal("HUP");
     let deadline = Instant::now() + Duration::from_secs(10);
-    while status(owl.url.clone()).await["policy"]["reloads"]["failed"] != 2 {
+    while status(owl.admin.clone()).await["policy"]["reloads"]["failed"] != 2 {
         assert!(Instant::now() < deadline, "SIGHUP did not reload");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // 4. A valid edit again: the route is gone, the controller serves.
     std::fs::write(&file, &without).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while status(owl.url.clone()).await["policy"]["routes"] != 0 {
+    while status(owl.admin.clone()).await["policy"]["routes"] != 0 {
         assert!(Instant::now() < deadline, "the file change was not applied");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -602,7 +602,7 @@ async fn a_breaker_opens_after_consecutive_throttles_and_closes_after_a_probe() 
     assert_eq!(s, 200);
     assert_eq!(fake.calls().len(), 4);
     let status: Value = client()
-        .get(format!("{}/owl/status", gw.url))
+        .get(format!("{}/owl/status", gw.admin))
         .send()
         .await
         .unwrap()
@@ -612,7 +612,7 @@ async fn a_breaker_opens_after_consecutive_throttles_and_closes_after_a_probe() 
     assert_eq!(status["breakers"][0]["function"], "fake-fn");
     assert_eq!(status["breakers"][0]["state"], "open");
     assert_eq!(status["breakers"][0]["route"], "guest/act");
-    let metrics = body_text(&gw.url, "/metrics").await;
+    let metrics = body_text(&gw.admin, "/metrics").await;
     assert!(metrics.contains("owl_breakers_open 1"), "{metrics}");
     // After the cooldown a probe goes through; Lambda answers; the breaker closes.
     fake.set(Fault::Reply(json!({"from": "lambda"})));
@@ -621,7 +621,7 @@ async fn a_breaker_opens_after_consecutive_throttles_and_closes_after_a_probe() 
     assert_eq!((s, b), (200, json!({"from": "lambda"})));
     assert!(!h.contains_key("x-owl-standin"));
     let status: Value = client()
-        .get(format!("{}/owl/status", gw.url))
+        .get(format!("{}/owl/status", gw.admin))
         .send()
         .await
         .unwrap()
@@ -812,7 +812,7 @@ async fn a_thousand_invocations_across_policy_reloads_have_zero_failures() {
     assert!(err.contains("policy.toml:2:7"), "{err}");
     assert_eq!(invoke(&url, Some(&auth), None).await.0, 200);
     let status: Value = client()
-        .get(format!("{}/owl/status", gw.url))
+        .get(format!("{}/owl/status", gw.admin))
         .send()
         .await
         .unwrap()
@@ -820,7 +820,7 @@ async fn a_thousand_invocations_across_policy_reloads_have_zero_failures() {
         .await
         .unwrap();
     assert_eq!(status["policy"]["reloads"]["failed"], 1);
-    let metrics = body_text(&gw.url, "/metrics").await;
+    let metrics = body_text(&gw.admin, "/metrics").await;
     assert!(
         metrics.contains("owl_policy_reloads_total{result=\"failure\"} 1"),
         "{metrics}"

@@ -679,7 +679,7 @@ async fn metrics_after_a_scripted_run_have_the_right_values() {
     );
     assert_eq!(invoke(&url, None, None).await.0, 401);
 
-    let (m, types) = scrape(&gw.url).await;
+    let (m, types) = scrape(&gw.admin).await;
     let action = [
         ("namespace", "guest"),
         ("initiator", "guest"),
@@ -856,7 +856,7 @@ async fn lambda_errors_and_throttles_are_counted_by_route_and_reason() {
     .await;
     assert_eq!(s, 200, "fell back to the controller");
     assert!(server_timing(&h).contains_key("upstream"));
-    let (m, _) = scrape(&gw.url).await;
+    let (m, _) = scrape(&gw.admin).await;
     let route = ("route", "guest/act");
     assert_eq!(
         value(

@@ -3,8 +3,10 @@
 //! `GET /healthz` over plain HTTP/1.0 on loopback, exit 0 on `200`, 1 otherwise.
 //!
 //! Usage: owl-healthcheck [URL_PATH]          (default /healthz; /readyz for readiness)
-//! The port is taken from OWL_LISTEN (as `owl serve` reads it; default 0.0.0.0:8080),
-//! or from OWL_HEALTHCHECK_ADDR (host:port) when set. Everything times out after 3 s.
+//! `/healthz` is asked on the API listener, from OWL_LISTEN (as `owl serve` reads it;
+//! default 0.0.0.0:8080); any other path (`/readyz`) on the admin listener, from
+//! OWL_ADMIN_LISTEN (default 127.0.0.1:9090); OWL_HEALTHCHECK_ADDR (host:port) wins
+//! when set. Everything times out after 3 s.
 //! With `[server] tls_cert` owl speaks TLS only: disable the image's health check then.
 
 use std::io::{Read, Write};
@@ -14,7 +16,7 @@ use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(3);
 
-fn target() -> Result<SocketAddr, String> {
+fn target(path: &str) -> Result<SocketAddr, String> {
     if let Ok(addr) = std::env::var("OWL_HEALTHCHECK_ADDR") {
         return addr
             .to_socket_addrs()
@@ -22,10 +24,13 @@ fn target() -> Result<SocketAddr, String> {
             .next()
             .ok_or_else(|| format!("OWL_HEALTHCHECK_ADDR={addr}: no address"));
     }
-    let listen = std::env::var("OWL_LISTEN").unwrap_or_else(|_| "0.0.0.0:8080".to_string());
-    let mut addr: SocketAddr = listen
-        .parse()
-        .map_err(|e| format!("OWL_LISTEN={listen}: {e}"))?;
+    let (var, default) = if path == "/healthz" {
+        ("OWL_LISTEN", "0.0.0.0:8080")
+    } else {
+        ("OWL_ADMIN_LISTEN", "127.0.0.1:9090")
+    };
+    let listen = std::env::var(var).unwrap_or_else(|_| default.to_string());
+    let mut addr: SocketAddr = listen.parse().map_err(|e| format!("{var}={listen}: {e}"))?;
     // A wildcard listener is reached on loopback of the same family.
     if addr.ip().is_unspecified() {
         addr.set_ip(match addr {
@@ -37,7 +42,7 @@ fn target() -> Result<SocketAddr, String> {
 }
 
 fn check(path: &str) -> Result<(), String> {
-    let addr = target()?;
+    let addr = target(path)?;
     let mut stream =
         TcpStream::connect_timeout(&addr, TIMEOUT).map_err(|e| format!("{addr}: {e}"))?;
     stream

@@ -36,6 +36,10 @@ pub fn split_path(path: &str) -> Option<ActivationsTarget> {
     }
     let id = it.next().filter(|s| !s.is_empty()).map(str::to_string);
     let sub = it.next().map(str::to_string);
+    // `activations//logs` names no activation: not a list; the controller answers it.
+    if id.is_none() && sub.is_some() {
+        return None;
+    }
     let ns = percent_encoding::percent_decode_str(ns)
         .decode_utf8()
         .ok()?
@@ -114,6 +118,14 @@ pub async fn handle(
     }
 }
 
+/// Largest activation record owl reads from the controller in a list: a result at
+/// the truncation limit (1 MiB), logs at their largest limit (10 MiB), and the rest.
+const MAX_RECORD_BYTES: usize = 12 * 1024 * 1024;
+/// Largest summary record (`docs=false`) or count answer.
+const MAX_SUMMARY_BYTES: usize = 16 * 1024;
+/// Largest list answer owl reads from the controller, whatever the page.
+const MAX_LIST_BYTES: usize = 256 * 1024 * 1024;
+
 fn start_and_id(v: &Value) -> (i64, String) {
     (
         v.get("start").and_then(Value::as_i64).unwrap_or(0),
@@ -149,42 +161,85 @@ async fn list(
         let total = (mine + theirs).saturating_sub(q.skip);
         return json_response(StatusCode::OK, &json!({ "activations": total }), ctx);
     }
-    let wanted = q.skip + q.limit;
-    let mine = match reader.list(ns, &q).await {
+    // The merged list is owl's records (A) and the controller's (B), newest first. The
+    // page is A[a..a+limit) and B[skip-a..skip-a+limit) merged, where `a` is how many
+    // of owl's records come before position `skip`. `a` is found by bisection over
+    // owl's own (local, cheap) records: record A[i] precedes position `skip` iff
+    // i + |B newer than A[i]| < skip, one count request per step. So a list costs
+    // memory in proportion to `limit` and at most 1 + ⌈log2(min(skip, |A|) + 1)⌉
+    // controller requests, whatever `skip` is — never `skip / 200` pages.
+    let local_total = match reader.count(ns, &q).await {
+        Ok(n) => n,
+        Err(e) => return store_failure(e, ctx),
+    };
+    let (mut lo, mut hi) = (0u64, q.skip.min(local_total));
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        let probe = ListQuery {
+            skip: mid,
+            limit: 1,
+            ..q.clone()
+        };
+        let start = match reader.list(ns, &probe).await {
+            Ok(v) => match v.first() {
+                Some(a) => a.start,
+                None => break,
+            },
+            Err(e) => return store_failure(e, ctx),
+        };
+        // Ties on `start` put owl's record first, as the merge below does.
+        let newer = ListQuery {
+            since: Some(q.since.map_or(start + 1, |s| s.max(start + 1))),
+            ..q.clone()
+        };
+        let newer_remote = match controller_list(rt, ctx, identity, ns, &newer, 0, 0, true).await {
+            Ok(Value::Object(o)) => o.get("activations").and_then(Value::as_u64).unwrap_or(0),
+            Ok(_) => 0,
+            Err(resp) => return resp,
+        };
+        if mid + newer_remote >= q.skip {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    let local_skip = lo;
+    let mine = match reader
+        .list(
+            ns,
+            &ListQuery {
+                skip: local_skip,
+                ..q.clone()
+            },
+        )
+        .await
+    {
         Ok(v) => v,
         Err(e) => return store_failure(e, ctx),
     };
-    let mut merged: Vec<Value> = mine
+    let mut merged: Vec<(i64, Value)> = mine
         .iter()
         .map(|a| {
-            if q.docs {
+            let v = if q.docs {
                 a.to_api_json(true)
             } else {
                 a.to_summary_json()
-            }
+            };
+            (a.start, v)
         })
         .collect();
-    // The controller's newest `skip + limit`, in pages of at most 200.
-    let mut fetched = 0;
-    while fetched < wanted {
-        let page = (wanted - fetched).min(query::MAX_LIMIT);
-        let batch = match controller_list(rt, ctx, identity, ns, &q, fetched, page, false).await {
-            Ok(Value::Array(a)) => a,
-            Ok(_) => Vec::new(),
-            Err(resp) => return resp,
-        };
-        let n = batch.len() as u64;
-        merged.extend(batch);
-        fetched += n;
-        if n < page {
-            break;
-        }
+    let remote_skip = q.skip - local_skip;
+    match controller_list(rt, ctx, identity, ns, &q, remote_skip, q.limit, false).await {
+        Ok(Value::Array(a)) => merged.extend(a.into_iter().map(|v| (start_and_id(&v).0, v))),
+        Ok(_) => {}
+        Err(resp) => return resp,
     }
-    merged.sort_by_key(|v| std::cmp::Reverse(start_and_id(v)));
+    // Stable: at equal `start`, owl's records stay before the controller's.
+    merged.sort_by_key(|(start, _)| std::cmp::Reverse(*start));
     let page: Vec<Value> = merged
         .into_iter()
-        .skip(q.skip as usize)
         .take(q.limit as usize)
+        .map(|(_, v)| v)
         .collect();
     json_response(StatusCode::OK, &Value::Array(page), ctx)
 }
@@ -268,11 +323,24 @@ async fn controller_list(
         }
     };
     let (parts, body) = resp.into_parts();
-    let bytes = body
-        .collect()
-        .await
-        .map_err(|_| WhiskError::controller_unreachable().render(&ctx.tid))?
-        .to_bytes();
+    // Bounded in time and size: a page holds at most `limit` records, each within
+    // OpenWhisk's result and log limits.
+    let per_record = if q.docs && !count {
+        MAX_RECORD_BYTES
+    } else {
+        MAX_SUMMARY_BYTES
+    };
+    let max = (limit.max(1) as usize)
+        .saturating_mul(per_record)
+        .min(MAX_LIST_BYTES);
+    let bytes = tokio::time::timeout(
+        rt.policy.controller.timeout,
+        http_body_util::Limited::new(body, max).collect(),
+    )
+    .await
+    .map_err(|_| WhiskError::controller_timeout().render(&ctx.tid))?
+    .map_err(|_| WhiskError::controller_unreachable().render(&ctx.tid))?
+    .to_bytes();
     if !parts.status.is_success() {
         return Err(
             WhiskError::from_controller(parts.status, &parts.headers, bytes).render(&ctx.tid),
@@ -300,5 +368,14 @@ mod tests {
             Some(("guest".into(), Some("abc".into()), Some("logs".into())))
         );
         assert_eq!(split_path("/api/v1/namespaces/guest/actions/x"), None);
+        // issue 15 §14: no id, a sub-resource: not a list
+        assert_eq!(
+            split_path("/api/v1/namespaces/guest/activations//logs"),
+            None
+        );
+        assert_eq!(
+            split_path("/api/v1/namespaces/guest/activations//result"),
+            None
+        );
     }
 }

@@ -231,8 +231,9 @@ impl SqliteStore {
     fn list_sync(&self, namespace: &str, q: &ListQuery) -> Result<Vec<Activation>, StoreError> {
         let (filter, args) = Self::filter_sql(q);
         let sql = format!(
-            "SELECT doc FROM activations{filter} ORDER BY start DESC, seq DESC LIMIT {}",
-            q.skip.saturating_add(q.limit).min(i64::MAX as u64)
+            "SELECT doc FROM activations{filter} ORDER BY start DESC, seq DESC LIMIT {} OFFSET {}",
+            q.limit.min(i64::MAX as u64),
+            q.skip.min(i64::MAX as u64)
         );
         self.with_reader(|conn| {
             let mut stmt = conn.prepare_cached(&sql)?;

@@ -95,8 +95,8 @@ pub trait ActivationReader: Send + Sync {
         id: &'a ActivationId,
     ) -> BoxFuture<'a, Result<Option<Activation>, StoreError>>;
 
-    /// The newest `skip + limit` records of `namespace` matching `q`, newest first
-    /// (callers merge sources, then apply `skip`).
+    /// Records `skip .. skip + limit` of `namespace` matching `q`, newest first: memory
+    /// in proportion to `limit`, whatever `skip` is.
     fn list<'a>(
         &'a self,
         namespace: &'a str,

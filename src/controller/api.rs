@@ -126,15 +126,17 @@ pub async fn caller_namespace(
         })
 }
 
-/// The effective limits of the caller's namespace (`GET /api/v1/namespaces/_/limits`),
-/// or `None` when the controller does not say.
+/// The effective limits of the caller's namespace (`GET /api/v1/namespaces/_/limits`):
+/// `Ok(None)` when the controller has no such endpoint (404, older controllers), a
+/// failure otherwise. A failed lookup must never pass for "no limits": a namespace
+/// blocked with a limit of 0 would run under the system defaults.
 pub async fn caller_limits(
     client: &ControllerClient,
     authorization: &HeaderValue,
     tid: &TransactionId,
     timeout: Duration,
-) -> Option<serde_json::Value> {
-    let body = get(
+) -> Result<Option<serde_json::Value>, WhiskError> {
+    let body = match get(
         client,
         "/api/v1/namespaces/_/limits",
         authorization,
@@ -142,10 +144,18 @@ pub async fn caller_limits(
         timeout,
     )
     .await
-    .ok()?;
-    serde_json::from_slice::<serde_json::Value>(&body)
-        .ok()
-        .filter(serde_json::Value::is_object)
+    {
+        Ok(body) => body,
+        Err(ApiFailure::Rejected(e)) if e.status == StatusCode::NOT_FOUND => return Ok(None),
+        Err(ApiFailure::Rejected(e) | ApiFailure::Failed(e)) => return Err(e),
+    };
+    match serde_json::from_slice::<serde_json::Value>(&body) {
+        Ok(v) if v.is_object() => Ok(Some(v)),
+        _ => {
+            tracing::warn!(%tid, "controller's limits were not a JSON object");
+            Err(WhiskError::internal())
+        }
+    }
 }
 
 /// The metadata of the action at `path` (resolved namespace) as the caller may see it.

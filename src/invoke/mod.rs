@@ -311,11 +311,14 @@ async fn lambda_path(
     // in the default package is reported after the request has been validated, as the
     // controller does (its package check precedes validation, its action fetch follows).
     let metadata = match metadata {
+        // Whoever decided the 404 (the controller, or owl from CouchDB or a file),
+        // it comes after validation; owl's own lookup failures come at once.
         Err(e)
             if path.package.is_some()
                 || e.is_unauthorized()
                 || e.status == http::StatusCode::FORBIDDEN
-                || e.origin != crate::error::Origin::Controller =>
+                || (e.origin != crate::error::Origin::Controller
+                    && e.status != http::StatusCode::NOT_FOUND) =>
         {
             return e.render(tid);
         }
@@ -367,6 +370,21 @@ async fn lambda_path(
         uri: parts.uri,
         headers: parts.headers,
         body: bytes,
+    };
+    // The function is always the resolved action's. A route that matched the path as
+    // requested may have matched a binding's own path (`guest/*/*` for a binding
+    // `guest/b` of `/alice/pub`): the route that decides is the one covering the
+    // action where it lives, else the controller runs it.
+    let route = if metadata.path == path {
+        route
+    } else {
+        match rt.policy.routes.find(&metadata.path) {
+            Some(r) if r.index == route.index || r.takes(draw()) => r.clone(),
+            _ => {
+                ctx.timings.set_path(Path::Proxy);
+                return proxy::forward(&rt.controller, replay.to_request(), &ctx).await;
+            }
+        }
     };
     let function = match route.function.render(&metadata.path) {
         Ok(f) => f,
@@ -1045,14 +1063,14 @@ impl Job {
         init_ms: Option<f64>,
         wait_ms: u64,
     ) -> Activation {
-        let mut limits = self.metadata.limits.json.clone();
-        if let Some(obj) = limits.as_object_mut() {
-            obj.insert("timeout".into(), self.limit_ms.into());
-        }
+        // The action's own limits, as the invoker writes them [OW core/invoker/.../
+        // containerpool/ContainerProxy.scala:1075 `job.action.limits.toJson`]; a
+        // route's `timeout` changes how long Lambda may run, not what the action
+        // declares.
         let mut annotations = vec![
             Annotation {
                 key: "limits".into(),
-                value: limits,
+                value: self.metadata.limits.json.clone(),
             },
             Annotation {
                 key: "path".into(),

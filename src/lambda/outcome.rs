@@ -43,6 +43,19 @@ fn utf16_len(bytes: &[u8]) -> u64 {
 /// Lambda's synchronous response limit, named in `Function.ResponseSizeTooLarge`.
 const LAMBDA_RESPONSE_LIMIT: u64 = 6_291_556;
 
+/// True for Lambda's own timeout message, `Task timed out after 3.00 seconds`, as it
+/// stands alone or after Lambda's `<timestamp> <request id>` prefix — not any text
+/// that merely contains those words.
+fn is_lambda_timeout(message: &str) -> bool {
+    let words: Vec<&str> = message.split_whitespace().collect();
+    let tail = match words.len() {
+        6 => &words[..],
+        8 => &words[2..],
+        _ => return false,
+    };
+    matches!(tail, ["Task", "timed", "out", "after", n, "seconds"] if n.parse::<f64>().is_ok())
+}
+
 /// Interprets `reply` for an action whose time limit is `limit_ms`.
 pub fn interpret(reply: &LambdaReply, limit_ms: u64, now: OffsetDateTime) -> RunResult {
     let tail = reply
@@ -63,7 +76,9 @@ pub fn interpret(reply: &LambdaReply, limit_ms: u64, now: OffsetDateTime) -> Run
             .and_then(|e| e.get("errorMessage"))
             .and_then(Value::as_str);
         let timed_out = error_type == "Sandbox.Timedout"
-            || error_message.is_some_and(|m| m.contains("Task timed out after"));
+            || (error_type.is_empty() && error_message.is_some_and(is_lambda_timeout));
+        let during_init =
+            timed_out && error_message.is_some_and(|m| m.ends_with("during initialization."));
         let response = if error_type == "Function.ResponseSizeTooLarge" {
             // Over Lambda's 6 MB, so over OpenWhisk's 1 MB truncation limit: OpenWhisk
             // records an application error with its truncation text.
@@ -81,11 +96,15 @@ pub fn interpret(reply: &LambdaReply, limit_ms: u64, now: OffsetDateTime) -> Run
                 Some(len),
             )
         } else if timed_out {
-            ActivationResponse::error(
-                StatusCode::DeveloperError,
-                messages::timed_out(limit_ms).into(),
-                None,
-            )
+            // OpenWhisk's texts: `… milliseconds.` for a run, `… milliseconds during
+            // initialization.` for an init past the limit [OW common/scala/.../http/
+            // ErrorResponse.scala:243 `Messages.timedoutActivation`].
+            let text = if during_init {
+                messages::init_timed_out(limit_ms)
+            } else {
+                messages::timed_out(limit_ms)
+            };
+            ActivationResponse::error(StatusCode::DeveloperError, text.into(), None)
         } else {
             let error = match (error_message, &err) {
                 (Some(m), _) => Value::String(m.to_string()),
@@ -213,6 +232,29 @@ mod tests {
         );
         assert!(r.timed_out);
         assert_eq!(r.response.size, None);
+    }
+
+    /// Issue 15 §10: only a real timeout is flagged; an init timeout keeps OpenWhisk's
+    /// `during initialization.` text.
+    #[test]
+    fn only_real_timeouts_are_flagged() {
+        let flagged =
+            |body: &str| interpret(&reply(body, true), 3000, OffsetDateTime::UNIX_EPOCH).timed_out;
+        assert!(flagged(
+            r#"{"errorMessage":"Task timed out after 3.00 seconds"}"#
+        ));
+        assert!(!flagged(
+            r#"{"errorMessage":"upstream said: Task timed out after 3.00 seconds, retrying"}"#
+        ));
+        assert!(!flagged(
+            r#"{"errorMessage":"Task timed out after 3.00 seconds","errorType":"Error"}"#
+        ));
+        check(
+            r#"{"errorMessage":"The action exceeded its time limits of 3000 milliseconds during initialization.","errorType":"Sandbox.Timedout"}"#,
+            true,
+            StatusCode::DeveloperError,
+            json!({"error": "The action exceeded its time limits of 3000 milliseconds during initialization."}),
+        );
     }
 
     #[test]

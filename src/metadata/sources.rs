@@ -84,11 +84,13 @@ impl IdentityStore {
         match self {
             Self::Controller { client, timeout } => {
                 match api::caller_namespace(client, creds.authorization(), tid, *timeout).await {
+                    // A failed limits lookup fails the identity (not cached; a stale
+                    // identity may be served): never the defaults in its place.
                     Ok(ns) => Ok(Ok(Identity {
                         subject: ns.clone(),
                         namespace: ns,
                         limits: api::caller_limits(client, creds.authorization(), tid, *timeout)
-                            .await,
+                            .await?,
                         key: Some(creds.clone()),
                     })),
                     Err(ApiFailure::Rejected(e)) => Ok(Err(e)),

@@ -1378,6 +1378,10 @@ fn compile_route(
     let has_package = pattern.as_ref().is_some_and(|p| p.package.is_some());
     let function = r.required_string("function", errors).and_then(|(f, span)| {
         FunctionTemplate::parse(&f, has_package)
+            .and_then(|t| match &pattern {
+                Some(p) => covers_wildcards(&t, p).map(|()| t),
+                None => Ok(t),
+            })
             .map_err(|e| errors.push(span, format!("`function` in {}: {e}", r.context())))
             .ok()
     });
@@ -1432,12 +1436,66 @@ fn compile_route(
     })
 }
 
+/// A template with placeholders must name every `*` segment of its pattern: leaving
+/// one out renders one function for actions of different namespaces or packages
+/// (`*/*` with `owl-{action}` would run every namespace's `foo` on one function). A
+/// fixed name or ARN, with no placeholder, is an explicit choice to share a function.
+fn covers_wildcards(t: &FunctionTemplate, p: &route::ActionPattern) -> Result<(), String> {
+    use route::{Segment, TemplateSegment};
+    if !t.has_placeholders() {
+        return Ok(());
+    }
+    let segments = [
+        (Some(&p.namespace), TemplateSegment::Namespace, "namespace"),
+        (p.package.as_ref(), TemplateSegment::Package, "package"),
+        (Some(&p.action), TemplateSegment::Action, "action"),
+    ];
+    for (segment, placeholder, name) in segments {
+        if segment == Some(&Segment::Any) && !t.uses(placeholder) {
+            return Err(format!(
+                "\"{}\" leaves out `{{{name}}}`, but the pattern \"{p}\" matches any {name}: actions of different {name}s would share one function; add `{{{name}}}`, or name one function without placeholders to share it on purpose",
+                t.as_str()
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<Policy, PolicyErrors> {
         Policy::parse(text, "p.toml", Path::new("/etc/owl"))
+    }
+
+    /// Issue 15 §1: a template that leaves out a `*` segment merges actions of
+    /// different namespaces or packages into one function; a fixed name is allowed.
+    #[test]
+    fn templates_must_name_every_wildcard_segment() {
+        let with = |action: &str, function: &str| {
+            parse(&format!(
+                "[controller]\nurl = \"http://c:1\"\n[[route]]\naction = \"{action}\"\nfunction = \"{function}\"\n"
+            ))
+        };
+        let err = with("*/*", "owl-{action}").unwrap_err().to_string();
+        assert!(err.contains("leaves out `{namespace}`"), "{err}");
+        let err = with("shop/*/*", "owl-shop-{action}")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("leaves out `{package}`"), "{err}");
+        let err = with("shop/*", "owl-{namespace}").unwrap_err().to_string();
+        assert!(err.contains("leaves out `{action}`"), "{err}");
+        assert!(with("*/*", "owl-{namespace}-{action}").is_ok());
+        assert!(with("shop/*/*", "owl-{package}-{action}").is_ok());
+        assert!(with("*/*", "owl-shared").is_ok());
+        assert!(
+            with(
+                "*/*",
+                "arn:aws:lambda:us-east-1:123456789012:function:shared"
+            )
+            .is_ok()
+        );
     }
 
     #[test]

@@ -136,9 +136,16 @@ enum Piece {
 /// A Lambda function name, ARN or template using `{namespace}`, `{package}` and
 /// `{action}`.
 ///
-/// Substituted values keep `A-Z a-z 0-9 - _` and have every other character replaced
-/// by `-`, because Lambda function names allow nothing else; `owl sync` renders
-/// names with the same rule, so both agree on every function's name.
+/// Rendering is injective: two different actions never render to the same function,
+/// so one tenant's invocation can never run another action's code. Each substituted
+/// value is escaped reversibly ([`escape_segment`]: letters and digits stay, `-`
+/// becomes `__`, any other character `_` and its two hex digits), so escaped values
+/// never contain `-`; the template must separate its placeholders with text holding a
+/// `-` (checked when parsed), so the values can always be read back. A bare name that
+/// would pass Lambda's 64 characters has its values shortened and a hash of the fully
+/// qualified action name appended (`-` and 16 hex digits of SHA-256): such a name
+/// holds one `-` more than any name of the same template rendered without a hash.
+/// `owl sync` renders names with this same function.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FunctionTemplate {
     source: String,
@@ -147,6 +154,9 @@ pub struct FunctionTemplate {
 
 /// Longest bare function name Lambda accepts.
 pub const MAX_FUNCTION_NAME: usize = 64;
+
+/// Hex digits of the action's hash in a shortened function name.
+const HASH_HEX: usize = 16;
 
 impl FunctionTemplate {
     /// Parses a template; `has_package` says whether the route's pattern has a package
@@ -201,12 +211,45 @@ impl FunctionTemplate {
                 ));
             }
         }
+        // Values never contain `-` once escaped: text holding a `-` between two
+        // placeholders is what tells where one value ends and the next begins.
+        let mut previous_placeholder = false;
+        let mut separated = true;
+        for p in &pieces {
+            match p {
+                Piece::Text(t) => separated = t.contains('-'),
+                _ if previous_placeholder && !separated => {
+                    return Err(format!(
+                        "function \"{s}\": placeholders must be separated by text containing `-` (e.g. `{{namespace}}-{{action}}`), or two actions could render to the same function"
+                    ));
+                }
+                _ => {}
+            }
+            if !matches!(p, Piece::Text(_)) {
+                previous_placeholder = true;
+                separated = false;
+            }
+        }
         let template = Self {
             source: s.to_string(),
             pieces,
         };
         if !template.has_placeholders() {
             validate_function_name(s)?;
+        } else if !s.contains(':') {
+            let text: usize = template
+                .pieces
+                .iter()
+                .map(|p| match p {
+                    Piece::Text(t) => t.len(),
+                    _ => 1,
+                })
+                .sum();
+            if text + 1 + HASH_HEX > MAX_FUNCTION_NAME {
+                return Err(format!(
+                    "function \"{s}\" leaves no room for the action's names within Lambda's {MAX_FUNCTION_NAME} characters"
+                ));
+            }
         }
         Ok(template)
     }
@@ -216,6 +259,18 @@ impl FunctionTemplate {
         self.pieces.iter().any(|p| !matches!(p, Piece::Text(_)))
     }
 
+    /// True if the template uses the placeholder for this segment.
+    pub fn uses(&self, segment: TemplateSegment) -> bool {
+        self.pieces.iter().any(|p| {
+            matches!(
+                (p, segment),
+                (Piece::Namespace, TemplateSegment::Namespace)
+                    | (Piece::Package, TemplateSegment::Package)
+                    | (Piece::Action, TemplateSegment::Action)
+            )
+        })
+    }
+
     /// The template as written.
     pub fn as_str(&self) -> &str {
         &self.source
@@ -223,30 +278,100 @@ impl FunctionTemplate {
 
     /// Renders the function for `path` (resolved namespace).
     pub fn render(&self, path: &ActionPath) -> Result<String, String> {
-        let mut out = String::with_capacity(self.source.len() + 16);
-        for p in &self.pieces {
+        if !self.has_placeholders() {
+            return Ok(self.source.clone());
+        }
+        let mut values: Vec<String> = self
+            .pieces
+            .iter()
+            .map(|p| match p {
+                Piece::Text(_) => String::new(),
+                Piece::Namespace => escape_segment(&path.namespace),
+                Piece::Package => escape_segment(path.package.as_deref().unwrap_or("")),
+                Piece::Action => escape_segment(&path.action),
+            })
+            .collect();
+        let out = self.join(&values, None);
+        if out.contains(':') || out.len() <= MAX_FUNCTION_NAME {
+            validate_function_name(&out)?;
+            return Ok(out);
+        }
+        // Too long for Lambda: shorten the longest values until the name and the hash
+        // fit (parse() made sure the template's own text leaves room).
+        let mut excess = out.len() + 1 + HASH_HEX - MAX_FUNCTION_NAME;
+        while excess > 0 {
+            let Some(longest) = values
+                .iter_mut()
+                .filter(|v| v.len() > 1)
+                .max_by_key(|v| v.len())
+            else {
+                return Err(format!("function \"{}\" cannot fit {out}", self.source));
+            };
+            longest.pop();
+            excess -= 1;
+        }
+        let hashed = self.join(&values, Some(&action_hash(path)));
+        validate_function_name(&hashed)?;
+        Ok(hashed)
+    }
+
+    fn join(&self, values: &[String], hash: Option<&str>) -> String {
+        let mut out = String::with_capacity(MAX_FUNCTION_NAME + 16);
+        for (p, v) in self.pieces.iter().zip(values) {
             match p {
                 Piece::Text(t) => out.push_str(t),
-                Piece::Namespace => push_sanitized(&mut out, &path.namespace),
-                Piece::Package => push_sanitized(&mut out, path.package.as_deref().unwrap_or("")),
-                Piece::Action => push_sanitized(&mut out, &path.action),
+                _ => out.push_str(v),
             }
         }
-        if self.has_placeholders() {
-            validate_function_name(&out)?;
+        if let Some(h) = hash {
+            out.push('-');
+            out.push_str(h);
         }
-        Ok(out)
+        out
     }
 }
 
-fn push_sanitized(out: &mut String, value: &str) {
-    out.extend(value.chars().map(|c| {
-        if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-            c
-        } else {
-            '-'
+/// A placeholder of a function template.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TemplateSegment {
+    /// `{namespace}`.
+    Namespace,
+    /// `{package}`.
+    Package,
+    /// `{action}`.
+    Action,
+}
+
+/// Escapes one OpenWhisk name segment for a Lambda function name, reversibly: ASCII
+/// letters and digits stay, `-` becomes `__`, every other byte becomes `_` and two
+/// uppercase hex digits (`a.b` → `a_2Eb`, `a b` → `a_20b`, `a_b` → `a_5Fb`). The codes
+/// are prefix-free (`__` vs `_HH`), and the result never contains `-`.
+pub fn escape_segment(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 8);
+    for b in value.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => out.push(b as char),
+            b'-' => out.push_str("__"),
+            other => {
+                const HEX: &[u8; 16] = b"0123456789ABCDEF";
+                out.push('_');
+                out.push(HEX[usize::from(other >> 4)] as char);
+                out.push(HEX[usize::from(other & 0xF)] as char);
+            }
         }
-    }));
+    }
+    out
+}
+
+/// The first [`HASH_HEX`] hex digits of SHA-256 over `/namespace[/package]/action`.
+fn action_hash(path: &ActionPath) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(path.qualified_name_with_leading_slash().as_bytes());
+    let mut hex = String::with_capacity(HASH_HEX);
+    for b in &digest[..HASH_HEX / 2] {
+        hex.push_str(&format!("{b:02x}"));
+    }
+    hex
 }
 
 /// Checks a rendered function name or ARN against Lambda's limits.
@@ -363,18 +488,24 @@ mod tests {
         let t = FunctionTemplate::parse("owl-{namespace}-{package}-{action}", true).unwrap();
         assert_eq!(
             t.render(&path("guest/my pkg/hello.world")).unwrap(),
-            "owl-guest-my-pkg-hello-world"
+            "owl-guest-my_20pkg-hello_2Eworld"
+        );
+        assert_eq!(
+            t.render(&path("guest/pkg/hello-world")).unwrap(),
+            "owl-guest-pkg-hello__world"
         );
         assert!(FunctionTemplate::parse("owl-{package}", false).is_err());
         assert!(FunctionTemplate::parse("owl-{nope}", false).is_err());
         assert!(FunctionTemplate::parse("owl-{action", false).is_err());
         assert!(FunctionTemplate::parse("owl fn", false).is_err());
         assert!(FunctionTemplate::parse(&"x".repeat(65), false).is_err());
-        let long = FunctionTemplate::parse("{action}", false).unwrap();
-        assert!(
-            long.render(&path(&format!("g/{}", "a".repeat(65))))
-                .is_err()
-        );
+        // placeholders must be told apart: text with a `-` between them
+        assert!(FunctionTemplate::parse("{namespace}{action}", false).is_err());
+        assert!(FunctionTemplate::parse("{namespace}_{action}", false).is_err());
+        assert!(FunctionTemplate::parse("x{namespace}-{action}y", false).is_ok());
+        // no room left for the values within 64 characters
+        assert!(FunctionTemplate::parse(&format!("{}-{{action}}", "x".repeat(47)), false).is_err());
+        assert!(FunctionTemplate::parse(&format!("{}-{{action}}", "x".repeat(45)), false).is_ok());
         assert!(
             FunctionTemplate::parse(
                 "arn:aws:lambda:us-east-1:123456789012:function:hello",
@@ -384,5 +515,107 @@ mod tests {
         );
         assert!(FunctionTemplate::parse("arn:aws:s3:::bucket", false).is_err());
         assert!(FunctionTemplate::parse("123456789012:function:hello", false).is_ok());
+    }
+
+    /// The audit's examples (issue 15 §1): each pair used to render to one function.
+    #[test]
+    fn distinct_actions_render_to_distinct_functions() {
+        let t3 = FunctionTemplate::parse("owl-{namespace}-{package}-{action}", true).unwrap();
+        let t2 = FunctionTemplate::parse("owl-{namespace}-{action}", false).unwrap();
+        let groups: [(&FunctionTemplate, &[&str]); 3] = [
+            (
+                &t3,
+                &[
+                    "shop/images/a.b",
+                    "shop/images/a-b",
+                    "shop/images/a b",
+                    "shop/images/a@b",
+                    "shop/images/a_b",
+                    "shop/images/a&b",
+                ],
+            ),
+            (
+                &t3,
+                &["shop/a-b/c", "shop/a/b-c", "shop/a_b/c", "shop/a/b_c"],
+            ),
+            (
+                &t2,
+                &[
+                    "team/a-report",
+                    "team-a/report",
+                    "team_a/report",
+                    "team/a_report",
+                ],
+            ),
+        ];
+        for (t, paths) in groups {
+            let rendered: Vec<String> = paths.iter().map(|p| t.render(&path(p)).unwrap()).collect();
+            let unique: std::collections::HashSet<&String> = rendered.iter().collect();
+            assert_eq!(unique.len(), paths.len(), "{paths:?} -> {rendered:?}");
+        }
+    }
+
+    #[test]
+    fn escape_is_reversible() {
+        fn unescape(s: &str) -> String {
+            let b = s.as_bytes();
+            let mut out = Vec::new();
+            let mut i = 0;
+            while i < b.len() {
+                if b[i] == b'_' {
+                    if b[i + 1] == b'_' {
+                        out.push(b'-');
+                        i += 2;
+                    } else {
+                        out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
+                        i += 3;
+                    }
+                } else {
+                    out.push(b[i]);
+                    i += 1;
+                }
+            }
+            String::from_utf8(out).unwrap()
+        }
+        for v in [
+            "a",
+            "a-b",
+            "a--b",
+            "a_b",
+            "_a",
+            "a-_b",
+            "a.b c@d&e-",
+            "x__y",
+            "A_2D",
+        ] {
+            let e = escape_segment(v);
+            assert!(!e.contains('-'), "{e}");
+            assert_eq!(unescape(&e), v);
+        }
+    }
+
+    /// Names past 64 characters are shortened and carry a hash of the action's fully
+    /// qualified name: still distinct, still valid, and told apart from unhashed names
+    /// by one more `-`.
+    #[test]
+    fn long_names_are_hashed() {
+        let t = FunctionTemplate::parse("owl-{namespace}-{action}", false).unwrap();
+        let long = "a".repeat(80);
+        let a = t.render(&path(&format!("ns/{long}"))).unwrap();
+        let b = t.render(&path(&format!("ns/{long}b"))).unwrap();
+        assert_eq!(a.len(), MAX_FUNCTION_NAME);
+        assert_eq!(b.len(), MAX_FUNCTION_NAME);
+        assert_ne!(a, b);
+        assert!(a.starts_with("owl-ns-aaaa"), "{a}");
+        assert_eq!(a.matches('-').count(), 3, "{a}");
+        assert!(validate_function_name(&a).is_ok());
+        // the same path always renders the same name (owl sync and the gateway agree)
+        assert_eq!(a, t.render(&path(&format!("ns/{long}"))).unwrap());
+        // both values are shortened when both are long
+        let c = t
+            .render(&path(&format!("{}/{long}", "n".repeat(60))))
+            .unwrap();
+        assert_eq!(c.len(), MAX_FUNCTION_NAME);
+        assert!(c.starts_with("owl-nnnn"), "{c}");
     }
 }

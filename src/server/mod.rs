@@ -47,15 +47,44 @@ pub fn app(gw: Arc<Gateway>) -> Router {
     Router::new().fallback(dispatch).with_state(gw)
 }
 
+/// The operator endpoints, served on the admin listener only (`--admin-listen`,
+/// loopback by default): `/metrics`, `/readyz` with its checks, `/owl/status` and
+/// `/healthz`. They name tenants' namespaces and actions, who invokes whom, the
+/// controller's URL and raw errors, so they never share the public API's listener.
+pub fn admin_app(gw: Arc<Gateway>) -> Router {
+    Router::new().fallback(admin).with_state(gw)
+}
+
+async fn admin(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
+    match (req.method(), req.uri().path()) {
+        (&Method::GET, "/metrics") => metrics(&gw),
+        (&Method::GET, "/healthz") => health::liveness(),
+        (&Method::GET, "/readyz") => health::readiness(&gw).await,
+        (&Method::GET, "/owl/status") => health::status(&gw),
+        _ => (
+            http::StatusCode::NOT_FOUND,
+            axum::Json(serde_json::json!({
+                "error": "The admin listener serves /metrics, /readyz, /owl/status and /healthz."
+            })),
+        )
+            .into_response(),
+    }
+}
+
 /// Routes one request: invocations to the invoke handler, `OPTIONS` on the REST API
 /// answered locally, everything else proxied.
 pub async fn dispatch(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
-    // Health and metrics are answered even under overload.
+    // Liveness is answered even under overload; the public listener says nothing more
+    // about owl (the operator endpoints are on the admin listener).
     match (req.method(), req.uri().path()) {
-        (&Method::GET, "/metrics") => return metrics(&gw),
         (&Method::GET, "/healthz") => return health::liveness(),
-        (&Method::GET, "/readyz") => return health::readiness(&gw).await,
-        (&Method::GET, "/owl/status") => return health::status(&gw),
+        // OpenWhisk's own edge denies /metrics (ansible/roles/nginx/templates/
+        // nginx.conf.j2:155 `location /metrics { deny all; }`): neither owl's nor the
+        // controller's metrics are public.
+        (_, "/metrics") => {
+            let tid = TransactionId::from_header(req.headers().get("x-request-id"));
+            return crate::error::WhiskError::forbidden_path().render(&tid);
+        }
         _ => {}
     }
     // A bound on work in flight: excess is refused at once, never queued.

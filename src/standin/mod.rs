@@ -87,6 +87,8 @@ pub struct StandinAction {
     pub version: String,
     /// Default parameters.
     pub parameters: Vec<(String, Value)>,
+    /// Keys of the parameters marked `init: true`.
+    pub init_keys: Vec<String>,
     /// Annotations.
     pub annotations: Vec<(String, Value)>,
     /// Limits object.
@@ -103,6 +105,7 @@ impl StandinAction {
             kind: "nodejs:20".into(),
             version: "0.0.1".into(),
             parameters: Vec::new(),
+            init_keys: Vec::new(),
             annotations: vec![
                 ("exec".into(), json!("nodejs:20")),
                 ("provide-api-key".into(), json!(false)),
@@ -116,6 +119,12 @@ impl StandinAction {
     pub fn param(mut self, key: &str, value: Value) -> Self {
         self.parameters.push((key.into(), value));
         self
+    }
+
+    /// Adds an init parameter (`init: true`): never a run argument.
+    pub fn init_param(mut self, key: &str, value: Value) -> Self {
+        self.init_keys.push(key.into());
+        self.param(key, value)
     }
 
     /// Sets an annotation.
@@ -150,7 +159,11 @@ impl StandinAction {
             "publish": false,
             "exec": {"kind": self.kind, "binary": false},
             "annotations": self.annotations.iter().map(|(k, v)| json!({"key": k, "value": v})).collect::<Vec<_>>(),
-            "parameters": params.iter().map(|(k, v)| json!({"key": k, "value": v})).collect::<Vec<_>>(),
+            "parameters": params.iter().map(|(k, v)| if self.init_keys.contains(k) {
+                json!({"key": k, "value": v, "init": true})
+            } else {
+                json!({"key": k, "value": v})
+            }).collect::<Vec<_>>(),
             "limits": self.limits,
             "updated": 1_700_000_000_000_i64,
         })
@@ -223,6 +236,19 @@ impl StandinBuilder {
             // set real values with `limits`.
             limits: json!({"invocationsPerMinute": 100000, "concurrentInvocations": 10000, "firesPerMinute": 60}),
         });
+        self
+    }
+
+    /// Makes `GET /namespaces/_/limits` fail (503) for the identities owning
+    /// `namespace`, as a controller in trouble would.
+    pub fn limits_unavailable(mut self, namespace: &str) -> Self {
+        for i in self
+            .identities
+            .iter_mut()
+            .filter(|i| i.namespace == namespace)
+        {
+            i.limits = Value::Null;
+        }
         self
     }
 
@@ -382,6 +408,13 @@ impl Standin {
         self.inner.counters.invocations.load(Ordering::SeqCst)
     }
 
+    /// Adds activations to those it holds (as if it had run them).
+    pub fn add_activations(&self, acts: impl IntoIterator<Item = Activation>) {
+        if let Ok(mut all) = self.inner.activations.lock() {
+            all.extend(acts);
+        }
+    }
+
     /// Activations it holds, newest last.
     pub fn activations(&self) -> Vec<Activation> {
         self.inner
@@ -511,6 +544,10 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
         rest[0].to_string()
     };
     match (req.method().clone(), rest.get(1).copied()) {
+        (Method::GET, Some("limits")) if rest.len() == 2 && me.limits.is_null() => error(
+            WhiskError::service_unavailable(crate::error::Origin::Controller, None),
+            &tid,
+        ),
         (Method::GET, Some("limits")) if rest.len() == 2 => {
             json_response(http::StatusCode::OK, &me.limits, &tid, &[])
         }
@@ -691,6 +728,8 @@ async fn invoke(
             }
         }
     }
+    // As the invoker: init parameters are never run arguments.
+    params.retain(|k, _| !action.init_keys.contains(k));
     inner.counters.invocations.fetch_add(1, Ordering::SeqCst);
     let id = ActivationId::generate();
     let start = crate::context::epoch_ms(SystemTime::now());

@@ -56,6 +56,13 @@ fn log_filter(default_level: &str) -> EnvFilter {
     EnvFilter::try_from_env("OWL_LOG").unwrap_or_else(|_| EnvFilter::new(default_level))
 }
 
+/// Colour codes only on a terminal, and never with `NO_COLOR` set to anything but the
+/// empty string (no-color.org): a file, a pipe, journald or `kubectl logs` get plain
+/// text.
+fn colour(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(std::ffi::OsStr::is_empty)
+}
+
 /// Installs the global subscriber: logs as text or JSON, and — when `traces` is true
 /// and an OTLP endpoint is configured (needs a Tokio runtime) — the tracer exporting
 /// spans.
@@ -65,7 +72,12 @@ pub fn init(json: bool, default_level: &str, traces: bool) -> anyhow::Result<Tel
     } else {
         None
     };
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(colour(
+            std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            std::env::var_os("NO_COLOR").as_deref(),
+        ));
     let fmt = if json {
         fmt.json()
             .flatten_event(true)
@@ -85,4 +97,19 @@ pub fn init(json: bool, default_level: &str, traces: bool) -> anyhow::Result<Tel
         traces::install(p);
     }
     Ok(Telemetry { tracing })
+}
+
+#[cfg(test)]
+mod colour_tests {
+    use super::colour;
+    use std::ffi::OsStr;
+
+    /// Issue 15 §21.
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(colour(true, None));
+        assert!(colour(true, Some(OsStr::new(""))));
+        assert!(!colour(true, Some(OsStr::new("1"))));
+        assert!(!colour(false, None));
+    }
 }

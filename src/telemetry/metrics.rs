@@ -395,7 +395,7 @@ impl OpenWhiskMetrics {
                     namespace: labels.namespace,
                     initiator: labels.initiator,
                     action: labels.action,
-                    status_code: code.to_string(),
+                    status_code: status_code_label(code),
                 })
                 .inc();
         }
@@ -427,6 +427,20 @@ fn user_defined_status_code(result: Option<&Value>) -> Option<i64> {
         .and_then(|e| e.get("statusCode"))
         .or_else(|| obj.get("statusCode"))?;
     Some(v.as_i64().unwrap_or(400))
+}
+
+/// The `status_code` label of a code an action chose: a registered HTTP status keeps
+/// its number; any other value in 100..=599 becomes its class (`4xx`), anything else
+/// `other` — an action cannot grow the registry by returning new integers.
+fn status_code_label(code: i64) -> String {
+    match u16::try_from(code)
+        .ok()
+        .and_then(|c| http::StatusCode::from_u16(c).ok())
+    {
+        Some(s) if s.canonical_reason().is_some() => s.as_u16().to_string(),
+        Some(s) if s.as_u16() < 600 => format!("{}xx", s.as_u16() / 100),
+        _ => "other".to_string(),
+    }
 }
 
 /// Label set naming an activation store.
@@ -771,5 +785,26 @@ impl Metrics {
             let _ = prometheus_client::encoding::text::encode(&mut out, &r);
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 15 §4: the label takes a bounded set of values whatever the actions return.
+    #[test]
+    fn status_code_labels_are_bounded() {
+        assert_eq!(status_code_label(200), "200");
+        assert_eq!(status_code_label(404), "404");
+        assert_eq!(status_code_label(418), "418");
+        assert_eq!(status_code_label(499), "4xx");
+        assert_eq!(status_code_label(599), "5xx");
+        assert_eq!(status_code_label(600), "other");
+        assert_eq!(status_code_label(-1), "other");
+        assert_eq!(status_code_label(i64::MAX), "other");
+        let labels: std::collections::HashSet<String> =
+            (-1000..100_000).map(status_code_label).collect();
+        assert!(labels.len() < 80, "{}", labels.len());
     }
 }

@@ -83,6 +83,11 @@ pub fn timed_out(limit_ms: u64) -> String {
     format!("The action exceeded its time limits of {limit_ms} milliseconds.")
 }
 
+/// Developer error for an initialization past the action's time limit.
+pub fn init_timed_out(limit_ms: u64) -> String {
+    format!("The action exceeded its time limits of {limit_ms} milliseconds during initialization.")
+}
+
 /// Application error for a result over the truncation limit.
 pub fn truncated_response(len: u64, max: u64, prefix: &str) -> String {
     format!(

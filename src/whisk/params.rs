@@ -33,6 +33,14 @@ pub fn merge(
     for (k, v) in body {
         merged.insert(k, v);
     }
+    // Init parameters are never run arguments: the invoker partitions them out of the
+    // merged arguments, body keys naming them included, and hands them over only at
+    // init [OW core/invoker/.../containerpool/ContainerProxy.scala:1091
+    // `partitionArguments`, called from `initializeAndRun`:782]. On Lambda they are
+    // the function's environment (`owl sync`), never the event.
+    for p in action.parameters.iter().filter(|p| p.init) {
+        merged.shift_remove(&p.key);
+    }
     Ok(merged)
 }
 
@@ -60,6 +68,27 @@ mod tests {
         assert_eq!(
             Value::Object(m),
             json!({"x": 2, "y": null, "z": "d", "w": 3})
+        );
+    }
+
+    /// Issue 15 §5: init parameters, and body keys naming them, never reach a run.
+    #[test]
+    fn init_parameters_are_not_run_arguments() {
+        let a = ActionMetadata::from_json(&json!({
+            "namespace": "guest", "name": "a",
+            "parameters": [{"key": "TOKEN", "value": "s3cret", "init": true}, {"key": "x", "value": 1}],
+        }))
+        .unwrap();
+        let m = merge(&a, obj(json!({"TOKEN": "override", "y": 2}))).unwrap();
+        assert_eq!(Value::Object(m), json!({"x": 1, "y": 2}));
+        let only_init = ActionMetadata::from_json(&json!({
+            "namespace": "guest", "name": "a",
+            "parameters": [{"key": "TOKEN", "value": "s3cret", "init": true}],
+        }))
+        .unwrap();
+        assert_eq!(
+            Value::Object(merge(&only_init, Map::new()).unwrap()),
+            json!({})
         );
     }
 

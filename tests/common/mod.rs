@@ -247,11 +247,14 @@ pub fn policy(controller: &str, lambda: &str, extra: &str) -> String {
 pub struct TestGateway {
     /// Base URL.
     pub url: String,
+    /// Base URL of the admin listener (`/metrics`, `/readyz`, `/owl/status`).
+    pub admin: String,
     /// The gateway (for its recorder and metrics).
     pub gw: std::sync::Arc<Gateway>,
     /// The data directory (removed on drop unless the policy named one).
     pub data: Option<tempfile::TempDir>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+    _admin_stop: tokio::sync::oneshot::Sender<()>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
@@ -316,8 +319,22 @@ impl TestGateway {
                 let _ = rx.await;
             },
         ));
+        let admin_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin = format!("http://{}", admin_listener.local_addr().unwrap());
+        let (admin_tx, admin_rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(server::run(
+            admin_listener,
+            server::admin_app(gw.clone()),
+            None,
+            ServerLimits::default(),
+            async move {
+                let _ = admin_rx.await;
+            },
+        ));
         Self {
             url: format!("{scheme}://{addr}"),
+            admin,
+            _admin_stop: admin_tx,
             gw,
             data,
             stop: Some(tx),

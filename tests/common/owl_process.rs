@@ -12,6 +12,8 @@ pub struct OwlProcess {
     pub child: Child,
     /// `http://127.0.0.1:<port>`.
     pub url: String,
+    /// The admin listener, `http://127.0.0.1:<port>`.
+    pub admin: String,
 }
 
 impl OwlProcess {
@@ -29,11 +31,13 @@ impl OwlProcess {
         stderr: Option<&Path>,
     ) -> Self {
         let port = owl::demo::ministack::free_port().unwrap();
+        let admin_port = owl::demo::ministack::free_port().unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_owl"));
         cmd.args(args)
             .args(["serve", "--policy"])
             .arg(policy_file)
             .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--admin-listen", &format!("127.0.0.1:{admin_port}")])
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("OWL_LOG", "error")
@@ -52,7 +56,11 @@ impl OwlProcess {
             assert!(Instant::now() < deadline, "owl did not start");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Self { child, url }
+        Self {
+            child,
+            url,
+            admin: format!("http://127.0.0.1:{admin_port}"),
+        }
     }
 
     /// The invoke URL of `ns/name` with `query`.
