@@ -19,6 +19,9 @@ pub struct RequestContext {
     pub peer: Option<SocketAddr>,
     /// True if the client connected over TLS.
     pub tls: bool,
+    /// True if the peer is a trusted proxy (`[server] trusted_proxies`): its
+    /// `X-Forwarded-Host` / `-Proto` are passed on; anyone else's are replaced.
+    pub trusted_peer: bool,
     /// True if the client sent its own `X-Request-ID` that owl adopted.
     pub client_tid: bool,
     /// The `Authorization` proxied requests carry instead of the client's (a bearer

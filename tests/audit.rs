@@ -240,6 +240,13 @@ async fn operator_endpoints_are_on_the_admin_listener_only() {
     let controller = standin(vec![]).await;
     let gw = TestGateway::start(&policy(&controller.url(), &lambda.endpoint, "")).await;
     let get = |url: String| async move { client().get(url).send().await.unwrap() };
+    for spelled in ["/%6Detrics", "//metrics"] {
+        assert_eq!(
+            get(format!("{}{spelled}", gw.url)).await.status(),
+            403,
+            "{spelled}"
+        );
+    }
     let r = get(format!("{}/metrics", gw.url)).await;
     assert_eq!(r.status(), 403);
     let body: serde_json::Value = r.json().await.unwrap();
@@ -467,4 +474,90 @@ async fn activation_lists_cost_a_bounded_number_of_controller_requests() {
         assert_eq!(list(skip).await, json!([]));
         assert!(requests() - before <= 4, "skip={skip}");
     }
+}
+
+/// Issue 15 §19: a client's own `X-Forwarded-Host` / `-Proto` are replaced (they would
+/// choose the host the controller builds URLs from); a trusted proxy's are kept.
+#[tokio::test]
+async fn forwarded_host_is_only_taken_from_trusted_proxies() {
+    let up = common::upstream::echo().await;
+    for (trusted, expect_kept) in [
+        ("", false),
+        ("[server]\ntrusted_proxies = [\"127.0.0.0/8\"]\n", true),
+    ] {
+        let gw = TestGateway::start(&policy(&up.url, &common::upstream::down(), trusted)).await;
+        let r = client()
+            .get(format!("{}/api/v1/namespaces/guest/triggers", gw.url))
+            .header("x-forwarded-host", "evil.example")
+            .header("x-forwarded-proto", "https")
+            .send()
+            .await
+            .unwrap();
+        let h = r.headers();
+        let host = h["x-echo-h-x-forwarded-host"].to_str().unwrap();
+        let proto = h["x-echo-h-x-forwarded-proto"].to_str().unwrap();
+        if expect_kept {
+            assert_eq!((host, proto), ("evil.example", "https"));
+        } else {
+            assert_eq!(
+                (host, proto),
+                (gw.url.trim_start_matches("http://"), "http")
+            );
+        }
+    }
+}
+
+/// Issue 15 §7: connections are bounded — one over the bound gets OpenWhisk's 503 and
+/// is closed, however many try, and the server serves again once a slot frees — and a
+/// connection that does nothing is closed after `idle_timeout`.
+#[tokio::test]
+async fn connections_are_bounded_and_idle_ones_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let controller = standin(vec![]).await;
+    let lambda = lambda().await;
+    let extra = "[server]\nmax_connections = 4\nidle_timeout = \"1s\"\n";
+    let gw = TestGateway::start(&policy(&controller.url(), &lambda.endpoint, extra)).await;
+    let addr = gw.url.trim_start_matches("http://").to_string();
+    let get = b"GET /healthz HTTP/1.1\r\nhost: owl\r\n\r\n";
+    async fn answer(s: &mut tokio::net::TcpStream) -> String {
+        let mut buf = vec![0u8; 4096];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .expect("an answer in time")
+            .unwrap();
+        String::from_utf8_lossy(&buf[..n]).to_string()
+    }
+    // Four connections hold every slot (each busy with a first request).
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        s.write_all(get).await.unwrap();
+        assert!(answer(&mut s).await.starts_with("HTTP/1.1 200"));
+        held.push(s);
+    }
+    // Many more are each answered 503 in OpenWhisk's shape and closed.
+    for _ in 0..200 {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let text = answer(&mut s).await;
+        assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+        assert!(text.contains("retry-after: 1"), "{text}");
+        assert!(text.contains("\"code\""), "{text}");
+        let mut rest = Vec::new();
+        let closed =
+            tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_end(&mut rest)).await;
+        assert!(closed.is_ok(), "the refused connection is closed");
+    }
+    // Idle connections are closed after idle_timeout, freeing their slots.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    for s in &mut held {
+        let mut buf = [0u8; 16];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .expect("closed by the server")
+            .unwrap_or(0);
+        assert_eq!(n, 0, "idle connection closed");
+    }
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    s.write_all(get).await.unwrap();
+    assert!(answer(&mut s).await.starts_with("HTTP/1.1 200"));
 }

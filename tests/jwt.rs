@@ -109,6 +109,7 @@ issuer = "https://idp.test/"
 audience = ["openwhisk", "other"]
 algorithms = ["ES256"]
 jwks_url = "{}"
+allow_insecure_jwks = true
 leeway = "5s"
 namespace_claim = "ns"
 subject_claim = "sub"
@@ -303,7 +304,7 @@ async fn proxied_requests_keep_the_token_unless_exchange_is_on() {
             &up.url,
             &upstream::down(),
             &format!(
-                "[auth.jwt]\nissuer = \"https://idp.test/\"\naudience = \"openwhisk\"\nalgorithms = [\"ES256\"]\njwks_url = \"{}\"\nnamespace_claim = \"ns\"\nservice_keys_file = \"{}\"\nexchange_on_proxy = {exchange}\n",
+                "[auth.jwt]\nissuer = \"https://idp.test/\"\naudience = \"openwhisk\"\nalgorithms = [\"ES256\"]\njwks_url = \"{}\"\nallow_insecure_jwks = true\nnamespace_claim = \"ns\"\nservice_keys_file = \"{}\"\nexchange_on_proxy = {exchange}\n",
                 jwks.url,
                 keys.display()
             ),

@@ -116,10 +116,14 @@ pub fn prepare_headers(headers: &mut HeaderMap, ctx: &RequestContext, original_u
             .authority()
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
     });
-    if let Some(h) = client_host
-        && !headers.contains_key("x-forwarded-host")
-    {
-        headers.insert(HeaderName::from_static("x-forwarded-host"), h);
+    // A client's own X-Forwarded-Host would let it choose the host the controller
+    // builds URLs and web-action redirects from: only a trusted proxy's is kept.
+    let kept_host = ctx.trusted_peer && headers.contains_key("x-forwarded-host");
+    if !kept_host {
+        headers.remove("x-forwarded-host");
+        if let Some(h) = client_host {
+            headers.insert(HeaderName::from_static("x-forwarded-host"), h);
+        }
     }
     if let Some(peer) = ctx.peer {
         let ip = peer.ip().to_string();
@@ -131,10 +135,12 @@ pub fn prepare_headers(headers: &mut HeaderMap, ctx: &RequestContext, original_u
             headers.insert(HeaderName::from_static("x-forwarded-for"), v);
         }
     }
-    headers.insert(
-        HeaderName::from_static("x-forwarded-proto"),
-        HeaderValue::from_static(if ctx.tls { "https" } else { "http" }),
-    );
+    if !(ctx.trusted_peer && headers.contains_key("x-forwarded-proto")) {
+        headers.insert(
+            HeaderName::from_static("x-forwarded-proto"),
+            HeaderValue::from_static(if ctx.tls { "https" } else { "http" }),
+        );
+    }
     if let Some(auth) = &ctx.proxy_authorization {
         headers.insert(header::AUTHORIZATION, auth.clone());
     }

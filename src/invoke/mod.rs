@@ -785,11 +785,17 @@ impl FallbackJob {
     async fn poll_controller(&self, cid: &str) -> Option<Activation> {
         let deadline =
             Instant::now() + Duration::from_millis(self.limit_ms) + Duration::from_secs(60);
-        let auth = self
-            .replay
-            .headers
-            .get(http::header::AUTHORIZATION)?
-            .clone();
+        // A bearer-token caller's request went to the controller with its namespace's
+        // exchanged key (`proxy_authorization`): the controller knows that, not the
+        // token.
+        let auth = match &self.ctx.proxy_authorization {
+            Some(key) => key.clone(),
+            None => self
+                .replay
+                .headers
+                .get(http::header::AUTHORIZATION)?
+                .clone(),
+        };
         while Instant::now() < deadline {
             tokio::time::sleep(Duration::from_secs(2)).await;
             let req = Request::builder()

@@ -46,6 +46,67 @@ pub struct ServerConfig {
     pub drain_timeout: Duration,
     /// Time between failing readiness and refusing new connections at shutdown.
     pub shutdown_delay: Duration,
+    /// Peers (load balancers, an edge nginx) whose `X-Forwarded-Host` and
+    /// `X-Forwarded-Proto` owl passes on; from anyone else they are replaced.
+    pub trusted_proxies: Vec<Cidr>,
+    /// Most client connections open at once; more are answered 503 and closed.
+    pub max_connections: usize,
+    /// A connection with no request in flight and no bytes moving for this long is
+    /// closed (HTTP/1.1 keep-alive and HTTP/2 alike).
+    pub idle_timeout: Duration,
+}
+
+/// An IP network, `10.0.0.0/8` or a single address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    addr: std::net::IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Parses `addr` or `addr/prefix`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let (a, p) = s.split_once('/').map_or((s, None), |(a, p)| (a, Some(p)));
+        let addr: std::net::IpAddr = a
+            .trim()
+            .parse()
+            .map_err(|_| format!("\"{s}\" is not an IP address or network (e.g. 10.0.0.0/8)"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            None => max,
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|n| *n <= max)
+                .ok_or_else(|| format!("\"{s}\": the prefix length must be 0 to {max}"))?,
+        };
+        Ok(Self { addr, prefix })
+    }
+
+    /// True if `ip` is in the network (IPv4-mapped IPv6 peers count as IPv4).
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -60,6 +121,9 @@ impl Default for ServerConfig {
             body_read_timeout: Duration::from_secs(30),
             drain_timeout: Duration::from_secs(30),
             shutdown_delay: Duration::from_secs(5),
+            trusted_proxies: Vec::new(),
+            max_connections: 10_000,
+            idle_timeout: Duration::from_secs(75),
         }
     }
 }
@@ -335,6 +399,7 @@ const JWT_KEYS: &[&str] = &[
     "audience",
     "algorithms",
     "jwks_url",
+    "allow_insecure_jwks",
     "public_key_file",
     "secret_file",
     "leeway",
@@ -385,6 +450,9 @@ const SERVER_KEYS: &[&str] = &[
     "body_read_timeout",
     "drain_timeout",
     "shutdown_delay",
+    "trusted_proxies",
+    "max_connections",
+    "idle_timeout",
 ];
 const LIMITS_KEYS: &[&str] = &[
     "invocations_per_minute",
@@ -502,13 +570,36 @@ fn compile(
     let limits = compile_limits(top, errors);
     let activations = compile_activations(top, base, couchdb.as_ref(), errors);
     let sync = sync::compile_sync(top, base, top.has("couchdb"), errors);
-    let routes: Vec<Route> = top
+    let routes: Vec<(Route, std::ops::Range<usize>)> = top
         .array_of_tables("route", ROUTE_KEYS, errors)
         .iter()
         .enumerate()
-        .filter_map(|(i, r)| compile_route(i, r, text, errors))
+        .filter_map(|(i, r)| {
+            compile_route(i, r, text, errors).map(|c| (c, r.value_span("function")))
+        })
         .collect();
-    let routes = RoutingTable::new(routes);
+    // One function per action across routes too: two templates that could render one
+    // name for two different actions are refused (a fixed name is a choice to share).
+    for (j, (later, span)) in routes.iter().enumerate() {
+        if let Some((earlier, _)) = routes[..j].iter().find(|(earlier, _)| {
+            earlier
+                .function
+                .may_share(&earlier.pattern, &later.function, &later.pattern)
+        }) {
+            errors.push(
+                span.clone(),
+                format!(
+                    "`function` \"{}\" of the route for \"{}\" can render the same name as \"{}\" of the route for \"{}\" (line {}) for a different action; make the templates' fixed text differ (e.g. a prefix per route)",
+                    later.function.as_str(),
+                    later.pattern,
+                    earlier.function.as_str(),
+                    earlier.pattern,
+                    earlier.line
+                ),
+            );
+        }
+    }
+    let routes = RoutingTable::new(routes.into_iter().map(|(r, _)| r).collect());
     let warnings = routes
         .shadowed()
         .into_iter()
@@ -714,6 +805,33 @@ fn compile_server(
             d.shutdown_delay,
             errors,
         ),
+        trusted_proxies: t
+            .strings("trusted_proxies", errors)
+            .map(|(list, span)| {
+                list.iter()
+                    .filter_map(|s| {
+                        Cidr::parse(s)
+                            .map_err(|e| {
+                                errors.push(
+                                    span.clone(),
+                                    format!("`trusted_proxies` in [server]: {e}"),
+                                )
+                            })
+                            .ok()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        max_connections: t
+            .integer("max_connections", 1, 10_000_000, errors)
+            .map_or(d.max_connections, |n| n.0 as usize),
+        idle_timeout: dur(
+            "idle_timeout",
+            Duration::from_secs(1),
+            Duration::from_secs(3600),
+            d.idle_timeout,
+            errors,
+        ),
     })
 }
 
@@ -817,7 +935,20 @@ fn compile_controller(
     let url = t
         .required_string("url", errors)
         .and_then(|(u, span)| match parse_base_url(&u) {
+            // Never echoed: the URL would carry the credentials into logs, /owl/status
+            // and this very message.
+            Ok(uri) if uri.authority().is_some_and(|a| a.as_str().contains('@')) => {
+                errors.push(
+                    span,
+                    "`url` in [controller] must not carry credentials (user info before `@`): owl shows this URL in logs and /owl/status, and every caller's own key authenticates it to the controller",
+                );
+                None
+            }
             Ok(uri) => Some(uri),
+            Err(e) if u.contains('@') => {
+                errors.push(span, format!("`url` in [controller] is not a base URL: {}", e.replace(&u, "<redacted>")));
+                None
+            }
             Err(e) => {
                 errors.push(span, format!("`url` in [controller]: {e}"));
                 None
@@ -1295,6 +1426,22 @@ fn compile_jwt(j: &TableReader<'_, '_>, base: &Path, errors: &mut Errors) -> Opt
     let secret = j.string("secret_file", errors);
     let keys = match (jwks, pem, secret) {
         (Some((u, span)), None, None) => match u.parse::<http::Uri>() {
+            // Keys fetched over plain http can be replaced in transit, and with them
+            // every token's signature: only with an explicit opt-in (a sidecar on
+            // loopback, a test).
+            Ok(uri)
+                if uri.scheme_str() == Some("http")
+                    && uri.host().is_some()
+                    && !j
+                        .boolean("allow_insecure_jwks", errors)
+                        .is_some_and(|b| b.0) =>
+            {
+                errors.push(
+                    span,
+                    format!("`jwks_url` in [auth.jwt]: \"{u}\" is plain http: keys fetched over it can be replaced in transit; use https, or set `allow_insecure_jwks = true` for a trusted local endpoint"),
+                );
+                None
+            }
             Ok(uri)
                 if matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some() =>
             {
@@ -1496,6 +1643,49 @@ mod tests {
             )
             .is_ok()
         );
+    }
+
+    #[test]
+    fn cidrs() {
+        let net = Cidr::parse("10.0.0.0/8").unwrap();
+        assert!(net.contains("10.2.3.4".parse().unwrap()));
+        assert!(!net.contains("11.0.0.1".parse().unwrap()));
+        assert!(net.contains("::ffff:10.0.0.1".parse().unwrap()));
+        let one = Cidr::parse("127.0.0.1").unwrap();
+        assert!(one.contains("127.0.0.1".parse().unwrap()));
+        assert!(!one.contains("127.0.0.2".parse().unwrap()));
+        assert!(
+            Cidr::parse("0.0.0.0/0")
+                .unwrap()
+                .contains("8.8.8.8".parse().unwrap())
+        );
+        assert!(
+            Cidr::parse("fd00::/8")
+                .unwrap()
+                .contains("fd12::1".parse().unwrap())
+        );
+        for bad in ["10.0.0.0/33", "x", "10.0.0.0/", "::/129"] {
+            assert!(Cidr::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// Issue 15 §19: a controller URL with credentials is refused without echoing
+    /// them; a JWKS URL over plain http needs an explicit opt-in.
+    #[test]
+    fn credentials_and_plain_http_keys_are_refused() {
+        let err = parse("[controller]\nurl = \"http://admin:s3cret@c:1\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("must not carry credentials"), "{err}");
+        assert!(!err.contains("s3cret"), "{err}");
+        let jwt = |extra: &str| {
+            parse(&format!(
+                "[controller]\nurl = \"http://c:1\"\n[auth.jwt]\nissuer = \"i\"\naudience = \"a\"\nalgorithms = [\"RS256\"]\njwks_url = \"http://idp:8080/jwks\"\nnamespace_claim = \"ns\"\n{extra}"
+            ))
+        };
+        let err = jwt("").unwrap_err().to_string();
+        assert!(err.contains("plain http"), "{err}");
+        assert!(jwt("allow_insecure_jwks = true\n").is_ok());
     }
 
     #[test]

@@ -143,8 +143,10 @@ enum Piece {
 /// never contain `-`; the template must separate its placeholders with text holding a
 /// `-` (checked when parsed), so the values can always be read back. A bare name that
 /// would pass Lambda's 64 characters has its values shortened and a hash of the fully
-/// qualified action name appended (`-` and 16 hex digits of SHA-256): such a name
-/// holds one `-` more than any name of the same template rendered without a hash.
+/// qualified action name appended after `--` (15 hex digits of SHA-256): template text
+/// may not hold `--` and values hold no `-`, so no unshortened name of any template
+/// contains `--` — shortened and unshortened names never meet. Across the routes of a
+/// policy, [`FunctionTemplate::may_share`] finds templates whose names could meet.
 /// `owl sync` renders names with this same function.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FunctionTemplate {
@@ -156,7 +158,9 @@ pub struct FunctionTemplate {
 pub const MAX_FUNCTION_NAME: usize = 64;
 
 /// Hex digits of the action's hash in a shortened function name.
-const HASH_HEX: usize = 16;
+const HASH_HEX: usize = 15;
+/// What precedes the hash in a shortened name: never in an unshortened one.
+const HASH_MARK: &str = "--";
 
 impl FunctionTemplate {
     /// Parses a template; `has_package` says whether the route's pattern has a package
@@ -211,6 +215,22 @@ impl FunctionTemplate {
                 ));
             }
         }
+        for p in &pieces {
+            if let Piece::Text(t) = p {
+                if t.contains(HASH_MARK) && pieces.iter().any(|p| !matches!(p, Piece::Text(_))) {
+                    return Err(format!(
+                        "function \"{s}\": `{HASH_MARK}` is reserved for shortened names (a template's own text may not hold it)"
+                    ));
+                }
+                if !s.contains(':')
+                    && let Some(c) = t.chars().find(|c| matches!(c, '.' | '$'))
+                {
+                    return Err(format!(
+                        "function \"{s}\" contains `{c}`, which only an ARN or a qualifier may hold; Lambda function names allow A-Z a-z 0-9 - _"
+                    ));
+                }
+            }
+        }
         // Values never contain `-` once escaped: text holding a `-` between two
         // placeholders is what tells where one value ends and the next begins.
         let mut previous_placeholder = false;
@@ -245,7 +265,7 @@ impl FunctionTemplate {
                     _ => 1,
                 })
                 .sum();
-            if text + 1 + HASH_HEX > MAX_FUNCTION_NAME {
+            if text + HASH_MARK.len() + HASH_HEX > MAX_FUNCTION_NAME {
                 return Err(format!(
                     "function \"{s}\" leaves no room for the action's names within Lambda's {MAX_FUNCTION_NAME} characters"
                 ));
@@ -298,7 +318,7 @@ impl FunctionTemplate {
         }
         // Too long for Lambda: shorten the longest values until the name and the hash
         // fit (parse() made sure the template's own text leaves room).
-        let mut excess = out.len() + 1 + HASH_HEX - MAX_FUNCTION_NAME;
+        let mut excess = out.len() + HASH_MARK.len() + HASH_HEX - MAX_FUNCTION_NAME;
         while excess > 0 {
             let Some(longest) = values
                 .iter_mut()
@@ -324,10 +344,125 @@ impl FunctionTemplate {
             }
         }
         if let Some(h) = hash {
-            out.push('-');
+            out.push_str(HASH_MARK);
             out.push_str(h);
         }
         out
+    }
+}
+
+/// One position of a template's rendering, for comparing templates: a known byte, or a
+/// substituted value (one or more of `A-Z a-z 0-9 _`, what escaped values hold).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tok {
+    Byte(u8),
+    Value,
+}
+
+/// A piece of one `-`-separated field, as an automaton position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Elem {
+    Byte(u8),
+    /// One value character.
+    One,
+    /// Zero or more value characters.
+    Many,
+}
+
+fn value_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+fn elems(field: &[Tok]) -> Vec<Elem> {
+    field
+        .iter()
+        .flat_map(|t| match t {
+            Tok::Byte(b) => vec![Elem::Byte(*b)],
+            Tok::Value => vec![Elem::One, Elem::Many],
+        })
+        .collect()
+}
+
+/// True if some string matches both fields (a product of their automata).
+fn fields_meet(a: &[Tok], b: &[Tok]) -> bool {
+    let (a, b) = (elems(a), elems(b));
+    let (n, m) = (a.len(), b.len());
+    let mut seen = vec![false; (n + 1) * (m + 1)];
+    let mut stack = vec![(0, 0)];
+    while let Some((i, j)) = stack.pop() {
+        if std::mem::replace(&mut seen[i * (m + 1) + j], true) {
+            continue;
+        }
+        if i == n && j == m {
+            return true;
+        }
+        // `Many` may match nothing.
+        if i < n && a[i] == Elem::Many {
+            stack.push((i + 1, j));
+        }
+        if j < m && b[j] == Elem::Many {
+            stack.push((i, j + 1));
+        }
+        if i < n && j < m {
+            let meet = match (a[i], b[j]) {
+                (Elem::Byte(x), Elem::Byte(y)) => x == y,
+                (Elem::Byte(x), _) | (_, Elem::Byte(x)) => value_byte(x),
+                _ => true,
+            };
+            if meet {
+                let ni = if a[i] == Elem::Many { i } else { i + 1 };
+                let nj = if b[j] == Elem::Many { j } else { j + 1 };
+                stack.push((ni, nj));
+            }
+        }
+    }
+    false
+}
+
+impl FunctionTemplate {
+    /// The rendering as bytes and values, with the placeholders of literal pattern
+    /// segments filled in; `None` for ARNs and qualified names (not compared) and for
+    /// fixed names (sharing one is a choice).
+    fn shape(&self, pattern: &ActionPattern) -> Option<Vec<Tok>> {
+        if self.source.contains(':') || !self.has_placeholders() {
+            return None;
+        }
+        let mut out = Vec::new();
+        for p in &self.pieces {
+            let literal = match p {
+                Piece::Text(t) => {
+                    out.extend(t.bytes().map(Tok::Byte));
+                    continue;
+                }
+                Piece::Namespace => pattern.namespace.literal(),
+                Piece::Package => pattern.package.as_ref().and_then(Segment::literal),
+                Piece::Action => pattern.action.literal(),
+            };
+            match literal {
+                Some(l) => out.extend(escape_segment(l).bytes().map(Tok::Byte)),
+                None => out.push(Tok::Value),
+            }
+        }
+        Some(out)
+    }
+
+    /// True if this template (of a route with `pattern`) and `other` (of a route with
+    /// `other_pattern`) could render the same function name for two different
+    /// actions. Values hold no `-`, so names meet only field by field between `-`s;
+    /// shortened names (with `--`) meet no unshortened one, and each other only through
+    /// their hashes.
+    pub fn may_share(
+        &self,
+        pattern: &ActionPattern,
+        other: &FunctionTemplate,
+        other_pattern: &ActionPattern,
+    ) -> bool {
+        let (Some(a), Some(b)) = (self.shape(pattern), other.shape(other_pattern)) else {
+            return false;
+        };
+        let a: Vec<&[Tok]> = a.split(|t| *t == Tok::Byte(b'-')).collect();
+        let b: Vec<&[Tok]> = b.split(|t| *t == Tok::Byte(b'-')).collect();
+        a.len() == b.len() && a.iter().zip(&b).all(|(x, y)| fields_meet(x, y))
     }
 }
 
@@ -368,9 +503,10 @@ fn action_hash(path: &ActionPath) -> String {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(path.qualified_name_with_leading_slash().as_bytes());
     let mut hex = String::with_capacity(HASH_HEX);
-    for b in &digest[..HASH_HEX / 2] {
+    for b in &digest[..HASH_HEX.div_ceil(2)] {
         hex.push_str(&format!("{b:02x}"));
     }
+    hex.truncate(HASH_HEX);
     hex
 }
 
@@ -517,6 +653,46 @@ mod tests {
         assert!(FunctionTemplate::parse("123456789012:function:hello", false).is_ok());
     }
 
+    /// Templates of two routes that could render one name are found; templates that
+    /// cannot are not flagged.
+    #[test]
+    fn templates_of_two_routes_that_could_meet() {
+        let t = |s: &str, pkg: bool| FunctionTemplate::parse(s, pkg).unwrap();
+        let p = |s: &str| ActionPattern::parse(s).unwrap();
+        let meet = |a: (&str, &str), b: (&str, &str)| {
+            let (pa, pb) = (p(a.0), p(b.0));
+            t(a.1, pa.package.is_some()).may_share(&pa, &t(b.1, pb.package.is_some()), &pb)
+        };
+        // the reviewer's cases
+        assert!(meet(
+            ("*/*", "a-{namespace}-{action}"),
+            ("*/*/*", "{namespace}-{package}-{action}")
+        ));
+        assert!(meet(("alice/*", "owl-{action}"), ("bob/*", "owl-{action}")));
+        // the documented pair: different numbers of fields, never meet
+        assert!(!meet(
+            ("*/*", "owl-{namespace}-{action}"),
+            ("*/*/*", "owl-{namespace}-{package}-{action}")
+        ));
+        // literal segments filled in
+        assert!(!meet(
+            ("alice/*", "owl-{namespace}-{action}"),
+            ("bob/*", "owl-{namespace}-{action}")
+        ));
+        assert!(!meet(
+            ("shop/*", "owl-shop-{action}"),
+            ("team/*", "owl-team-{action}")
+        ));
+        assert!(meet(
+            ("shop/*", "owl-shop-{action}"),
+            ("*/*", "owl-{namespace}-{action}")
+        ));
+        // a literal that no value can hold
+        assert!(!meet(("a/*", "x{action}-y"), ("b/*", "x-{action}")));
+        assert!(meet(("a/*", "x{action}"), ("b/*", "xy{action}")));
+        assert!(!meet(("a/*", "x{action}"), ("b/*", "fixed")));
+    }
+
     /// The audit's examples (issue 15 §1): each pair used to render to one function.
     #[test]
     fn distinct_actions_render_to_distinct_functions() {
@@ -607,7 +783,8 @@ mod tests {
         assert_eq!(b.len(), MAX_FUNCTION_NAME);
         assert_ne!(a, b);
         assert!(a.starts_with("owl-ns-aaaa"), "{a}");
-        assert_eq!(a.matches('-').count(), 3, "{a}");
+        assert_eq!(a.matches('-').count(), 4, "{a}");
+        assert!(a.contains("--"), "{a}");
         assert!(validate_function_name(&a).is_ok());
         // the same path always renders the same name (owl sync and the gateway agree)
         assert_eq!(a, t.render(&path(&format!("ns/{long}"))).unwrap());

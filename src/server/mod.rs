@@ -1,6 +1,7 @@
 //! The HTTP front: sockets, TLS, connections and the dispatch of each request to the
 //! Lambda path or the proxy. The only module that knows about sockets.
 
+mod conn;
 pub mod health;
 pub mod idle_body;
 pub mod tls;
@@ -23,7 +24,6 @@ use http::Method;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -76,16 +76,15 @@ async fn admin(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
 pub async fn dispatch(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     // Liveness is answered even under overload; the public listener says nothing more
     // about owl (the operator endpoints are on the admin listener).
-    match (req.method(), req.uri().path()) {
-        (&Method::GET, "/healthz") => return health::liveness(),
-        // OpenWhisk's own edge denies /metrics (ansible/roles/nginx/templates/
-        // nginx.conf.j2:155 `location /metrics { deny all; }`): neither owl's nor the
-        // controller's metrics are public.
-        (_, "/metrics") => {
-            let tid = TransactionId::from_header(req.headers().get("x-request-id"));
-            return crate::error::WhiskError::forbidden_path().render(&tid);
-        }
-        _ => {}
+    if req.method() == Method::GET && req.uri().path() == "/healthz" {
+        return health::liveness();
+    }
+    // OpenWhisk's own edge denies /metrics (ansible/roles/nginx/templates/
+    // nginx.conf.j2:155 `location /metrics { deny all; }`, a prefix matched on the
+    // decoded path): neither owl's nor the controller's metrics are public.
+    if is_metrics_path(req.uri().path()) {
+        let tid = TransactionId::from_header(req.headers().get("x-request-id"));
+        return crate::error::WhiskError::forbidden_path().render(&tid);
     }
     // A bound on work in flight: excess is refused at once, never queued.
     let Ok(_permit) = gw.in_flight.clone().try_acquire_owned() else {
@@ -119,6 +118,14 @@ pub async fn dispatch(State(gw): State<Arc<Gateway>>, req: Request) -> Response 
         received_at,
         peer: conn.map(|c| c.peer),
         tls: conn.is_some_and(|c| c.tls),
+        trusted_peer: conn.is_some_and(|c| {
+            gw.runtime()
+                .policy
+                .server
+                .trusted_proxies
+                .iter()
+                .any(|n| n.contains(c.peer.ip()))
+        }),
         client_tid,
         proxy_authorization: None,
         timings: timings.clone(),
@@ -128,6 +135,20 @@ pub async fn dispatch(State(gw): State<Arc<Gateway>>, req: Request) -> Response 
     let _ended = trace.as_ref().map(traces::Current::end_guard);
     let resp = traces::scope(trace.clone(), route(gw.clone(), req, ctx).instrument(span)).await;
     finish(&gw, resp, &timings, received, trace.as_ref())
+}
+
+/// True for `/metrics…` as nginx's `location /metrics` matches it: a prefix of the
+/// percent-decoded path with repeated slashes merged (so neither `/%6Detrics` nor
+/// `//metrics` is a way around it).
+fn is_metrics_path(path: &str) -> bool {
+    let decoded: Vec<u8> = percent_encoding::percent_decode_str(path).collect();
+    let mut merged = Vec::with_capacity(decoded.len());
+    for b in decoded {
+        if !(b == b'/' && merged.last() == Some(&b'/')) {
+            merged.push(b);
+        }
+    }
+    merged.starts_with(b"/metrics")
 }
 
 /// A low-cardinality name for the request's span (OpenTelemetry's HTTP conventions:
@@ -237,6 +258,11 @@ pub struct ServerLimits {
     pub max_headers: usize,
     /// Time allowed for in-flight requests to finish at shutdown.
     pub drain_timeout: Duration,
+    /// Most connections open at once; more are answered 503 and closed.
+    pub max_connections: usize,
+    /// A connection with no request in flight and no bytes moving for this long is
+    /// closed.
+    pub idle_timeout: Duration,
 }
 
 impl Default for ServerLimits {
@@ -252,6 +278,8 @@ impl From<&crate::policy::ServerConfig> for ServerLimits {
             max_header_bytes: c.max_header_bytes,
             max_headers: c.max_headers,
             drain_timeout: c.drain_timeout,
+            max_connections: c.max_connections,
+            idle_timeout: c.idle_timeout,
         }
     }
 }
@@ -273,12 +301,20 @@ pub async fn run(
         .max_buf_size(limits.max_header_bytes.max(8192))
         .max_headers(limits.max_headers)
         .keep_alive(true);
+    // HTTP/2: pings find peers that vanished without closing (the idle check below
+    // closes the ones that stay but do nothing).
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_header_list_size(limits.max_header_bytes as u32);
+        .max_header_list_size(limits.max_header_bytes as u32)
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(20));
     let builder = Arc::new(builder);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // Connections are bounded; each one's task is tracked so shutdown can wait for
+    // them, and told to close gracefully when shutdown starts or it has been idle.
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let tasks = tokio_util::task::TaskTracker::new();
+    let stop = tokio_util::sync::CancellationToken::new();
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -294,33 +330,38 @@ pub async fn run(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let info = ConnectionInfo {
-            peer,
-            tls: tls.is_some(),
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            // Over the bound: a plain-HTTP client is told (503, Retry-After) and the
+            // connection closed; a TLS one is closed before any handshake work.
+            tracing::debug!(%peer, "too many connections; refused");
+            if tls.is_none() {
+                tasks.spawn(conn::refuse(stream));
+            }
+            continue;
         };
-        let service = TowerToHyperService::new(app.clone().map_request(
-            move |mut req: http::Request<Incoming>| {
-                req.extensions_mut().insert(info);
-                req.map(Body::new)
+        let activity = conn::Activity::new();
+        let service = ConnService {
+            app: app.clone(),
+            info: ConnectionInfo {
+                peer,
+                tls: tls.is_some(),
             },
-        ));
+            activity: activity.clone(),
+        };
         let builder = builder.clone();
+        let stop = stop.clone();
+        let idle = limits.idle_timeout;
         match &tls {
             None => {
-                let conn = builder
-                    .serve_connection(TokioIo::new(stream), service)
-                    .into_owned();
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
-                    }
+                tasks.spawn(async move {
+                    let io = conn::Watched::new(stream, activity.clone());
+                    serve_connection(&builder, io, service, &activity, idle, &stop, peer).await;
+                    drop(slot);
                 });
             }
             Some(acceptor) => {
                 let acceptor = acceptor.clone();
-                let watcher = graceful.watcher();
-                tokio::spawn(async move {
+                tasks.spawn(async move {
                     let stream = match tokio::time::timeout(
                         Duration::from_secs(10),
                         acceptor.accept(stream),
@@ -337,22 +378,111 @@ pub async fn run(
                             return;
                         }
                     };
-                    let conn = builder
-                        .serve_connection(TokioIo::new(stream), service)
-                        .into_owned();
-                    if let Err(e) = watcher.watch(conn).await {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
-                    }
+                    let io = conn::Watched::new(stream, activity.clone());
+                    serve_connection(&builder, io, service, &activity, idle, &stop, peer).await;
+                    drop(slot);
                 });
             }
         }
     }
     drop(listener);
+    stop.cancel();
+    tasks.close();
     tokio::select! {
-        () = graceful.shutdown() => {}
+        () = tasks.wait() => {}
         () = tokio::time::sleep(limits.drain_timeout) => {
             tracing::warn!("drain timeout reached; closing remaining connections");
         }
     }
     Ok(())
+}
+
+/// The application as one connection's service: the connection's facts go into each
+/// request, and each request in flight keeps the connection from counting as idle.
+#[derive(Clone)]
+struct ConnService {
+    app: Router,
+    info: ConnectionInfo,
+    activity: Arc<conn::Activity>,
+}
+
+impl hyper::service::Service<http::Request<Incoming>> for ConnService {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    // Boxed: axum's own future is boxed too; this one only adds the in-flight guard.
+    type Future =
+        std::pin::Pin<Box<dyn Future<Output = Result<Response, std::convert::Infallible>> + Send>>;
+
+    fn call(&self, mut req: http::Request<Incoming>) -> Self::Future {
+        req.extensions_mut().insert(self.info);
+        let busy = self.activity.request();
+        let fut = self.app.clone().oneshot(req.map(Body::new));
+        Box::pin(async move {
+            let resp = fut.await;
+            drop(busy);
+            resp
+        })
+    }
+}
+
+/// Serves one connection until it ends; asks it to close gracefully when the server
+/// stops or when it has been idle (no request in flight, no bytes) for `idle`.
+async fn serve_connection<S>(
+    builder: &auto::Builder<TokioExecutor>,
+    io: S,
+    service: ConnService,
+    activity: &conn::Activity,
+    idle: Duration,
+    stop: &tokio_util::sync::CancellationToken,
+    peer: SocketAddr,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let conn = builder
+        .serve_connection(TokioIo::new(io), service)
+        .into_owned();
+    tokio::pin!(conn);
+    let check = (idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            ended = conn.as_mut() => {
+                if let Err(e) = ended {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            () = stop.cancelled(), if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            () = tokio::time::sleep(check), if !closing => {
+                if activity.idle_for(idle) {
+                    tracing::debug!(%peer, "idle connection closed");
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn metrics_is_denied_however_spelled() {
+        for p in [
+            "/metrics",
+            "/metrics/",
+            "/%6Detrics",
+            "//metrics",
+            "/metrics%2F",
+            "/metricsx",
+        ] {
+            assert!(super::is_metrics_path(p), "{p}");
+        }
+        for p in ["/", "/api/v1/metrics", "/Metrics", "/healthz"] {
+            assert!(!super::is_metrics_path(p), "{p}");
+        }
+    }
 }
