@@ -37,6 +37,8 @@ pub struct Runtime {
     pub lambda: LambdaInvoker,
     /// Identity and action metadata.
     pub directory: Directory,
+    /// Runtime kinds the controller no longer runs.
+    pub deprecated_kinds: crate::controller::api::DeprecatedKinds,
 }
 
 /// Start-up choices that are not part of the policy.
@@ -70,6 +72,7 @@ impl Runtime {
             controller,
             lambda,
             directory,
+            deprecated_kinds: crate::controller::api::DeprecatedKinds::default(),
         })
     }
 }

@@ -561,3 +561,79 @@ async fn connections_are_bounded_and_idle_ones_closed() {
     s.write_all(get).await.unwrap();
     assert!(answer(&mut s).await.starts_with("HTTP/1.1 200"));
 }
+
+/// Issue 15 §8: a request that ends on the controller (here a sequence, which the
+/// controller composes) is throttled by the controller, not counted by owl too: a
+/// namespace near its limit is not refused by owl for what OpenWhisk would accept,
+/// and owl's own count stays exact for what it serves.
+#[tokio::test]
+async fn requests_ending_on_the_controller_are_throttled_once() {
+    let lambda = lambda().await;
+    // Counts are per calendar minute: start well inside one.
+    let second = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        % 60;
+    if second > 45 {
+        tokio::time::sleep(std::time::Duration::from_secs(61 - second)).await;
+    }
+    let controller = StandinBuilder::with_guest()
+        .limits("guest", json!({"invocationsPerMinute": 2}))
+        .action(StandinAction::new("guest/seq", Behaviour::Echo).kind("sequence"))
+        .action(StandinAction::new("guest/hello", Behaviour::Echo))
+        .spawn()
+        .await
+        .unwrap();
+    let routes = "[[route]]\naction = \"guest/*\"\nfunction = \"owl-test-{action}\"\n";
+    let gw = TestGateway::start(&policy(&controller.url(), &lambda.endpoint, routes)).await;
+    let call = |action: &str| {
+        let url = gw.invoke_url(action, "blocking=true");
+        async move { invoke(&url, Some(&guest_auth()), None).await.0 }
+    };
+    for _ in 0..4 {
+        assert_eq!(
+            call("guest/seq").await,
+            200,
+            "the controller composes the sequence"
+        );
+    }
+    assert_eq!(controller.invocations(), 4);
+    assert_eq!(call("guest/hello").await, 200);
+    assert_eq!(call("guest/hello").await, 200);
+    assert_eq!(call("guest/hello").await, 429, "owl counts what it serves");
+}
+
+/// Issue 15 §12: an action whose runtime the controller's manifest (`GET /`) marks
+/// deprecated is refused with OpenWhisk's 400 instead of being invoked.
+#[tokio::test]
+async fn deprecated_runtimes_are_refused() {
+    let lambda = lambda().await;
+    let controller = StandinBuilder::with_guest()
+        .action(StandinAction::new("guest/old", Behaviour::Echo).kind("nodejs:10"))
+        .action(StandinAction::new("guest/hello", Behaviour::Echo))
+        .spawn()
+        .await
+        .unwrap();
+    let routes = "[[route]]\naction = \"guest/*\"\nfunction = \"owl-test-{action}\"\n";
+    let gw = TestGateway::start(&policy(&controller.url(), &lambda.endpoint, routes)).await;
+    let (status, headers, body) = invoke(
+        &gw.invoke_url("guest/old", "blocking=true"),
+        Some(&guest_auth()),
+        None,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["error"],
+        "The 'nodejs:10' runtime is no longer supported. You may read and delete but not update or invoke this action."
+    );
+    assert!(!headers.contains_key("x-openwhisk-activation-id"));
+    let (status, _, body) = invoke(
+        &gw.invoke_url("guest/hello", "blocking=true"),
+        Some(&guest_auth()),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+}

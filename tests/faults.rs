@@ -60,8 +60,9 @@ async fn throttling_without_fallback_is_429_with_retry_after() {
         None,
     )
     .await;
-    assert_eq!(status, 429);
-    assert_eq!(body["error"], "Too many requests");
+    // OpenWhisk's answer when it has no capacity (issue 15 §13) [OW ErrorResponse.scala:82].
+    assert_eq!(status, 503);
+    assert_eq!(body["error"], "System is overloaded, try again later.");
     assert_eq!(body["code"], headers["x-request-id"].to_str().unwrap());
     assert_eq!(headers["retry-after"], "3");
     assert_eq!(headers["access-control-allow-origin"], "*");
@@ -258,8 +259,9 @@ async fn a_real_throttle_from_ministack_falls_back() {
         None,
     )
     .await;
-    assert_eq!(status, 429);
-    assert_eq!(body["error"], "Too many requests");
+    // OpenWhisk's answer when it has no capacity (issue 15 §13) [OW ErrorResponse.scala:82].
+    assert_eq!(status, 503);
+    assert_eq!(body["error"], "System is overloaded, try again later.");
 }
 
 #[tokio::test]

@@ -56,8 +56,8 @@ action = "guest/pkg/*"
 function = "owl-test-{action}"
 
 [[route]]
-action = "alice/*"
-function = "owl-test-{action}"
+action = "alice/echo"
+function = "owl-test-echo"
 "#
 }
 

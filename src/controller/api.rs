@@ -198,3 +198,90 @@ mod tests {
         assert_eq!(encode_segment("a.b-c_d"), "a.b-c_d");
     }
 }
+
+/// The runtime kinds the controller's manifest marks deprecated (`GET /`, its
+/// `runtimes` families), read at most every [`MANIFEST_TTL`] (a failed read is retried
+/// after [`MANIFEST_RETRY`], keeping what was known). The action document carries no
+/// such flag: OpenWhisk decides from its manifest, and refuses to invoke those actions
+/// [OW core/controller/.../actions/PostActionActivation.scala:59-63].
+#[derive(Debug, Default)]
+pub struct DeprecatedKinds {
+    /// What is known: when it was read, how long it holds, the kinds.
+    known: arc_swap::ArcSwapOption<(std::time::Instant, Duration, Vec<String>)>,
+    /// One read of the manifest at a time.
+    reading: tokio::sync::Mutex<()>,
+}
+
+/// How long the manifest read from the controller is used.
+pub const MANIFEST_TTL: Duration = Duration::from_secs(300);
+/// How soon a failed manifest read is tried again.
+pub const MANIFEST_RETRY: Duration = Duration::from_secs(30);
+
+impl DeprecatedKinds {
+    /// True if the controller's manifest marks `kind` deprecated (false while unknown).
+    /// Lock-free while the manifest is fresh; when it is stale one request reads it
+    /// again and the others use what is known (only the very first read is waited on).
+    pub async fn contains(&self, client: &ControllerClient, kind: &str, timeout: Duration) -> bool {
+        let has = |k: &Option<std::sync::Arc<(std::time::Instant, Duration, Vec<String>)>>| {
+            k.as_ref().is_some_and(|k| k.2.iter().any(|d| d == kind))
+        };
+        let known = self.known.load_full();
+        if known.as_ref().is_some_and(|k| k.0.elapsed() < k.1) {
+            return has(&known);
+        }
+        let _reading = match self.reading.try_lock() {
+            Ok(g) => g,
+            Err(_) if known.is_some() => return has(&known),
+            Err(_) => self.reading.lock().await,
+        };
+        let known = self.known.load_full();
+        if known.as_ref().is_some_and(|k| k.0.elapsed() < k.1) {
+            return has(&known);
+        }
+        let now = std::time::Instant::now();
+        let next = match deprecated_kinds(client, timeout).await {
+            Some(kinds) => (now, MANIFEST_TTL, kinds),
+            None => (
+                now,
+                MANIFEST_RETRY,
+                known.as_ref().map(|k| k.2.clone()).unwrap_or_default(),
+            ),
+        };
+        let next = Some(std::sync::Arc::new(next));
+        self.known.store(next.clone());
+        has(&next)
+    }
+}
+
+/// Reads the deprecated kinds from the controller's info document.
+async fn deprecated_kinds(client: &ControllerClient, timeout: Duration) -> Option<Vec<String>> {
+    let req = Request::builder()
+        .method(Method::GET)
+        .uri(client.uri("/"))
+        .header(header::ACCEPT, "application/json")
+        .body(Body::empty())
+        .ok()?;
+    let resp = client.send_within(req, timeout).await.ok()?;
+    if resp.status() != StatusCode::OK {
+        return None;
+    }
+    let body = tokio::time::timeout(
+        timeout,
+        http_body_util::Limited::new(resp.into_body(), 1024 * 1024).collect(),
+    )
+    .await
+    .ok()?
+    .ok()?
+    .to_bytes();
+    let info: serde_json::Value = serde_json::from_slice(&body).ok()?;
+    let families = info.get("runtimes")?.as_object()?;
+    Some(
+        families
+            .values()
+            .filter_map(serde_json::Value::as_array)
+            .flatten()
+            .filter(|rt| rt.get("deprecated") == Some(&serde_json::Value::Bool(true)))
+            .filter_map(|rt| rt.get("kind")?.as_str().map(str::to_string))
+            .collect(),
+    )
+}

@@ -324,9 +324,12 @@ async fn lambda_path(
         }
         other => other,
     };
+    // From here, a request that ends on the controller gives its throttle count back:
+    // the controller counts it itself (a request is throttled once).
     if let Ok(m) = &metadata
         && is_composition(m)
     {
+        slot.refund();
         ctx.timings.set_path(Path::Proxy);
         return proxy::forward(&rt.controller, req, &ctx).await;
     }
@@ -365,6 +368,20 @@ async fn lambda_path(
         Ok(m) => m,
         Err(_) => return WhiskError::bad_request(messages::PARAMS_NOT_ALLOWED).render(tid),
     };
+    // A deprecated runtime is refused after the request is validated, as the
+    // controller's invokeAction does [OW core/controller/.../actions/
+    // PostActionActivation.scala:59-63].
+    if rt
+        .deprecated_kinds
+        .contains(
+            &rt.controller,
+            &metadata.kind,
+            rt.policy.controller.timeout.min(Duration::from_secs(2)),
+        )
+        .await
+    {
+        return WhiskError::bad_request(messages::runtime_deprecated(&metadata.kind)).render(tid);
+    }
     let replay = ReplayableRequest {
         method: parts.method,
         uri: parts.uri,
@@ -381,6 +398,7 @@ async fn lambda_path(
         match rt.policy.routes.find(&metadata.path) {
             Some(r) if r.index == route.index || r.takes(draw()) => r.clone(),
             _ => {
+                slot.refund();
                 ctx.timings.set_path(Path::Proxy);
                 return proxy::forward(&rt.controller, replay.to_request(), &ctx).await;
             }
@@ -390,6 +408,7 @@ async fn lambda_path(
         Ok(f) => f,
         Err(e) => {
             tracing::warn!(%tid, route_line = route.line, error = %e, "route's function cannot be rendered for this action; sending it to the controller");
+            slot.refund();
             ctx.timings.set_path(Path::Fallback);
             return proxy::forward(&rt.controller, replay.to_request(), &ctx).await;
         }
@@ -438,7 +457,7 @@ async fn lambda_path(
         replay: Arc::new(replay),
         ctx: ctx.clone(),
         gw: gw.clone(),
-        _slot: slot,
+        slot,
     };
 
     // Every invocation holds a slot while it runs on Lambda, so invocations whose
@@ -579,9 +598,10 @@ async fn lambda_path(
 /// The error a client gets when Lambda refused and the route has no fallback.
 fn refusal(error: &LambdaError) -> WhiskError {
     match error {
-        LambdaError::Throttled { retry_after, .. } => {
-            WhiskError::too_many_requests(messages::TOO_MANY_REQUESTS, *retry_after)
-        }
+        // Lambda out of capacity is what OpenWhisk answers when its invokers are: 503
+        // `System is overloaded, try again later.` [OW common/scala/.../http/
+        // ErrorResponse.scala:82 `systemOverloaded`], with Lambda's Retry-After.
+        LambdaError::Throttled { retry_after, .. } => WhiskError::system_overloaded(*retry_after),
         LambdaError::TooLarge => WhiskError::entity_too_large(),
         LambdaError::BreakerOpen { retry_after } => {
             WhiskError::service_unavailable(crate::error::Origin::Lambda, Some(*retry_after))
@@ -605,8 +625,9 @@ struct Job {
     replay: Arc<ReplayableRequest>,
     ctx: RequestContext,
     gw: Arc<Gateway>,
-    /// The namespace's concurrency slot, held until the job ends.
-    _slot: crate::limits::Slot,
+    /// The namespace's concurrency slot, held until the job ends (given back with
+    /// its count when the invocation falls back to the controller).
+    slot: crate::limits::Slot,
 }
 
 /// An invocation Lambda did not run, on its way to the controller.
@@ -855,6 +876,7 @@ impl Job {
                     && !matches!(error, LambdaError::TooLarge)
                 {
                     let skeleton = Box::new(self.skeleton());
+                    self.slot.refund();
                     return Outcome::Fallback(Box::new(FallbackJob {
                         rt: self.rt,
                         recorder: self.recorder,
@@ -868,10 +890,7 @@ impl Job {
                 let activation = self.activation(
                     call_start_wall,
                     end_wall,
-                    ActivationResponse::whisk_error(format!(
-                        "The action could not be run: {}.",
-                        refusal(&error).message.trim_end_matches('.')
-                    )),
+                    ActivationResponse::whisk_error(refusal(&error).message.clone()),
                     false,
                     Vec::new(),
                     None,
@@ -891,9 +910,9 @@ impl Job {
             Ok(Err(error)) => {
                 tracing::error!(tid = %self.ctx.tid, function = %self.request.function, %error, "Lambda invocation failed after it may have run");
                 (
-                    ActivationResponse::whisk_error(
-                        "The action did not produce a valid response: the connection to AWS Lambda failed while it ran.",
-                    ),
+                    // What the invoker records when it loses the container mid-run
+                    // [OW ContainerProxy.scala:868, ErrorResponse.scala:155 `abnormalRun`].
+                    ActivationResponse::whisk_error(messages::ABNORMAL_RUN),
                     false,
                     Vec::new(),
                     None,

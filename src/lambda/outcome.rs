@@ -79,7 +79,15 @@ pub fn interpret(reply: &LambdaReply, limit_ms: u64, now: OffsetDateTime) -> Run
             || (error_type.is_empty() && error_message.is_some_and(is_lambda_timeout));
         let during_init =
             timed_out && error_message.is_some_and(|m| m.ends_with("during initialization."));
-        let response = if error_type == "Function.ResponseSizeTooLarge" {
+        let response = if error_type == "Runtime.OutOfMemory" {
+            // OpenWhisk's text for an action killed for its memory [OW common/scala/
+            // .../entity/ActivationResult.scala:251 `memoryExhausted`].
+            ActivationResponse::error(
+                StatusCode::DeveloperError,
+                messages::MEMORY_EXHAUSTED.into(),
+                size,
+            )
+        } else if error_type == "Function.ResponseSizeTooLarge" {
             // Over Lambda's 6 MB, so over OpenWhisk's 1 MB truncation limit: OpenWhisk
             // records an application error with its truncation text.
             let len = error_message
@@ -232,6 +240,18 @@ mod tests {
         );
         assert!(r.timed_out);
         assert_eq!(r.response.size, None);
+    }
+
+    /// Issue 15 §13: Lambda's out-of-memory is OpenWhisk's memory-exhausted developer
+    /// error.
+    #[test]
+    fn out_of_memory_is_memory_exhausted() {
+        check(
+            r#"{"errorMessage":"Runtime exited with error: signal: killed","errorType":"Runtime.OutOfMemory"}"#,
+            true,
+            StatusCode::DeveloperError,
+            json!({"error": "The action exhausted its memory and was aborted."}),
+        );
     }
 
     /// Issue 15 §10: only a real timeout is flagged; an init timeout keeps OpenWhisk's

@@ -94,7 +94,7 @@ struct Local {
 }
 
 impl Local {
-    fn admit(&self, ns: &str, limits: Effective) -> Result<(), WhiskError> {
+    fn admit(&self, ns: &str, limits: Effective) -> Result<u64, WhiskError> {
         let minute = current_minute();
         let mut map = self.namespaces.lock().unwrap_or_else(|e| e.into_inner());
         if map.len() > 100_000 {
@@ -113,13 +113,22 @@ impl Local {
             return Err(concurrency_rejection(s.in_flight, limits.concurrent));
         }
         s.in_flight += 1;
-        Ok(())
+        Ok(minute)
     }
 
     fn release(&self, ns: &str) {
         let mut map = self.namespaces.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(s) = map.get_mut(ns) {
             s.in_flight = s.in_flight.saturating_sub(1);
+        }
+    }
+
+    fn refund(&self, ns: &str, minute: u64) {
+        let mut map = self.namespaces.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = map.get_mut(ns)
+            && s.minute == minute
+        {
+            s.count = s.count.saturating_sub(1);
         }
     }
 }
@@ -135,7 +144,23 @@ enum Held {
 /// A concurrency slot; released when dropped.
 pub struct Slot {
     ns: String,
+    /// The calendar minute the attempt was counted in.
+    minute: u64,
     held: Held,
+}
+
+impl Slot {
+    /// The attempt ends on the controller after all (a composition, a function owl
+    /// cannot name, a fallback): the controller throttles it itself, so owl gives the
+    /// attempt back to the minute it was counted in — a request is counted once — and
+    /// the concurrency slot with it.
+    pub fn refund(self) {
+        match &self.held {
+            Held::Local(l) => l.refund(&self.ns, self.minute),
+            Held::Redis(r, _) => r.refund(&self.ns, self.minute),
+            Held::None => {}
+        }
+    }
 }
 
 impl Drop for Slot {
@@ -223,9 +248,10 @@ impl Throttles {
     pub async fn admit(&self, ns: &str, limits: Effective) -> Result<Slot, WhiskError> {
         if let Some((redis, degrade)) = &self.redis {
             match redis.admit(ns, limits).await {
-                Ok(Ok(lease)) => {
+                Ok(Ok((lease, minute))) => {
                     return Ok(Slot {
                         ns: ns.to_string(),
+                        minute,
                         held: Held::Redis(redis.clone(), lease),
                     });
                 }
@@ -243,8 +269,9 @@ impl Throttles {
             }
         }
         match self.local.admit(ns, limits) {
-            Ok(()) => Ok(Slot {
+            Ok(minute) => Ok(Slot {
                 ns: ns.to_string(),
+                minute,
                 held: Held::Local(self.local.clone()),
             }),
             Err(e) => Err(self.rejected(ns, e)),
@@ -255,6 +282,7 @@ impl Throttles {
     pub fn unthrottled(ns: &str) -> Slot {
         Slot {
             ns: ns.to_string(),
+            minute: 0,
             held: Held::None,
         }
     }

@@ -35,6 +35,16 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+fn rate_key(ns: &str, minute: u64) -> String {
+    format!("owl:{{{ns}}}:rate:{minute}")
+}
+
+/// Gives one attempt back to a minute's count, if that minute's key still exists.
+const REFUND: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('DECR', KEYS[1]) end
+return 0
+";
+
 fn inflight_key(ns: &str) -> String {
     format!("owl:{{{ns}}}:inflight")
 }
@@ -116,19 +126,21 @@ impl RedisThrottle {
         }
     }
 
-    /// `Ok(Ok(lease))` admitted, `Ok(Err(429))` throttled, `Err(reason)` Redis failed.
+    /// `Ok(Ok((lease, minute)))` admitted, `Ok(Err(429))` throttled, `Err(reason)`
+    /// Redis failed.
     pub async fn admit(
         self: &Arc<Self>,
         ns: &str,
         limits: Effective,
-    ) -> Result<Result<String, WhiskError>, String> {
+    ) -> Result<Result<(String, u64), WhiskError>, String> {
         self.start_renewer();
         let outcome = async {
             let mut conn = self.connection().await?;
             let lease = uuid::Uuid::new_v4().simple().to_string();
             let now = now_ms();
+            let minute = current_minute();
             let mut inv = self.admit.prepare_invoke();
-            inv.key(format!("owl:{{{ns}}}:rate:{}", current_minute()))
+            inv.key(rate_key(ns, minute))
                 .key(inflight_key(ns))
                 .arg(limits.per_minute)
                 .arg(limits.concurrent)
@@ -145,7 +157,7 @@ impl RedisThrottle {
                     if let Ok(mut live) = self.live.lock() {
                         live.insert(lease.clone(), ns.to_string());
                     }
-                    Ok(lease)
+                    Ok((lease, minute))
                 }
                 1 => Err(rate_rejection(n, limits.per_minute)),
                 _ => Err(concurrency_rejection(n, limits.concurrent)),
@@ -154,6 +166,24 @@ impl RedisThrottle {
         .await;
         self.note(outcome.as_ref().map(|_| ()).map_err(String::as_str));
         outcome
+    }
+
+    /// Gives one attempt back to `minute`'s count (best effort, in the background).
+    pub fn refund(self: &Arc<Self>, ns: &str, minute: u64) {
+        let this = self.clone();
+        let key = rate_key(ns, minute);
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                if let Ok(mut conn) = this.connection().await {
+                    let script = redis::Script::new(REFUND);
+                    let _ = tokio::time::timeout(
+                        CALL_TIMEOUT,
+                        script.key(key).invoke_async::<i64>(&mut conn),
+                    )
+                    .await;
+                }
+            });
+        }
     }
 
     /// Releases a lease (best effort: an unreleased lease expires).

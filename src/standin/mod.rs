@@ -500,6 +500,25 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
         standin_headers(&mut h, &tid);
         return (http::StatusCode::OK, h, "OK").into_response();
     }
+    if path == "/" && req.method() == Method::GET {
+        // The controller's info document (Controller.scala `info`): its runtime
+        // manifest says which kinds are deprecated.
+        return json_response(
+            http::StatusCode::OK,
+            &json!({
+                "description": "OpenWhisk (owl stand-in controller, not OpenWhisk)",
+                "runtimes": {
+                    "nodejs": [
+                        {"kind": "nodejs:10", "deprecated": true, "default": false},
+                        {"kind": "nodejs:20", "deprecated": false, "default": true}
+                    ],
+                    "python": [{"kind": "python:3", "deprecated": false, "default": true}]
+                }
+            }),
+            &tid,
+            &[],
+        );
+    }
     if seg == ["api", "v1"] && req.method() == Method::GET {
         return json_response(
             http::StatusCode::OK,

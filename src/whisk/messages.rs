@@ -26,8 +26,6 @@ pub const SERVICE_UNAVAILABLE: &str =
 /// 408 when a client stalls while sending its request body (owl's own text: the
 /// controller's HTTP server closes such connections without an answer).
 pub const BODY_STALLED: &str = "The request body was not received in time.";
-/// 429 text used when Lambda throttles and the route has no fallback.
-pub const TOO_MANY_REQUESTS: &str = "Too many requests";
 /// Name validation.
 pub const ILLEGAL_ENTITY_NAME: &str = "The name of the entity contains illegal characters.";
 /// Namespace validation.
@@ -82,6 +80,25 @@ pub fn unsupported_content_type(content_type: &str) -> String {
 pub fn timed_out(limit_ms: u64) -> String {
     format!("The action exceeded its time limits of {limit_ms} milliseconds.")
 }
+
+/// 400 for an action whose runtime the controller's manifest deprecates
+/// [OW common/scala/.../http/ErrorResponse.scala:53 `runtimeDeprecated`].
+pub fn runtime_deprecated(kind: &str) -> String {
+    format!(
+        "The '{kind}' runtime is no longer supported. You may read and delete but not update or invoke this action."
+    )
+}
+
+/// 503 when there is no capacity to run an action [OW common/scala/.../http/
+/// ErrorResponse.scala:82 `systemOverloaded`].
+pub const SYSTEM_OVERLOADED: &str = "System is overloaded, try again later.";
+/// Whisk error when a run ended without a valid response [OW ErrorResponse.scala:155
+/// `abnormalRun`].
+pub const ABNORMAL_RUN: &str =
+    "The action did not produce a valid response and exited unexpectedly.";
+/// Developer error when an action ran out of memory [OW ErrorResponse.scala:156
+/// `memoryExhausted`].
+pub const MEMORY_EXHAUSTED: &str = "The action exhausted its memory and was aborted.";
 
 /// Developer error for an initialization past the action's time limit.
 pub fn init_timed_out(limit_ms: u64) -> String {
