@@ -1,5 +1,7 @@
-//! A small CouchDB client for OpenWhisk's databases: JSON over one pooled HTTP
-//! connection set, Basic authentication from a password file, a timeout on every call.
+//! A small CouchDB client for OpenWhisk's databases: JSON over one pooled HTTP(S)
+//! connection set (rustls with the system's roots, a CA file or explicit acceptance
+//! of a self-signed certificate, as for the controller), Basic authentication from a
+//! password file, a timeout on every call.
 
 use crate::policy::CouchDbConfig;
 use axum::body::Body;
@@ -7,6 +9,7 @@ use base64::Engine;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -42,7 +45,7 @@ pub enum CouchError {
 pub struct CouchDb {
     base: String,
     authorization: Option<HeaderValue>,
-    client: Client<HttpConnector, Body>,
+    client: Client<HttpsConnector<HttpConnector>, Body>,
     timeout: Duration,
 }
 
@@ -53,7 +56,8 @@ impl std::fmt::Debug for CouchDb {
 }
 
 impl CouchDb {
-    /// Connects (lazily) to the server `cfg` describes; reads the password file.
+    /// Connects (lazily) to the server `cfg` describes; reads the password file and
+    /// the CA file.
     pub fn new(cfg: &CouchDbConfig) -> anyhow::Result<Self> {
         let authorization = match (&cfg.username, &cfg.password_file) {
             (Some(user), Some(file)) => {
@@ -76,15 +80,24 @@ impl CouchDb {
             }
             (None, None) => None,
         };
+        let tls =
+            crate::server::tls::client_config(cfg.ca_file.as_deref(), cfg.accept_invalid_certs)
+                .map_err(|e| anyhow::anyhow!("[couchdb] {e}"))?;
         let mut http = HttpConnector::new();
+        http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(Duration::from_secs(5)));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
         Ok(Self {
             base: cfg.url.to_string().trim_end_matches('/').to_string(),
             authorization,
             client: Client::builder(TokioExecutor::new())
                 .pool_idle_timeout(Duration::from_secs(30))
-                .build(http),
+                .build(https),
             timeout: cfg.timeout,
         })
     }
@@ -115,12 +128,13 @@ impl CouchDb {
                 .client
                 .request(req)
                 .await
-                .map_err(|e| CouchError::Unreachable(e.to_string()))?;
+                // The chain names the cause (a refused certificate, a reset).
+                .map_err(|e| CouchError::Unreachable(crate::controller::client::describe(&e)))?;
             let status = resp.status();
             let body = http_body_util::Limited::new(resp.into_body(), MAX_RESPONSE)
                 .collect()
                 .await
-                .map_err(|e| CouchError::Unreachable(e.to_string()))?
+                .map_err(|e| CouchError::Unreachable(crate::controller::client::describe(&*e)))?
                 .to_bytes();
             Ok((status, body))
         };

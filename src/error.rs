@@ -153,6 +153,18 @@ impl WhiskError {
         Self::new(StatusCode::FORBIDDEN, "Forbidden", Origin::Client, false)
     }
 
+    /// 403 for reading an action outside the caller's namespace under
+    /// `shared-packages-execute-only` [OW common/scala/.../http/ErrorResponse.scala:268
+    /// `forbiddenGetAction`].
+    pub fn forbidden_get_action(path: &str) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            format!("GET not permitted for '{path}' since it's an action in a shared package"),
+            Origin::Controller,
+            true,
+        )
+    }
+
     /// 413 for a body over the payload limit.
     pub fn payload_too_large(len: u64, max: u64) -> Self {
         Self::new(

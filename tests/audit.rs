@@ -637,3 +637,34 @@ async fn deprecated_runtimes_are_refused() {
     .await;
     assert_eq!(status, 200, "{body}");
 }
+
+/// Issue 15 §17: with `whisk.shared-packages-execute-only = true` the controller
+/// refuses the metadata GET of a shared action it would still run: owl sends the
+/// invocation to the controller instead of answering the GET's 403.
+#[tokio::test]
+async fn execute_only_shared_actions_go_to_the_controller() {
+    let lambda = lambda().await;
+    let controller = StandinBuilder::with_guest()
+        .identity("alice", "alice", ALICE_UUID, ALICE_KEY)
+        .execute_only()
+        .package("alice", "pub", true, vec![])
+        .action(StandinAction::new("alice/pub/tool", Behaviour::Echo))
+        .spawn()
+        .await
+        .unwrap();
+    let routes = "[[route]]\naction = \"alice/pub/*\"\nfunction = \"owl-test-{action}\"\n";
+    let gw = TestGateway::start(&policy(&controller.url(), &lambda.endpoint, routes)).await;
+    let (status, headers, body) = invoke(
+        &gw.invoke_url("alice/pub/tool", "blocking=true&result=true"),
+        Some(&guest_auth()),
+        Some(r#"{"x": 1}"#),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, json!({"x": 1}));
+    assert!(
+        headers.contains_key("x-owl-standin"),
+        "the controller ran it"
+    );
+    assert_eq!(controller.invocations(), 1);
+}

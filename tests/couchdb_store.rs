@@ -33,6 +33,8 @@ activations_db = "{db}"
 fn couch_client(url: &str) -> owl::couchdb::CouchDb {
     owl::couchdb::CouchDb::new(&owl::policy::CouchDbConfig {
         url: url.parse().unwrap(),
+        ca_file: None,
+        accept_invalid_certs: false,
         username: None,
         password_file: None,
         db_prefix: "whisk_local_".into(),

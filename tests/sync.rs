@@ -119,9 +119,22 @@ impl World {
 
     /// Creates or replaces an action document (`exec` as OpenWhisk stores it).
     async fn put_action(&self, id: &str, exec: Value, parameters: Value, limits: Value) {
+        self.put_action_at(id, "0.0.1", exec, parameters, limits)
+            .await;
+    }
+
+    /// Like `put_action`, with the document's `version`.
+    async fn put_action_at(
+        &self,
+        id: &str,
+        version: &str,
+        exec: Value,
+        parameters: Value,
+        limits: Value,
+    ) {
         let (ns, name) = id.rsplit_once('/').unwrap();
         let mut doc = json!({
-            "entityType": "action", "namespace": ns, "name": name, "version": "0.0.1",
+            "entityType": "action", "namespace": ns, "name": name, "version": version,
             "publish": false, "exec": exec, "parameters": parameters,
             "annotations": [{"key": "exec", "value": "nodejs:20"}],
             "limits": limits, "updated": 1_700_000_000_000_i64
@@ -311,6 +324,115 @@ async fn an_action_gets_a_function_that_serves_it_and_follows_its_changes() {
         assert!(metrics.contains(line), "{line} in\n{metrics}");
     }
     gw.stop().await;
+}
+
+/// `$LATEST`'s description, and the alias `live`'s version and its description.
+async fn descriptions(lambda: &aws_sdk_lambda::Client, name: &str) -> (String, String, String) {
+    let latest = lambda
+        .get_function_configuration()
+        .function_name(name)
+        .send()
+        .await
+        .unwrap();
+    let alias = lambda
+        .get_alias()
+        .function_name(name)
+        .name("live")
+        .send()
+        .await
+        .unwrap();
+    let version = alias.function_version().unwrap().to_string();
+    let published = lambda
+        .get_function_configuration()
+        .function_name(name)
+        .qualifier(&version)
+        .send()
+        .await
+        .unwrap();
+    (
+        latest.description().unwrap_or_default().to_string(),
+        version,
+        published.description().unwrap_or_default().to_string(),
+    )
+}
+
+#[tokio::test]
+async fn the_description_names_the_action_version_after_every_update() {
+    let w = World::new().await;
+    let lambda = sdk().await;
+    let name = w.function("versioned");
+    let described = |v: &str| format!("OpenWhisk action /guest/versioned {v} (owl sync)");
+    w.put_action_at(
+        "guest/versioned",
+        "0.0.1",
+        node(NODE_V1),
+        json!([]),
+        limits(3000, 256),
+    )
+    .await;
+    let sync = w.syncer("", false).await;
+    let report = sync.once().await.unwrap();
+    assert_eq!(
+        outcome(&report, "guest/versioned"),
+        Outcome::Created,
+        "{report}"
+    );
+    let (latest, v1, published) = descriptions(&lambda, &name).await;
+    assert_eq!(latest, described("0.0.1"));
+    assert_eq!(published, described("0.0.1"));
+
+    // New code, nothing else: `$LATEST` and the new version both name 0.0.2.
+    w.put_action_at(
+        "guest/versioned",
+        "0.0.2",
+        node(NODE_V2),
+        json!([]),
+        limits(3000, 256),
+    )
+    .await;
+    let report = sync.once().await.unwrap();
+    let r = report.get("guest/versioned").unwrap();
+    assert_eq!(r.outcome, Outcome::Updated, "{report}");
+    assert!(r.detail.contains("code"), "{report}");
+    let (latest, v2, published) = descriptions(&lambda, &name).await;
+    assert_ne!(v2, v1, "new code is a new version");
+    assert_eq!(
+        latest,
+        described("0.0.2"),
+        "a code-only update renames $LATEST"
+    );
+    assert_eq!(published, described("0.0.2"));
+
+    // The version alone: an update of the description; the alias's version runs the
+    // same code and settings, so it stays.
+    w.put_action_at(
+        "guest/versioned",
+        "0.0.3",
+        node(NODE_V2),
+        json!([]),
+        limits(3000, 256),
+    )
+    .await;
+    let report = sync.once().await.unwrap();
+    let r = report.get("guest/versioned").unwrap();
+    assert_eq!(
+        r.outcome,
+        Outcome::Updated,
+        "a version-only change is an update:\n{report}"
+    );
+    assert_eq!(r.detail, "description", "{report}");
+    let (latest, v3, _) = descriptions(&lambda, &name).await;
+    assert_eq!(latest, described("0.0.3"));
+    assert_eq!(v3, v2);
+
+    // In step: reconciling again from the beginning changes nothing.
+    std::fs::remove_file(w.state_file()).unwrap();
+    let report = sync.once().await.unwrap();
+    assert_eq!(
+        outcome(&report, "guest/versioned"),
+        Outcome::Unchanged,
+        "{report}"
+    );
 }
 
 #[tokio::test]

@@ -311,6 +311,20 @@ async fn lambda_path(
     // in the default package is reported after the request has been validated, as the
     // controller does (its package check precedes validation, its action fetch follows).
     let metadata = match metadata {
+        // The controller refused to show the action. With
+        // `whisk.shared-packages-execute-only = true` it refuses the metadata GET of
+        // any action outside the caller's namespace that it would still run [OW
+        // core/controller/.../Actions.scala:402 `executeOnly && user.namespace.name !=
+        // entityName.namespace`]: the controller decides — it runs the invocation or
+        // answers its own 403.
+        Err(e)
+            if e.status == http::StatusCode::FORBIDDEN
+                && e.origin == crate::error::Origin::Controller =>
+        {
+            slot.refund();
+            ctx.timings.set_path(Path::Proxy);
+            return proxy::forward(&rt.controller, req, &ctx).await;
+        }
         // Whoever decided the 404 (the controller, or owl from CouchDB or a file),
         // it comes after validation; owl's own lookup failures come at once.
         Err(e)

@@ -111,10 +111,10 @@ REPORT RequestId: 8f5\tDuration: 12.34 ms\tBilled Duration: 13 ms\tMemory Size: 
         assert_eq!(
             p.lines,
             vec![
-                "2026-01-02T03:04:05.1Z         stdout: hello",
-                "2026-01-02T03:04:05.2Z         stderr: bad",
-                "2026-01-02T03:04:05.3Z         stderr: py warn",
-                "2026-01-02T03:04:05.5Z         stdout: plain print",
+                "2026-01-02T03:04:05.100Z       stdout: hello",
+                "2026-01-02T03:04:05.200Z       stderr: bad",
+                "2026-01-02T03:04:05.300Z       stderr: py warn",
+                "2026-01-02T03:04:05.500Z       stdout: plain print",
             ]
         );
         assert_eq!(p.duration_ms, Some(12.34));

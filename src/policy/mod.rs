@@ -334,8 +334,12 @@ pub struct ActivationsConfig {
 /// `[couchdb]`: OpenWhisk's CouchDB (activations store; identity source later).
 #[derive(Debug, Clone)]
 pub struct CouchDbConfig {
-    /// Base URL, e.g. `http://couchdb:5984`.
+    /// Base URL, e.g. `http://couchdb:5984` or `https://couchdb:6984`.
     pub url: http::Uri,
+    /// Extra CA certificates (PEM) to trust for an `https` CouchDB.
+    pub ca_file: Option<PathBuf>,
+    /// Accept any certificate (a self-signed CouchDB); explicit opt-in.
+    pub accept_invalid_certs: bool,
     /// User name.
     pub username: Option<String>,
     /// File holding the password (never the password itself in the policy).
@@ -432,6 +436,8 @@ const ACTIVATIONS_KEYS: &[&str] = &[
 ];
 const COUCHDB_KEYS: &[&str] = &[
     "url",
+    "ca_file",
+    "accept_invalid_certs",
     "username",
     "password_file",
     "db_prefix",
@@ -650,6 +656,12 @@ fn compile_couchdb(
             }
         }
     });
+    let ca_file = t
+        .string("ca_file", errors)
+        .map(|(p, _)| resolve_path(base, &p));
+    let accept_invalid_certs = t
+        .boolean("accept_invalid_certs", errors)
+        .is_some_and(|b| b.0);
     let username = t.string("username", errors).map(|s| s.0);
     let password_file = t
         .string("password_file", errors)
@@ -674,6 +686,8 @@ fn compile_couchdb(
         .map_or(Duration::from_secs(10), |d| d.0);
     Some(Some(CouchDbConfig {
         url: url?,
+        ca_file,
+        accept_invalid_certs,
         username,
         password_file,
         db_prefix,
@@ -1686,6 +1700,30 @@ mod tests {
         let err = jwt("").unwrap_err().to_string();
         assert!(err.contains("plain http"), "{err}");
         assert!(jwt("allow_insecure_jwks = true\n").is_ok());
+    }
+
+    /// Issue 15 §18: an https CouchDB takes the controller's CA options.
+    #[test]
+    fn couchdb_over_https_takes_a_ca_file_or_accepts_a_self_signed_certificate() {
+        let couch = |extra: &str| {
+            parse(&format!(
+                "[controller]\nurl = \"http://c:1\"\n[couchdb]\nurl = \"https://couch:6984\"\n{extra}"
+            ))
+        };
+        let c = couch("ca_file = \"ca.pem\"\n").unwrap().couchdb.unwrap();
+        assert_eq!(c.ca_file.as_deref(), Some(Path::new("/etc/owl/ca.pem")));
+        assert!(!c.accept_invalid_certs);
+        let c = couch("accept_invalid_certs = true\n")
+            .unwrap()
+            .couchdb
+            .unwrap();
+        assert!(c.accept_invalid_certs && c.ca_file.is_none());
+        let c = couch("").unwrap().couchdb.unwrap();
+        assert!(!c.accept_invalid_certs && c.ca_file.is_none());
+        let err = couch("accept_invalid_certs = \"yes\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("accept_invalid_certs"), "{err}");
     }
 
     #[test]

@@ -208,6 +208,7 @@ struct Inner {
     activations: Mutex<Vec<Activation>>,
     counters: Counters,
     couch_activations: Option<(crate::couchdb::CouchDb, String)>,
+    execute_only: bool,
 }
 
 /// Builder for a stand-in controller.
@@ -217,9 +218,18 @@ pub struct StandinBuilder {
     actions: Vec<StandinAction>,
     packages: Vec<StandinPackage>,
     couch_activations: Option<(crate::couchdb::CouchDb, String)>,
+    execute_only: bool,
 }
 
 impl StandinBuilder {
+    /// As `whisk.shared-packages-execute-only = true`: the metadata `GET` of an action
+    /// outside the caller's namespace is refused (403) though invoking it is not
+    /// [OW core/controller/.../Actions.scala:402].
+    pub fn execute_only(mut self) -> Self {
+        self.execute_only = true;
+        self
+    }
+
     /// An empty stand-in with the guest identity.
     pub fn with_guest() -> Self {
         Self::default().identity("guest", "guest", GUEST_UUID, GUEST_KEY)
@@ -342,6 +352,7 @@ impl StandinBuilder {
             activations: Mutex::new(Vec::new()),
             counters: Counters::default(),
             couch_activations: self.couch_activations,
+            execute_only: self.execute_only,
         })
     }
 
@@ -576,6 +587,12 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
                 .metadata_lookups
                 .fetch_add(1, Ordering::SeqCst);
             let requested = action_path(&ns, &rest[2..]);
+            if inner.execute_only && ns != me.namespace {
+                return error(
+                    WhiskError::forbidden_get_action(&requested.to_path_string()),
+                    &tid,
+                );
+            }
             match resolve(&inner, &me, &requested) {
                 Ok((action, pkg_params, _)) => json_response(
                     http::StatusCode::OK,

@@ -140,6 +140,8 @@ pub struct Version {
     pub code_sha256: String,
     /// Its architecture.
     pub architecture: String,
+    /// Its description (owl's names the action and its version).
+    pub description: String,
 }
 
 /// A function as found in Lambda.
@@ -178,7 +180,9 @@ pub struct FunctionSpec {
     pub zip: Arc<Vec<u8>>,
     /// Its base64 SHA-256.
     pub code_sha256: String,
-    /// Description (names the action and its version).
+    /// Description (names the action and its version): set on `$LATEST` by
+    /// `CreateFunction` and `UpdateFunctionConfiguration`, and given to each version
+    /// `PublishVersion` makes.
     pub description: String,
 }
 
@@ -660,6 +664,7 @@ macro_rules! version_from {
                 .first()
                 .map_or("x86_64", |a| a.as_str())
                 .to_string(),
+            description: c.description().unwrap_or_default().to_string(),
         }
     }};
 }

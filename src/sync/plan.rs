@@ -115,7 +115,8 @@ pub enum Step {
     Create,
     /// Upload the code to `$LATEST`.
     UpdateCode,
-    /// Update `$LATEST`'s configuration (the fields that differ).
+    /// Update `$LATEST`'s configuration (the fields that differ, `description`
+    /// included).
     UpdateConfiguration(Vec<&'static str>),
     /// Set the tags.
     Tag,
@@ -161,10 +162,20 @@ pub fn decide(
     }
     let mut steps = Vec::new();
     let latest = &actual.latest;
-    if latest.code_sha256 != spec.code_sha256 || latest.architecture != spec.architecture {
+    let new_code =
+        latest.code_sha256 != spec.code_sha256 || latest.architecture != spec.architecture;
+    if new_code {
         steps.push(Step::UpdateCode);
     }
-    let changed = changed_fields(&latest.settings, &spec.settings);
+    let mut changed = changed_fields(&latest.settings, &spec.settings);
+    // What the function runs changes: the alias follows.
+    let runs_differently = new_code || !changed.is_empty();
+    // The description names the action's version, which every update of the action
+    // moves (code only, or nothing but the version): `UpdateFunctionCode` leaves it
+    // as it was.
+    if latest.description != spec.description {
+        changed.push("description");
+    }
     if !changed.is_empty() {
         steps.push(Step::UpdateConfiguration(changed));
     }
@@ -173,17 +184,15 @@ pub fn decide(
     }
     if let Some(a) = alias {
         // The alias must serve exactly the desired code and settings: after a change,
-        // or when an earlier run stopped between uploading and moving the alias.
+        // or when an earlier run stopped between uploading and moving the alias. A
+        // new description alone leaves it where it is: its version runs the same code
+        // with the same settings (and keeps the description it was published with).
         let in_step = actual.alias.as_ref().is_some_and(|v| {
             v.code_sha256 == spec.code_sha256
                 && v.architecture == spec.architecture
                 && changed_fields(&v.settings, &spec.settings).is_empty()
         });
-        if !in_step
-            || steps
-                .iter()
-                .any(|s| matches!(s, Step::UpdateCode | Step::UpdateConfiguration(_)))
-        {
+        if !in_step || runs_differently {
             steps.push(Step::PublishAndMoveAlias(a.to_string()));
         }
     }
@@ -261,7 +270,7 @@ mod tests {
             tags,
             zip: Arc::new(vec![1, 2, 3]),
             code_sha256: "abc".into(),
-            description: String::new(),
+            description: "OpenWhisk action /guest/a 0.0.1 (owl sync)".into(),
         }
     }
 
@@ -271,6 +280,7 @@ mod tests {
             settings: spec.settings.clone(),
             code_sha256: spec.code_sha256.clone(),
             architecture: spec.architecture.clone(),
+            description: spec.description.clone(),
         };
         Function {
             arn: "arn".into(),
@@ -324,6 +334,67 @@ mod tests {
         ));
         assert!(
             matches!(decide(&s, "guest/b", None, Some(&f)), Decision::Conflict(m) if m.contains("guest/a"))
+        );
+    }
+
+    /// The spec for version `version` of the action, with `code`.
+    fn at_version(version: &str, code: &str) -> FunctionSpec {
+        let mut s = spec();
+        s.description = format!("OpenWhisk action /guest/a {version} (owl sync)");
+        s.code_sha256 = code.into();
+        s
+    }
+
+    #[test]
+    fn a_code_only_update_also_renames_latest() {
+        let f = function(&spec(), true);
+        let next = at_version("0.0.2", "new");
+        assert_eq!(
+            decide(&next, "guest/a", Some("live"), Some(&f)),
+            Decision::Apply(vec![
+                Step::UpdateCode,
+                Step::UpdateConfiguration(vec!["description"]),
+                Step::PublishAndMoveAlias("live".into())
+            ])
+        );
+        assert_eq!(
+            decide(&next, "guest/a", None, Some(&function(&spec(), false))),
+            Decision::Apply(vec![
+                Step::UpdateCode,
+                Step::UpdateConfiguration(vec!["description"])
+            ])
+        );
+        // Once applied, nothing is left to do.
+        assert_eq!(
+            decide(&next, "guest/a", Some("live"), Some(&function(&next, true))),
+            Decision::Apply(vec![])
+        );
+    }
+
+    #[test]
+    fn a_version_only_change_is_an_update_of_the_description() {
+        let f = function(&spec(), true);
+        let next = at_version("0.0.2", "abc");
+        let steps = vec![Step::UpdateConfiguration(vec!["description"])];
+        // The alias's version runs the same code and settings: it stays.
+        assert_eq!(
+            decide(&next, "guest/a", Some("live"), Some(&f)),
+            Decision::Apply(steps.clone())
+        );
+        assert_eq!(
+            decide(&next, "guest/a", None, Some(&function(&spec(), false))),
+            Decision::Apply(steps.clone())
+        );
+        assert_eq!(describe(&steps, &next), "description");
+        // The description goes with the other fields that changed.
+        let mut bigger = next.clone();
+        bigger.settings.memory_mb = 512;
+        assert_eq!(
+            decide(&bigger, "guest/a", Some("live"), Some(&f)),
+            Decision::Apply(vec![
+                Step::UpdateConfiguration(vec!["memory", "description"]),
+                Step::PublishAndMoveAlias("live".into())
+            ])
         );
     }
 }

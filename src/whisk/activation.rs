@@ -375,10 +375,27 @@ impl Activation {
 /// Formats one log line as OpenWhisk stores it (§2.1): the ISO-8601 timestamp padded
 /// on the right to 30 characters, the stream, a colon and the text.
 pub fn format_log_line(timestamp: time::OffsetDateTime, stream: LogStream, text: &str) -> String {
-    let ts = timestamp
-        .to_offset(time::UtcOffset::UTC)
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
+    // Java's `Instant.toString` (what OpenWhisk's LogLine prints): the fraction in
+    // groups of three digits — but never none, since `wsk activation logs --strip`
+    // matches `.\d+Z` (a whole second gets `.000`).
+    let t = timestamp.to_offset(time::UtcOffset::UTC);
+    let nanos = t.nanosecond();
+    let fraction = if nanos.is_multiple_of(1_000_000) {
+        format!("{:03}", nanos / 1_000_000)
+    } else if nanos.is_multiple_of(1_000) {
+        format!("{:06}", nanos / 1_000)
+    } else {
+        format!("{nanos:09}")
+    };
+    let ts = format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{fraction}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
     format!("{ts:<30} {}: {text}", stream.as_str())
 }
 
@@ -493,6 +510,17 @@ mod tests {
         assert_eq!(
             format_log_line(t, LogStream::Stdout, "hi"),
             "2017-06-28T16:09:33.178Z       stdout: hi"
+        );
+        // issue 15 §15: a whole second still has a fraction
+        let whole = time::macros::datetime!(2017-06-28 16:09:33 UTC);
+        assert_eq!(
+            format_log_line(whole, LogStream::Stderr, "x"),
+            "2017-06-28T16:09:33.000Z       stderr: x"
+        );
+        let micros = time::macros::datetime!(2017-06-28 16:09:33.000_001 UTC);
+        assert!(
+            format_log_line(micros, LogStream::Stdout, "x")
+                .starts_with("2017-06-28T16:09:33.000001Z ")
         );
     }
 }
