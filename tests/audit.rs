@@ -668,3 +668,55 @@ async fn execute_only_shared_actions_go_to_the_controller() {
     );
     assert_eq!(controller.invocations(), 1);
 }
+
+/// Issue 15 §13: a deployment that changed OpenWhisk's tunable values (`[openwhisk]`)
+/// gets the same limits on the Lambda path: the blocking wait's bound, the payload
+/// limit and its 413 text, the list page bound.
+#[tokio::test]
+async fn deployment_values_are_configurable() {
+    let lambda = lambda().await;
+    let controller = standin(vec![StandinAction::new("guest/echo", Behaviour::Echo)]).await;
+    let extra = "[[route]]\naction = \"guest/echo\"\nfunction = \"owl-test-echo\"\n\n[openwhisk]\nmax_blocking_wait = \"5s\"\npayload_max = 2048\nlist_limit = 50\n";
+    let gw = TestGateway::start(&policy(&controller.url(), &lambda.endpoint, extra)).await;
+    let (status, _, body) = invoke(
+        &gw.invoke_url("guest/echo", "blocking=true&timeout=6000"),
+        Some(&guest_auth()),
+        None,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["error"],
+        "The query parameter 'timeout' was malformed:\nTimeout must be number of milliseconds up to 5000."
+    );
+    let big = format!(r#"{{"x": "{}"}}"#, "a".repeat(3000));
+    let (status, _, body) = invoke(
+        &gw.invoke_url("guest/echo", "blocking=true"),
+        Some(&guest_auth()),
+        Some(&big),
+    )
+    .await;
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(
+        body["error"],
+        format!("Request larger than allowed: {} > 2048 bytes.", big.len())
+    );
+    let r = client()
+        .get(format!(
+            "{}/api/v1/namespaces/_/activations?limit=51",
+            gw.url
+        ))
+        .header("authorization", guest_auth())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("is not in the range of 0 to 50"),
+        "{body}"
+    );
+}

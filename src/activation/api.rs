@@ -144,7 +144,7 @@ async fn list(
     identity: &Identity,
     ns: &str,
 ) -> Response {
-    let q = match query::parse(req.uri().query()) {
+    let q = match query::parse_with(req.uri().query(), rt.policy.openwhisk.list_limit) {
         Ok(q) => q,
         Err(e) => return e.render(&ctx.tid),
     };

@@ -37,6 +37,11 @@ fn parse_bool(name: &str, v: Option<&str>) -> Result<bool, WhiskError> {
 
 /// Parses a list query string.
 pub fn parse(query: Option<&str>) -> Result<ListQuery, WhiskError> {
+    parse_with(query, MAX_LIMIT)
+}
+
+/// [`parse`] for a deployment whose largest page is `max_limit`.
+pub fn parse_with(query: Option<&str>, max_limit: u64) -> Result<ListQuery, WhiskError> {
     let mut pairs: Vec<(String, String)> = Vec::new();
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
@@ -76,13 +81,13 @@ pub fn parse(query: Option<&str>) -> Result<ListQuery, WhiskError> {
     let limit = match get("limit") {
         None => DEFAULT_LIMIT,
         Some(v) => match v.parse::<i32>() {
-            Ok(0) => MAX_LIMIT,
-            Ok(n) if n > 0 && (n as u64) <= MAX_LIMIT => n as u64,
+            Ok(0) => max_limit,
+            Ok(n) if n > 0 && (n as u64) <= max_limit => n as u64,
             Ok(n) => {
                 return Err(malformed(
                     "limit",
                     &format!(
-                        "The value '{n}' is not in the range of 0 to {MAX_LIMIT} for activations."
+                        "The value '{n}' is not in the range of 0 to {max_limit} for activations."
                     ),
                 ));
             }

@@ -350,12 +350,13 @@ async fn lambda_path(
     let (parts, body) = req.into_parts();
     // The controller makes the whole entity strict before it validates anything, so the
     // 413 (by declared or counted length) precedes query and content-type errors.
-    if let Err(e) = request::check_declared_length(&parts.headers, request::MAX_PAYLOAD) {
+    let deployment = rt.policy.openwhisk;
+    if let Err(e) = request::check_declared_length(&parts.headers, deployment.payload_max) {
         return e.render(tid);
     }
     let bytes = match request::read_body(
         body,
-        request::MAX_PAYLOAD,
+        deployment.payload_max,
         rt.policy.server.body_read_timeout,
     )
     .await
@@ -363,7 +364,7 @@ async fn lambda_path(
         Ok(b) => b,
         Err(e) => return e.render(tid),
     };
-    let opts = match request::parse_query(parts.uri.query()) {
+    let opts = match request::parse_query_with(parts.uri.query(), deployment.max_blocking_wait_ms) {
         Ok(o) => o,
         Err(e) => return e.render(tid),
     };
@@ -449,7 +450,7 @@ async fn lambda_path(
     let payload = envelope::build(route.payload, merged, &env);
     // OpenWhisk bounds the activation message by Kafka's record limit (payload limit +
     // serialisation overhead); Lambda's own limit (6 MB) is looser.
-    if payload.len() > request::MAX_PAYLOAD as usize + request::MESSAGE_OVERHEAD {
+    if payload.len() > rt.policy.openwhisk.payload_max as usize + request::MESSAGE_OVERHEAD {
         return WhiskError::entity_too_large().render(tid);
     }
     let binding = (metadata.path != path).then(|| path.entity_namespace());
@@ -881,7 +882,12 @@ impl Job {
                 None,
             ),
             Ok(Ok(reply)) => {
-                let r = lambda::interpret(&reply, self.limit_ms, now);
+                let r = lambda::interpret_with(
+                    &reply,
+                    self.limit_ms,
+                    self.rt.policy.openwhisk.payload_max as usize,
+                    now,
+                );
                 (r.response, r.timed_out, r.tail.lines, r.tail.init_ms)
             }
             Ok(Err(error)) if error.ran() == Ran::No => {

@@ -36,6 +36,14 @@ pub struct InvokeOptions {
 /// Parses `blocking`, `result` and `timeout`; the first malformed one (in that order)
 /// is the error, as with the controller's chained parameter directives.
 pub fn parse_query(query: Option<&str>) -> Result<InvokeOptions, WhiskError> {
+    parse_query_with(query, MAX_WAIT_MS)
+}
+
+/// [`parse_query`] for a deployment whose longest blocking wait is `max_wait_ms`.
+pub fn parse_query_with(
+    query: Option<&str>,
+    max_wait_ms: u64,
+) -> Result<InvokeOptions, WhiskError> {
     let mut params: Vec<(String, String)> = Vec::new();
     if let Some(q) = query {
         for pair in q.split('&').filter(|p| !p.is_empty()) {
@@ -57,12 +65,12 @@ pub fn parse_query(query: Option<&str>) -> Result<InvokeOptions, WhiskError> {
     let blocking = parse_bool("blocking", first("blocking"))?;
     let result = parse_bool("result", first("result"))?;
     let wait = match first("timeout") {
-        None => Duration::from_millis(MAX_WAIT_MS),
+        None => Duration::from_millis(max_wait_ms),
         Some(v) => match v.parse::<i32>() {
-            Ok(ms) if ms > 0 && (ms as u64) <= MAX_WAIT_MS => Duration::from_millis(ms as u64),
+            Ok(ms) if ms > 0 && (ms as u64) <= max_wait_ms => Duration::from_millis(ms as u64),
             _ => {
                 return Err(WhiskError::rejected(messages::malformed_timeout(
-                    MAX_WAIT_MS,
+                    max_wait_ms,
                 )));
             }
         },

@@ -10,7 +10,7 @@ pub mod logs;
 pub mod outcome;
 mod trace_context;
 
-pub use outcome::{LambdaReply, RunResult, interpret};
+pub use outcome::{LambdaReply, RunResult, interpret, interpret_with};
 
 use crate::policy::LambdaConfig;
 use aws_config::BehaviorVersion;

@@ -58,6 +58,16 @@ fn is_lambda_timeout(message: &str) -> bool {
 
 /// Interprets `reply` for an action whose time limit is `limit_ms`.
 pub fn interpret(reply: &LambdaReply, limit_ms: u64, now: OffsetDateTime) -> RunResult {
+    interpret_with(reply, limit_ms, TRUNCATION_LIMIT, now)
+}
+
+/// [`interpret`] for a deployment whose results are truncated past `truncation` bytes.
+pub fn interpret_with(
+    reply: &LambdaReply,
+    limit_ms: u64,
+    truncation: usize,
+    now: OffsetDateTime,
+) -> RunResult {
     let tail = reply
         .log_tail
         .as_deref()
@@ -98,7 +108,7 @@ pub fn interpret(reply: &LambdaReply, limit_ms: u64, now: OffsetDateTime) -> Run
             ActivationResponse::error(
                 StatusCode::ApplicationError,
                 format!(
-                    "The action produced a response that exceeded the allowed length: {len} > {TRUNCATION_LIMIT} bytes."
+                    "The action produced a response that exceeded the allowed length: {len} > {truncation} bytes."
                 )
                 .into(),
                 Some(len),
@@ -130,16 +140,12 @@ pub fn interpret(reply: &LambdaReply, limit_ms: u64, now: OffsetDateTime) -> Run
             tail,
         };
     }
-    let response = if reply.payload.len() > TRUNCATION_LIMIT {
-        let prefix = String::from_utf8_lossy(&reply.payload[..TRUNCATION_LIMIT]);
+    let response = if reply.payload.len() > truncation {
+        let prefix = String::from_utf8_lossy(&reply.payload[..truncation]);
         ActivationResponse::error(
             StatusCode::ApplicationError,
-            messages::truncated_response(
-                reply.payload.len() as u64,
-                TRUNCATION_LIMIT as u64,
-                &prefix,
-            )
-            .into(),
+            messages::truncated_response(reply.payload.len() as u64, truncation as u64, &prefix)
+                .into(),
             size,
         )
     } else {

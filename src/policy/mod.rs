@@ -379,6 +379,8 @@ pub struct Policy {
     pub couchdb: Option<CouchDbConfig>,
     /// `[sync]`, when present (read by `owl sync` only).
     pub sync: Option<SyncConfig>,
+    /// `[openwhisk]`: the deployment's own values of OpenWhisk settings.
+    pub openwhisk: crate::whisk::Deployment,
     /// The compiled `[[route]]`s.
     pub routes: RoutingTable,
     /// Non-fatal remarks (e.g. shadowed routes), located.
@@ -395,8 +397,10 @@ const TOP_KEYS: &[&str] = &[
     "activations",
     "couchdb",
     "sync",
+    "openwhisk",
     "route",
 ];
+const OPENWHISK_KEYS: &[&str] = &["max_blocking_wait", "payload_max", "list_limit"];
 const AUTH_KEYS: &[&str] = &["source", "identities_file", "jwt"];
 const JWT_KEYS: &[&str] = &[
     "issuer",
@@ -576,6 +580,7 @@ fn compile(
     let limits = compile_limits(top, errors);
     let activations = compile_activations(top, base, couchdb.as_ref(), errors);
     let sync = sync::compile_sync(top, base, top.has("couchdb"), errors);
+    let openwhisk = compile_openwhisk(top, errors);
     let routes: Vec<(Route, std::ops::Range<usize>)> = top
         .array_of_tables("route", ROUTE_KEYS, errors)
         .iter()
@@ -627,8 +632,37 @@ fn compile(
         activations: activations?,
         couchdb: couchdb.flatten(),
         sync: sync?,
+        openwhisk: openwhisk?,
         routes,
         warnings,
+    })
+}
+
+/// `[openwhisk]`: values of a deployment that changed OpenWhisk's defaults, so both
+/// paths answer alike.
+fn compile_openwhisk(
+    top: &TableReader<'_, '_>,
+    errors: &mut Errors,
+) -> Option<crate::whisk::Deployment> {
+    let d = crate::whisk::Deployment::default();
+    let Some(t) = top.table("openwhisk", OPENWHISK_KEYS, errors) else {
+        return (!top.has("openwhisk")).then_some(d);
+    };
+    Some(crate::whisk::Deployment {
+        max_blocking_wait_ms: t
+            .duration(
+                "max_blocking_wait",
+                Duration::from_secs(1),
+                Duration::from_secs(3600),
+                errors,
+            )
+            .map_or(d.max_blocking_wait_ms, |w| w.0.as_millis() as u64),
+        payload_max: t
+            .integer("payload_max", 1024, 6 * 1024 * 1024, errors)
+            .map_or(d.payload_max, |n| n.0),
+        list_limit: t
+            .integer("list_limit", 1, 10_000, errors)
+            .map_or(d.list_limit, |n| n.0),
     })
 }
 

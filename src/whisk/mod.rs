@@ -14,6 +14,33 @@ pub mod params;
 pub mod transaction;
 
 pub use action::{ActionLimits, ActionMetadata};
+
+/// OpenWhisk values a deployment may change in its `whisk.*` configuration. Both paths
+/// must agree on them, so owl takes the deployment's values from `[openwhisk]`; the
+/// defaults are OpenWhisk's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deployment {
+    /// Longest blocking wait, the largest `timeout` accepted
+    /// (`whisk.controller.activation.max-wait-for-blocking-activation`, 60 s).
+    pub max_blocking_wait_ms: u64,
+    /// Largest request entity and longest result before truncation
+    /// (`whisk.activation.payload.max`, 1 MiB: OpenWhisk uses it for both
+    /// [OW common/scala/.../entity/ActivationEntityLimit.scala:44, containerpool/
+    /// Container.scala:130]).
+    pub payload_max: u64,
+    /// Largest activations list page (`whisk.query-limit.max-list-limit`, 200).
+    pub list_limit: u64,
+}
+
+impl Default for Deployment {
+    fn default() -> Self {
+        Self {
+            max_blocking_wait_ms: 60_000,
+            payload_max: 1_048_576,
+            list_limit: 200,
+        }
+    }
+}
 pub use activation::{Activation, ActivationId, ActivationResponse, StatusCode};
 pub use names::{ActionPath, EntityName, NameError};
 pub use transaction::TransactionId;
