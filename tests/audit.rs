@@ -720,3 +720,74 @@ async fn deployment_values_are_configurable() {
         "{body}"
     );
 }
+
+/// Issue 15 §20: a fallback after the client already holds owl's activation id leaves
+/// one listed activation for the invocation — the controller's — while owl's id stays
+/// readable, with the controller's outcome and a `fallback` annotation naming it.
+#[tokio::test]
+async fn a_late_fallback_is_listed_once() {
+    use common::fake_lambda::{FakeLambda, Fault};
+    let fake = FakeLambda::start(Fault::Throttle {
+        reason: "FunctionInvocationRateLimitExceeded",
+        retry_after: None,
+    })
+    .await;
+    let controller = standin(vec![StandinAction::new("guest/act", Behaviour::Echo)]).await;
+    let routes = "[[route]]\naction = \"guest/act\"\nfunction = \"f\"\nfallback = \"controller\"\n";
+    let gw = TestGateway::start(&policy(&controller.url(), &fake.url, routes)).await;
+    let (status, _, body) = invoke(
+        &gw.invoke_url("guest/act", ""),
+        Some(&guest_auth()),
+        Some(r#"{"n": 7}"#),
+    )
+    .await;
+    assert_eq!(status, 202);
+    let mine = body["activationId"].as_str().unwrap().to_string();
+    let get = |path: String| {
+        let url = format!("{}/api/v1/namespaces/_/activations{path}", gw.url);
+        async move {
+            let r = client()
+                .get(url)
+                .header("authorization", guest_auth())
+                .send()
+                .await
+                .unwrap();
+            (
+                r.status().as_u16(),
+                r.json::<serde_json::Value>().await.unwrap(),
+            )
+        }
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let record = loop {
+        gw.flush().await;
+        let (status, record) = get(format!("/{mine}")).await;
+        if status == 200 && record["annotations"].to_string().contains("fallback") {
+            break record;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no record for {mine}: {record}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(record["response"]["result"], json!({"n": 7}));
+    let theirs = annotation(&record, "fallback").unwrap()["activationId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, list) = get("?limit=200".into()).await;
+    let ids: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["activationId"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        vec![theirs.as_str()],
+        "one listed activation, the controller's"
+    );
+    let (_, count) = get("?count=true".into()).await;
+    assert_eq!(count, json!({"activations": 1}));
+}

@@ -90,6 +90,17 @@ impl SqliteStore {
         let path = dir.join("owl.db");
         let writer = open(&path)?;
         writer.execute_batch(SCHEMA)?;
+        // `listed = 0`: a record readable by its id but not listed — owl's own id for an
+        // invocation the controller ran (and lists) after a fallback. Added to stores
+        // created before the column existed.
+        let has_listed = writer
+            .prepare("SELECT 1 FROM pragma_table_info('activations') WHERE name = 'listed'")?
+            .exists([])?;
+        if !has_listed {
+            writer.execute_batch(
+                "ALTER TABLE activations ADD COLUMN listed INTEGER NOT NULL DEFAULT 1",
+            )?;
+        }
         let reader = open(&path)?;
         Ok(Self {
             writer: Mutex::new(writer),
@@ -140,7 +151,7 @@ impl SqliteStore {
                     ])?;
                 }
                 let mut put = tx.prepare_cached(
-                    "INSERT OR REPLACE INTO activations (id, namespace, name_key, start, doc) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    "INSERT OR REPLACE INTO activations (id, namespace, name_key, start, doc, listed) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )?;
                 let mut done = tx.prepare_cached("DELETE FROM pending WHERE id = ?1")?;
                 for r in completed {
@@ -151,7 +162,8 @@ impl SqliteStore {
                             a.namespace,
                             name_key(a),
                             a.start,
-                            r.doc
+                            r.doc,
+                            !super::store::stands_for_another(a)
                         ])?;
                     }
                     done.execute(params![a.activation_id.as_str()])?;
@@ -211,7 +223,7 @@ impl SqliteStore {
     }
 
     fn filter_sql(q: &ListQuery) -> (String, Vec<rusqlite::types::Value>) {
-        let mut sql = String::from(" WHERE namespace = ?1");
+        let mut sql = String::from(" WHERE namespace = ?1 AND listed = 1");
         let mut args: Vec<rusqlite::types::Value> = Vec::new();
         if let Some(n) = &q.name {
             args.push(n.clone().into());
@@ -369,5 +381,39 @@ impl ActivationReader for EmbeddedStore {
     ) -> BoxFuture<'a, Result<u64, StoreError>> {
         let (ns, q) = (namespace.to_string(), q.clone());
         blocking(self.0.clone(), move |s| s.count_sync(&ns, &q))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store created before the `listed` column existed opens, gains the column, and
+    /// keeps listing its records.
+    #[test]
+    fn older_stores_gain_the_listed_column() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let conn = open(&dir.path().join("owl.db")).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE activations (seq INTEGER PRIMARY KEY, id BLOB NOT NULL UNIQUE, namespace TEXT NOT NULL, name_key TEXT NOT NULL, start INTEGER NOT NULL, doc TEXT NOT NULL);
+                 INSERT INTO activations (id, namespace, name_key, start, doc) VALUES (x'00', 'guest', 'a', 1, '{}');",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(dir.path(), Duration::from_secs(3600), 10, true).unwrap();
+        let q = ListQuery {
+            skip: 0,
+            limit: 10,
+            name: None,
+            since: None,
+            upto: None,
+            docs: false,
+            count: false,
+        };
+        assert_eq!(store.count_sync("guest", &q).unwrap(), 1);
+        // and a second open finds the column there
+        drop(store);
+        SqliteStore::open(dir.path(), Duration::from_secs(3600), 10, true).unwrap();
     }
 }

@@ -111,6 +111,16 @@ pub trait ActivationReader: Send + Sync {
     ) -> BoxFuture<'a, Result<u64, StoreError>>;
 }
 
+/// True for owl's record of an invocation the controller ran after a fallback, when the
+/// client already held owl's id: the controller's own activation (named in the
+/// `fallback` annotation) is the one listed, so one invocation is listed once; owl's
+/// record stays readable by the id the client holds.
+pub fn stands_for_another(act: &Activation) -> bool {
+    act.annotation("fallback")
+        .and_then(|f| f.get("activationId"))
+        .is_some()
+}
+
 /// The key OpenWhisk's filters view uses for an activation's name: `pkg/name` when
 /// the action ran in a package (the binding's package when invoked through one),
 /// else `name`.

@@ -744,6 +744,18 @@ impl FallbackJob {
     /// the controller's id.
     async fn run_in_background(self) {
         let tid = self.ctx.tid.clone();
+        if self.recorder.store_kind() == "couchdb" {
+            // The client holds owl's id. In OpenWhisk's activations database owl's record
+            // and the controller's activation would both be listed for one invocation, so
+            // the invocation ends as OpenWhisk ends an accepted activation it cannot run:
+            // a whisk error under the id the client holds.
+            tracing::warn!(%tid, reason = %self.error, "Lambda did not run an accepted invocation; recorded as a whisk error (no fallback once the client holds the id, with the couchdb store)");
+            let mut record = *self.skeleton;
+            record.end = crate::context::epoch_ms(SystemTime::now()).max(record.start);
+            record.response = ActivationResponse::whisk_error(refusal(&self.error).message.clone());
+            self.recorder.complete(record).await;
+            return;
+        }
         tracing::info!(%tid, reason = %self.error, "Lambda unavailable; invocation sent to the controller in the background");
         let resp = proxy::forward(
             &self.rt.controller,
