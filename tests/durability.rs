@@ -265,3 +265,35 @@ async fn an_unusable_data_directory_is_refused_at_start_with_a_clear_message() {
         "{err}"
     );
 }
+
+/// Issue 20, finding 3: with the record store (here CouchDB) down and its writes
+/// retrying with backoff, a non-blocking invocation's journal entry — what makes its
+/// 202 safe — does not wait behind those retries.
+#[tokio::test]
+async fn non_blocking_202s_do_not_wait_on_a_failing_record_store() {
+    let lambda = lambda().await;
+    let controller = standin(vec![StandinAction::new("guest/hello", Behaviour::Echo)]).await;
+    let dead = format!(
+        "http://127.0.0.1:{}",
+        owl::demo::ministack::free_port().unwrap()
+    );
+    let extra = format!(
+        "[[route]]\naction = \"guest/hello\"\nfunction = \"owl-test-hello\"\n\n[activations]\nstore = \"couchdb\"\nwrite_retry = \"60s\"\n\n[couchdb]\nurl = \"{dead}\"\ntimeout = \"1s\"\n"
+    );
+    let gw = TestGateway::start(&policy(&controller.url(), &lambda.endpoint, &extra)).await;
+    let url = gw.invoke_url("guest/hello", "");
+    let (status, _, _) = invoke(&url, Some(&guest_auth()), None).await;
+    assert_eq!(status, 202);
+    // The record of that one fails, and its retries back off to seconds.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let started = std::time::Instant::now();
+    let (status, _, _) = invoke(&url, Some(&guest_auth()), None).await;
+    assert_eq!(status, 202);
+    // A liveness bound, not a speed goal: before, the journal write queued behind a
+    // backoff sleep of up to 5 s.
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "the 202 waited {:?} on the record store's retries",
+        started.elapsed()
+    );
+}

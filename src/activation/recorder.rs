@@ -28,10 +28,15 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 pub const RESTART_MESSAGE: &str = "The activation was interrupted because the owl gateway restarted before it completed; the action may or may not have run.";
 
 enum Op {
-    Pending(Box<Activation>, oneshot::Sender<Result<(), StoreError>>),
     Complete(Box<Record>),
-    Discard(ActivationId),
     Flush(oneshot::Sender<()>),
+}
+
+/// Work on the pending journal, on a task of its own: an invocation's journal entry
+/// (what makes its 202 safe) must never wait behind a record store that is retrying.
+enum JournalOp {
+    Pending(Box<Activation>, oneshot::Sender<Result<(), StoreError>>),
+    Discard(ActivationId),
 }
 
 /// Health of the record path, for readiness.
@@ -46,6 +51,7 @@ pub struct RecorderHealth {
 /// Writes activation records.
 pub struct Recorder {
     tx: mpsc::Sender<Op>,
+    journal_tx: mpsc::Sender<JournalOp>,
     store: Arc<dyn ActivationStore>,
     healthy: Arc<AtomicBool>,
     last_error: Arc<std::sync::Mutex<Option<String>>>,
@@ -90,12 +96,26 @@ impl Recorder {
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Arc<Self>> {
         let (tx, rx) = mpsc::channel(cfg.queue);
+        let (journal_tx, journal_rx) = mpsc::channel(cfg.queue);
         let healthy = Arc::new(AtomicBool::new(true));
         let last_error = Arc::new(std::sync::Mutex::new(None));
         metrics.store_healthy.set(1);
+        let db = DbThread::start()?;
+        tokio::spawn(
+            JournalWriter {
+                rx: journal_rx,
+                db: db.clone(),
+                journal: journal.clone(),
+                batch: cfg.batch,
+                healthy: healthy.clone(),
+                last_error: last_error.clone(),
+                metrics: metrics.clone(),
+            }
+            .run(),
+        );
         let writer = Writer {
             rx,
-            db: DbThread::start()?,
+            db,
             journal: journal.clone(),
             store: store.clone(),
             records_in_journal,
@@ -108,6 +128,7 @@ impl Recorder {
         let handle = tokio::spawn(writer.run());
         let recorder = Arc::new(Self {
             tx,
+            journal_tx,
             store: store.clone(),
             healthy,
             last_error,
@@ -173,8 +194,8 @@ impl Recorder {
     /// Journals an accepted invocation; returns once it is durable.
     pub async fn pending(&self, skeleton: &Activation) -> Result<(), StoreError> {
         let (ack, done) = oneshot::channel();
-        self.tx
-            .send(Op::Pending(Box::new(skeleton.clone()), ack))
+        self.journal_tx
+            .send(JournalOp::Pending(Box::new(skeleton.clone()), ack))
             .await
             .map_err(|_| StoreError("recorder stopped".into()))?;
         done.await
@@ -198,7 +219,7 @@ impl Recorder {
 
     /// Forgets a journal entry whose invocation was answered elsewhere.
     pub async fn discard(&self, id: ActivationId) {
-        let _ = self.tx.send(Op::Discard(id)).await;
+        let _ = self.journal_tx.send(JournalOp::Discard(id)).await;
     }
 
     /// Waits until everything queued so far is written (or dropped).
@@ -250,6 +271,7 @@ fn open_journal(cfg: &ActivationsConfig, holds_records: bool) -> anyhow::Result<
 /// The thread that runs the writer's SQLite work. It runs at a lower scheduling
 /// priority than the request path (nice ≈ 10), so a burst of record writes yields the
 /// CPU to invocations; the bounded queue absorbs the difference.
+#[derive(Clone)]
 struct DbThread {
     jobs: std::sync::mpsc::Sender<Box<dyn FnOnce() + Send>>,
 }
@@ -304,7 +326,19 @@ struct Writer {
     metrics: Arc<Metrics>,
 }
 
-impl Writer {
+/// The journal's own writer: entries group-committed as they come, never behind the
+/// record store's retries.
+struct JournalWriter {
+    rx: mpsc::Receiver<JournalOp>,
+    db: DbThread,
+    journal: Arc<SqliteStore>,
+    batch: usize,
+    healthy: Arc<AtomicBool>,
+    last_error: Arc<std::sync::Mutex<Option<String>>>,
+    metrics: Arc<Metrics>,
+}
+
+impl JournalWriter {
     async fn run(mut self) {
         let mut ops = Vec::with_capacity(self.batch);
         loop {
@@ -314,36 +348,64 @@ impl Writer {
             }
             let mut pending = Vec::new();
             let mut acks = Vec::new();
-            let mut completed = Vec::new();
             let mut discards = Vec::new();
-            let mut flushes = Vec::new();
             for op in ops.drain(..) {
                 match op {
-                    Op::Pending(a, ack) => {
+                    JournalOp::Pending(a, ack) => {
                         pending.push(*a);
                         acks.push(ack);
                     }
-                    Op::Complete(a) => completed.push(*a),
-                    Op::Discard(id) => discards.push(id),
-                    Op::Flush(ack) => flushes.push(ack),
+                    JournalOp::Discard(id) => discards.push(id),
                 }
             }
             if !pending.is_empty() {
                 // No retries: a caller waits for this answer before accepting.
-                let result = self.blocking_apply(pending, Arc::new(Vec::new())).await;
-                self.note(&result);
+                let j = self.journal.clone();
+                let result = self
+                    .db
+                    .run(move || j.apply(&pending, &Arc::new(Vec::new())))
+                    .await;
+                if let Err(e) = &result {
+                    // Only failures are noted here: the record writer says when the
+                    // store is writable again.
+                    self.healthy.store(false, Ordering::SeqCst);
+                    self.metrics.store_healthy.set(0);
+                    if let Ok(mut last) = self.last_error.lock() {
+                        *last = Some(e.to_string());
+                    }
+                }
                 for ack in acks {
                     let _ = ack.send(result.clone());
+                }
+            }
+            if !discards.is_empty() {
+                let j = self.journal.clone();
+                let _ = self.db.run(move || j.discard_pending(&discards)).await;
+            }
+        }
+    }
+}
+
+impl Writer {
+    async fn run(mut self) {
+        let mut ops = Vec::with_capacity(self.batch);
+        loop {
+            ops.clear();
+            if self.rx.recv_many(&mut ops, self.batch).await == 0 {
+                return;
+            }
+            let mut completed = Vec::new();
+            let mut flushes = Vec::new();
+            for op in ops.drain(..) {
+                match op {
+                    Op::Complete(a) => completed.push(*a),
+                    Op::Flush(ack) => flushes.push(ack),
                 }
             }
             if !completed.is_empty() {
                 let n = completed.len() as i64;
                 self.write_completed(completed).await;
                 self.metrics.record_queue_depth.dec_by(n);
-            }
-            if !discards.is_empty() {
-                let j = self.journal.clone();
-                let _ = self.db.run(move || j.discard_pending(&discards)).await;
             }
             for f in flushes {
                 let _ = f.send(());
