@@ -29,6 +29,9 @@ pub struct RequestContext {
     pub proxy_authorization: Option<http::HeaderValue>,
     /// Where the request's time goes (shared with its invocation's task).
     pub timings: Arc<Timings>,
+    /// Set once owl has answered with its own activation id (a 202): from then on the
+    /// client holds that id (shared with the invocation's task).
+    pub id_given: Arc<std::sync::atomic::AtomicBool>,
     /// The request's log span (transaction id, trace id): tasks that work for the
     /// request run inside it, so their log lines carry both.
     pub span: tracing::Span,

@@ -67,12 +67,18 @@ impl Runtime {
         let controller = ControllerClient::new(&policy.controller)?;
         let lambda = LambdaInvoker::new(&policy.lambda, opts.lambda_credentials.as_ref()).await?;
         let directory = Directory::new(&policy, controller.clone(), metrics)?;
+        // Read the runtime manifest now, in the background: requests never wait for it.
+        let deprecated_kinds = crate::controller::api::DeprecatedKinds::default();
+        deprecated_kinds.refresh(
+            &controller,
+            policy.controller.timeout.min(Duration::from_secs(2)),
+        );
         Ok(Self {
             policy,
             controller,
             lambda,
             directory,
-            deprecated_kinds: crate::controller::api::DeprecatedKinds::default(),
+            deprecated_kinds,
         })
     }
 }

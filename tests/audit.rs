@@ -617,12 +617,20 @@ async fn deprecated_runtimes_are_refused() {
         .unwrap();
     let routes = "[[route]]\naction = \"guest/*\"\nfunction = \"owl-test-{action}\"\n";
     let gw = TestGateway::start(&policy(&controller.url(), &lambda.endpoint, routes)).await;
-    let (status, headers, body) = invoke(
-        &gw.invoke_url("guest/old", "blocking=true"),
-        Some(&guest_auth()),
-        None,
-    )
-    .await;
+    // The manifest is read in the background as the gateway starts.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let (status, headers, body) = loop {
+        let answer = invoke(
+            &gw.invoke_url("guest/old", "blocking=true"),
+            Some(&guest_auth()),
+            None,
+        )
+        .await;
+        if answer.0 == 400 || std::time::Instant::now() > deadline {
+            break answer;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
     assert_eq!(status, 400, "{body}");
     assert_eq!(
         body["error"],

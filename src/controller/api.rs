@@ -200,16 +200,17 @@ mod tests {
 }
 
 /// The runtime kinds the controller's manifest marks deprecated (`GET /`, its
-/// `runtimes` families), read at most every [`MANIFEST_TTL`] (a failed read is retried
-/// after [`MANIFEST_RETRY`], keeping what was known). The action document carries no
-/// such flag: OpenWhisk decides from its manifest, and refuses to invoke those actions
-/// [OW core/controller/.../actions/PostActionActivation.scala:59-63].
-#[derive(Debug, Default)]
+/// `runtimes` families), read in the background: at start-up, then again whenever a
+/// request finds it older than [`MANIFEST_TTL`] (after a failed read, [`MANIFEST_RETRY`]),
+/// keeping what was known meanwhile. No request ever waits for it. The action document
+/// carries no such flag: OpenWhisk decides from its manifest, and refuses to invoke
+/// those actions [OW core/controller/.../actions/PostActionActivation.scala:59-63].
+#[derive(Debug, Clone, Default)]
 pub struct DeprecatedKinds {
     /// What is known: when it was read, how long it holds, the kinds.
-    known: arc_swap::ArcSwapOption<(std::time::Instant, Duration, Vec<String>)>,
-    /// One read of the manifest at a time.
-    reading: tokio::sync::Mutex<()>,
+    known: std::sync::Arc<arc_swap::ArcSwapOption<(std::time::Instant, Duration, Vec<String>)>>,
+    /// A read is under way.
+    reading: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// How long the manifest read from the controller is used.
@@ -218,38 +219,45 @@ pub const MANIFEST_TTL: Duration = Duration::from_secs(300);
 pub const MANIFEST_RETRY: Duration = Duration::from_secs(30);
 
 impl DeprecatedKinds {
-    /// True if the controller's manifest marks `kind` deprecated (false while unknown).
-    /// Lock-free while the manifest is fresh; when it is stale one request reads it
-    /// again and the others use what is known (only the very first read is waited on).
-    pub async fn contains(&self, client: &ControllerClient, kind: &str, timeout: Duration) -> bool {
-        let has = |k: &Option<std::sync::Arc<(std::time::Instant, Duration, Vec<String>)>>| {
-            k.as_ref().is_some_and(|k| k.2.iter().any(|d| d == kind))
-        };
+    /// True if the manifest, as last read, marks `kind` deprecated (false while it has
+    /// not been read); starts a background read when it is stale.
+    pub fn contains(&self, client: &ControllerClient, kind: &str, timeout: Duration) -> bool {
         let known = self.known.load_full();
-        if known.as_ref().is_some_and(|k| k.0.elapsed() < k.1) {
-            return has(&known);
+        if known.as_ref().is_none_or(|k| k.0.elapsed() >= k.1) {
+            self.refresh(client, timeout);
         }
-        let _reading = match self.reading.try_lock() {
-            Ok(g) => g,
-            Err(_) if known.is_some() => return has(&known),
-            Err(_) => self.reading.lock().await,
-        };
-        let known = self.known.load_full();
-        if known.as_ref().is_some_and(|k| k.0.elapsed() < k.1) {
-            return has(&known);
+        known
+            .as_ref()
+            .is_some_and(|k| k.2.iter().any(|d| d == kind))
+    }
+
+    /// Starts a background read of the manifest, unless one is under way.
+    pub fn refresh(&self, client: &ControllerClient, timeout: Duration) {
+        use std::sync::atomic::Ordering;
+        if self.reading.swap(true, Ordering::SeqCst) {
+            return;
         }
-        let now = std::time::Instant::now();
-        let next = match deprecated_kinds(client, timeout).await {
-            Some(kinds) => (now, MANIFEST_TTL, kinds),
-            None => (
-                now,
-                MANIFEST_RETRY,
-                known.as_ref().map(|k| k.2.clone()).unwrap_or_default(),
-            ),
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            self.reading.store(false, Ordering::SeqCst);
+            return;
         };
-        let next = Some(std::sync::Arc::new(next));
-        self.known.store(next.clone());
-        has(&next)
+        let (this, client) = (self.clone(), client.clone());
+        handle.spawn(async move {
+            let now = std::time::Instant::now();
+            let next = match deprecated_kinds(&client, timeout).await {
+                Some(kinds) => (now, MANIFEST_TTL, kinds),
+                None => (
+                    now,
+                    MANIFEST_RETRY,
+                    this.known
+                        .load_full()
+                        .map(|k| k.2.clone())
+                        .unwrap_or_default(),
+                ),
+            };
+            this.known.store(Some(std::sync::Arc::new(next)));
+            this.reading.store(false, Ordering::SeqCst);
+        });
     }
 }
 

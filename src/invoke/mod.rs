@@ -386,15 +386,11 @@ async fn lambda_path(
     // A deprecated runtime is refused after the request is validated, as the
     // controller's invokeAction does [OW core/controller/.../actions/
     // PostActionActivation.scala:59-63].
-    if rt
-        .deprecated_kinds
-        .contains(
-            &rt.controller,
-            &metadata.kind,
-            rt.policy.controller.timeout.min(Duration::from_secs(2)),
-        )
-        .await
-    {
+    if rt.deprecated_kinds.contains(
+        &rt.controller,
+        &metadata.kind,
+        rt.policy.controller.timeout.min(Duration::from_secs(2)),
+    ) {
         return WhiskError::bad_request(messages::runtime_deprecated(&metadata.kind)).render(tid);
     }
     let replay = ReplayableRequest {
@@ -502,6 +498,8 @@ async fn lambda_path(
             return WhiskError::service_unavailable(crate::error::Origin::Internal, Some(1))
                 .render(tid);
         }
+        ctx.id_given
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         // The invocation's task has its own span: it may outlive the request.
         gw.tasks.spawn(
             traces::start("invocation").instrument(
@@ -559,6 +557,10 @@ async fn lambda_path(
             match rx.try_recv().ok() {
                 Some(d) => Some(d),
                 None => {
+                    // From here the client gets owl's id (set before anything else, so
+                    // an outcome finished meanwhile in the background sees it).
+                    ctx.id_given
+                        .store(true, std::sync::atomic::Ordering::SeqCst);
                     // The client gets the id and may read the record later: journal it
                     // so a crash before completion still leaves a record.
                     let journaled = ctx
@@ -744,7 +746,9 @@ impl FallbackJob {
     /// the controller's id.
     async fn run_in_background(self) {
         let tid = self.ctx.tid.clone();
-        if self.recorder.store_kind() == "couchdb" {
+        if self.recorder.store_kind() == "couchdb"
+            && self.ctx.id_given.load(std::sync::atomic::Ordering::SeqCst)
+        {
             // The client holds owl's id. In OpenWhisk's activations database owl's record
             // and the controller's activation would both be listed for one invocation, so
             // the invocation ends as OpenWhisk ends an accepted activation it cannot run:

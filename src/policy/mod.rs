@@ -611,7 +611,7 @@ fn compile(
         }
     }
     let routes = RoutingTable::new(routes.into_iter().map(|(r, _)| r).collect());
-    let warnings = routes
+    let mut warnings: Vec<String> = routes
         .shadowed()
         .into_iter()
         .map(|(r, first)| {
@@ -621,6 +621,15 @@ fn compile(
             )
         })
         .collect();
+    if let (Some(c), Some(o)) = (&controller, &openwhisk)
+        && c.timeout < Duration::from_millis(o.max_blocking_wait_ms) + Duration::from_secs(5)
+    {
+        warnings.push(format!(
+            "{name}: warning: [controller] timeout ({}) is shorter than the blocking wait ({} ms, [openwhisk] max_blocking_wait) plus 5 s: a blocking invocation the controller serves may get owl's 504 before the controller answers",
+            format_duration(c.timeout),
+            o.max_blocking_wait_ms
+        ));
+    }
     Some(Policy {
         source: name.to_string(),
         server: server?,

@@ -1,21 +1,18 @@
-//! One client connection's bookkeeping: when bytes last moved and how many requests
-//! are in flight, so a connection that does nothing can be closed; and the answer to
+//! One client connection's bookkeeping: when a request last started or ended and how
+//! many are in flight, so a connection that does nothing can be closed (HTTP/2 pings
+//! are not activity: an idle client's stack answers them by itself); and the answer to
 //! a connection over the bound.
 
-use pin_project_lite::pin_project;
-use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// What one connection is doing, shared by its I/O and its service.
 #[derive(Debug)]
 pub struct Activity {
     born: Instant,
-    /// Milliseconds after `born` when bytes last moved.
+    /// Milliseconds after `born` when a request last started or ended.
     last_ms: AtomicU64,
     busy: AtomicUsize,
 }
@@ -35,7 +32,7 @@ impl Activity {
         self.last_ms.store(ms, Ordering::Relaxed);
     }
 
-    /// True when no request is in flight and no byte moved for `idle`.
+    /// True when no request is in flight and none started or ended for `idle`.
     pub fn idle_for(&self, idle: Duration) -> bool {
         let quiet = self
             .born
@@ -48,6 +45,7 @@ impl Activity {
     /// or was cancelled).
     pub fn request(self: &Arc<Self>) -> Busy {
         self.busy.fetch_add(1, Ordering::AcqRel);
+        self.touch();
         Busy(self.clone())
     }
 }
@@ -63,81 +61,9 @@ impl Drop for Busy {
     }
 }
 
-pin_project! {
-    /// A stream that notes when bytes move.
-    pub struct Watched<S> {
-        #[pin]
-        inner: S,
-        activity: Arc<Activity>,
-    }
-}
-
-impl<S> Watched<S> {
-    /// Wraps `inner`, reporting to `activity`.
-    pub fn new(inner: S, activity: Arc<Activity>) -> Self {
-        Self { inner, activity }
-    }
-}
-
-impl<S: AsyncRead> AsyncRead for Watched<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.project();
-        let before = buf.filled().len();
-        let r = this.inner.poll_read(cx, buf);
-        if buf.filled().len() > before {
-            this.activity.touch();
-        }
-        r
-    }
-}
-
-impl<S: AsyncWrite> AsyncWrite for Watched<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.project();
-        let r = this.inner.poll_write(cx, buf);
-        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
-            this.activity.touch();
-        }
-        r
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.project();
-        let r = this.inner.poll_write_vectored(cx, bufs);
-        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
-            this.activity.touch();
-        }
-        r
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.project().inner.poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.project().inner.poll_shutdown(cx)
-    }
-}
-
 /// Answers a plain-HTTP connection over the bound with OpenWhisk's 503 (in its error
 /// shape, `Retry-After: 1`) and closes it, within a second whatever the client does.
-pub async fn refuse<S: AsyncWrite + Unpin>(mut stream: S) {
+pub async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S) {
     let tid = crate::whisk::TransactionId::generate();
     let body = serde_json::json!({
         "error": crate::whisk::messages::SERVICE_UNAVAILABLE,
@@ -152,7 +78,18 @@ pub async fn refuse<S: AsyncWrite + Unpin>(mut stream: S) {
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
         stream.write_all(head.as_bytes()).await?;
         stream.write_all(body.as_bytes()).await?;
-        stream.shutdown().await
+        stream.shutdown().await?;
+        // Read what the client sent before closing: closing with unread data resets
+        // the connection, and the client would see the reset instead of the 503.
+        let mut sink = [0u8; 4096];
+        let mut left: usize = 64 * 1024;
+        while left > 0 {
+            match stream.read(&mut sink).await? {
+                0 => break,
+                n => left = left.saturating_sub(n),
+            }
+        }
+        Ok::<(), std::io::Error>(())
     })
     .await;
 }

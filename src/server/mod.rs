@@ -129,6 +129,7 @@ pub async fn dispatch(State(gw): State<Arc<Gateway>>, req: Request) -> Response 
         client_tid,
         proxy_authorization: None,
         timings: timings.clone(),
+        id_given: Arc::default(),
         span: span.clone(),
     };
     // A client that goes away mid-request still ends the request span then.
@@ -313,6 +314,7 @@ pub async fn run(
     // Connections are bounded; each one's task is tracked so shutdown can wait for
     // them, and told to close gracefully when shutdown starts or it has been idle.
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let refusals = Arc::new(tokio::sync::Semaphore::new(64));
     let tasks = tokio_util::task::TaskTracker::new();
     let stop = tokio_util::sync::CancellationToken::new();
     tokio::pin!(shutdown);
@@ -334,8 +336,14 @@ pub async fn run(
             // Over the bound: a plain-HTTP client is told (503, Retry-After) and the
             // connection closed; a TLS one is closed before any handshake work.
             tracing::debug!(%peer, "too many connections; refused");
-            if tls.is_none() {
-                tasks.spawn(conn::refuse(stream));
+            // Answering is bounded too: past a few dozen at once, excess is just closed.
+            if tls.is_none()
+                && let Ok(answering) = refusals.clone().try_acquire_owned()
+            {
+                tasks.spawn(async move {
+                    conn::refuse(stream).await;
+                    drop(answering);
+                });
             }
             continue;
         };
@@ -354,8 +362,7 @@ pub async fn run(
         match &tls {
             None => {
                 tasks.spawn(async move {
-                    let io = conn::Watched::new(stream, activity.clone());
-                    serve_connection(&builder, io, service, &activity, idle, &stop, peer).await;
+                    serve_connection(&builder, stream, service, &activity, idle, &stop, peer).await;
                     drop(slot);
                 });
             }
@@ -378,8 +385,7 @@ pub async fn run(
                             return;
                         }
                     };
-                    let io = conn::Watched::new(stream, activity.clone());
-                    serve_connection(&builder, io, service, &activity, idle, &stop, peer).await;
+                    serve_connection(&builder, stream, service, &activity, idle, &stop, peer).await;
                     drop(slot);
                 });
             }
