@@ -1,5 +1,6 @@
 //! A bounded cache for identities and action metadata: positive answers for `ttl`,
-//! rejections for `negative_ttl`, failures never; lookups of one key run one at a time
+//! rejections for `negative_ttl`, failures for [`FAILURE_TTL`] (so a source in trouble
+//! gets one lookup per key per second, not one per request); lookups of one key run one at a time
 //! (a burst of callers costs one source request); and when an expired entry's source
 //! fails, the entry is served for up to `stale_if_error` longer (counted as `stale`).
 
@@ -14,8 +15,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What a source answered: `Ok(Ok(v))` a value, `Ok(Err(e))` a definite rejection to
-/// replay, `Err(e)` a failure (source down) that is not cached.
+/// replay, `Err(e)` a failure (source down), cached only for [`FAILURE_TTL`].
 pub type Lookup<V> = Result<Result<V, WhiskError>, WhiskError>;
+
+/// How long a failed lookup is answered from the cache (when no stale value can be
+/// served): brief, so a recovered source is used again within a second.
+pub const FAILURE_TTL: Duration = Duration::from_secs(1);
 
 struct Entry<V> {
     value: Result<Arc<V>, WhiskError>,
@@ -159,7 +164,14 @@ impl<V: Send + Sync + 'static> SwrCache<V> {
                             outcome = "stale";
                             Ok(Op::Nop)
                         }
-                        _ => Err(failure),
+                        _ => {
+                            outcome = "error";
+                            Ok(Op::Put(Entry {
+                                value: Err(failure),
+                                fetched: Instant::now(),
+                                fresh_for: FAILURE_TTL,
+                            }))
+                        }
                     },
                 }
             })
@@ -177,5 +189,43 @@ impl<V: Send + Sync + 'static> SwrCache<V> {
                 Err(failure)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Issue 15 §16: a failed lookup is answered from the cache for a second — one
+    /// source request per key per second while it fails — and never stands for a value.
+    #[tokio::test]
+    async fn failures_are_cached_briefly() {
+        let cache: SwrCache<u32> = SwrCache::new(
+            "identity",
+            100,
+            Duration::from_secs(60),
+            Duration::from_secs(10),
+            Duration::ZERO,
+            Arc::new(Metrics::new()),
+        );
+        let calls = AtomicUsize::new(0);
+        let failing = || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(WhiskError::internal())
+        };
+        for _ in 0..5 {
+            assert!(cache.get([1; 32], None, failing()).await.is_err());
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        tokio::time::sleep(FAILURE_TTL + Duration::from_millis(100)).await;
+        let v = cache
+            .get([1; 32], None, async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Ok(Ok(7))
+            })
+            .await
+            .unwrap();
+        assert_eq!((*v, calls.load(Ordering::SeqCst)), (7, 2));
     }
 }
