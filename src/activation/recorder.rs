@@ -326,6 +326,20 @@ struct Writer {
     metrics: Arc<Metrics>,
 }
 
+/// Marks the store unhealthy with `e` (readiness and `owl_activation_store_healthy`).
+fn note_failure(
+    healthy: &AtomicBool,
+    last_error: &std::sync::Mutex<Option<String>>,
+    metrics: &Metrics,
+    e: &StoreError,
+) {
+    healthy.store(false, Ordering::SeqCst);
+    metrics.store_healthy.set(0);
+    if let Ok(mut last) = last_error.lock() {
+        *last = Some(e.to_string());
+    }
+}
+
 /// The journal's own writer: entries group-committed as they come, never behind the
 /// record store's retries.
 struct JournalWriter {
@@ -361,18 +375,11 @@ impl JournalWriter {
             if !pending.is_empty() {
                 // No retries: a caller waits for this answer before accepting.
                 let j = self.journal.clone();
-                let result = self
-                    .db
-                    .run(move || j.apply(&pending, &Arc::new(Vec::new())))
-                    .await;
+                let result = self.db.run(move || j.apply(&pending, &[])).await;
                 if let Err(e) = &result {
                     // Only failures are noted here: the record writer says when the
                     // store is writable again.
-                    self.healthy.store(false, Ordering::SeqCst);
-                    self.metrics.store_healthy.set(0);
-                    if let Ok(mut last) = self.last_error.lock() {
-                        *last = Some(e.to_string());
-                    }
+                    note_failure(&self.healthy, &self.last_error, &self.metrics, e);
                 }
                 for ack in acks {
                     let _ = ack.send(result.clone());
@@ -433,13 +440,7 @@ impl Writer {
                     *e = None;
                 }
             }
-            Err(e) => {
-                self.healthy.store(false, Ordering::SeqCst);
-                self.metrics.store_healthy.set(0);
-                if let Ok(mut last) = self.last_error.lock() {
-                    *last = Some(e.to_string());
-                }
-            }
+            Err(e) => note_failure(&self.healthy, &self.last_error, &self.metrics, e),
         }
     }
 

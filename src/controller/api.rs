@@ -51,19 +51,21 @@ pub fn encode_segment(s: &str) -> String {
 async fn get(
     client: &ControllerClient,
     path_and_query: &str,
-    authorization: &HeaderValue,
+    authorization: Option<&HeaderValue>,
     tid: &TransactionId,
     timeout: Duration,
 ) -> Result<Bytes, ApiFailure> {
     let mut req = Request::builder()
         .method(Method::GET)
         .uri(client.uri(path_and_query))
-        .header(header::AUTHORIZATION, authorization.clone())
         .header(header::ACCEPT, "application/json")
         .header(
             header::USER_AGENT,
             concat!("owl/", env!("CARGO_PKG_VERSION")),
         );
+    if let Some(auth) = authorization {
+        req = req.header(header::AUTHORIZATION, auth.clone());
+    }
     if let Ok(v) = HeaderValue::from_str(tid.as_str()) {
         req = req.header("x-request-id", v);
     }
@@ -116,7 +118,14 @@ pub async fn caller_namespace(
     tid: &TransactionId,
     timeout: Duration,
 ) -> Result<String, ApiFailure> {
-    let body = get(client, "/api/v1/namespaces", authorization, tid, timeout).await?;
+    let body = get(
+        client,
+        "/api/v1/namespaces",
+        Some(authorization),
+        tid,
+        timeout,
+    )
+    .await?;
     serde_json::from_slice::<Vec<String>>(&body)
         .ok()
         .and_then(|v| v.into_iter().next())
@@ -139,7 +148,7 @@ pub async fn caller_limits(
     let body = match get(
         client,
         "/api/v1/namespaces/_/limits",
-        authorization,
+        Some(authorization),
         tid,
         timeout,
     )
@@ -176,7 +185,7 @@ pub async fn action_metadata(
     }
     p.push_str(&encode_segment(&path.action));
     p.push_str("?code=false");
-    let body = get(client, &p, authorization, tid, timeout).await?;
+    let body = get(client, &p, Some(authorization), tid, timeout).await?;
     serde_json::from_slice::<serde_json::Value>(&body)
         .ok()
         .as_ref()
@@ -263,24 +272,9 @@ impl DeprecatedKinds {
 
 /// Reads the deprecated kinds from the controller's info document.
 async fn deprecated_kinds(client: &ControllerClient, timeout: Duration) -> Option<Vec<String>> {
-    let req = Request::builder()
-        .method(Method::GET)
-        .uri(client.uri("/"))
-        .header(header::ACCEPT, "application/json")
-        .body(Body::empty())
+    let body = get(client, "/", None, &TransactionId::generate(), timeout)
+        .await
         .ok()?;
-    let resp = client.send_within(req, timeout).await.ok()?;
-    if resp.status() != StatusCode::OK {
-        return None;
-    }
-    let body = tokio::time::timeout(
-        timeout,
-        http_body_util::Limited::new(resp.into_body(), 1024 * 1024).collect(),
-    )
-    .await
-    .ok()?
-    .ok()?
-    .to_bytes();
     let info: serde_json::Value = serde_json::from_slice(&body).ok()?;
     let families = info.get("runtimes")?.as_object()?;
     Some(

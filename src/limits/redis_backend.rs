@@ -54,6 +54,7 @@ pub struct RedisThrottle {
     client: redis::Client,
     conn: tokio::sync::Mutex<Option<ConnectionManager>>,
     admit: redis::Script,
+    refund: redis::Script,
     /// Live leases: id → namespace.
     live: Mutex<HashMap<String, String>>,
     renewer: AtomicBool,
@@ -72,6 +73,7 @@ impl RedisThrottle {
                 .map_err(|e| anyhow::anyhow!("[limits] redis_url: {e}"))?,
             conn: tokio::sync::Mutex::new(None),
             admit: redis::Script::new(ADMIT),
+            refund: redis::Script::new(REFUND),
             live: Mutex::new(HashMap::new()),
             renewer: AtomicBool::new(false),
             lease,
@@ -175,10 +177,9 @@ impl RedisThrottle {
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(async move {
                 if let Ok(mut conn) = this.connection().await {
-                    let script = redis::Script::new(REFUND);
                     let _ = tokio::time::timeout(
                         CALL_TIMEOUT,
-                        script.key(key).invoke_async::<i64>(&mut conn),
+                        this.refund.key(key).invoke_async::<i64>(&mut conn),
                     )
                     .await;
                 }

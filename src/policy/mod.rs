@@ -591,12 +591,13 @@ fn compile(
         .collect();
     // One function per action across routes too: two templates that could render one
     // name for two different actions are refused (a fixed name is a choice to share).
+    let mut shapes = route::ShapeIndex::default();
     for (j, (later, span)) in routes.iter().enumerate() {
-        if let Some((earlier, _)) = routes[..j].iter().find(|(earlier, _)| {
-            earlier
-                .function
-                .may_share(&earlier.pattern, &later.function, &later.pattern)
-        }) {
+        let Some(shape) = later.function.name_shape(&later.pattern) else {
+            continue;
+        };
+        if let Some(i) = shapes.insert(j, shape) {
+            let earlier = &routes[i].0;
             errors.push(
                 span.clone(),
                 format!(

@@ -353,7 +353,7 @@ impl FunctionTemplate {
 
 /// One position of a template's rendering, for comparing templates: a known byte, or a
 /// substituted value (one or more of `A-Z a-z 0-9 _`, what escaped values hold).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Tok {
     Byte(u8),
     Value,
@@ -423,6 +423,18 @@ impl FunctionTemplate {
     /// The rendering as bytes and values, with the placeholders of literal pattern
     /// segments filled in; `None` for ARNs and qualified names (not compared) and for
     /// fixed names (sharing one is a choice).
+    /// The shape of the names this template renders for a route with `pattern`, for
+    /// comparing routes ([`NameShape::may_meet`]); built once per route.
+    pub fn name_shape(&self, pattern: &ActionPattern) -> Option<NameShape> {
+        let tokens = self.shape(pattern)?;
+        Some(NameShape {
+            fields: tokens
+                .split(|t| *t == Tok::Byte(b'-'))
+                .map(<[Tok]>::to_vec)
+                .collect(),
+        })
+    }
+
     fn shape(&self, pattern: &ActionPattern) -> Option<Vec<Tok>> {
         if self.source.contains(':') || !self.has_placeholders() {
             return None;
@@ -457,12 +469,108 @@ impl FunctionTemplate {
         other: &FunctionTemplate,
         other_pattern: &ActionPattern,
     ) -> bool {
-        let (Some(a), Some(b)) = (self.shape(pattern), other.shape(other_pattern)) else {
-            return false;
+        match (self.name_shape(pattern), other.name_shape(other_pattern)) {
+            (Some(a), Some(b)) => a.may_meet(&b),
+            _ => false,
+        }
+    }
+}
+
+/// The names a route's template renders, as `-`-separated fields of known bytes and
+/// values (values hold no `-`). `None` from [`FunctionTemplate::name_shape`] for ARNs,
+/// qualified names and fixed names, which are not compared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameShape {
+    fields: Vec<Vec<Tok>>,
+}
+
+impl NameShape {
+    fn fixed(field: &[Tok]) -> bool {
+        field.iter().all(|t| matches!(t, Tok::Byte(_)))
+    }
+
+    /// Which fields are fixed bytes.
+    fn mask(&self) -> Vec<bool> {
+        self.fields.iter().map(|f| Self::fixed(f)).collect()
+    }
+
+    /// The fixed fields' bytes, in order.
+    fn fixed_fields(&self) -> Vec<&[Tok]> {
+        self.fields
+            .iter()
+            .filter(|f| Self::fixed(f))
+            .map(Vec::as_slice)
+            .collect()
+    }
+
+    /// True if some name has both shapes. Fixed fields are compared first (no
+    /// allocation), the automaton only where a value is involved.
+    pub fn may_meet(&self, other: &NameShape) -> bool {
+        let fixed = Self::fixed;
+        self.fields.len() == other.fields.len()
+            && self
+                .fields
+                .iter()
+                .zip(&other.fields)
+                .all(|(a, b)| if fixed(a) && fixed(b) { a == b } else { true })
+            && self
+                .fields
+                .iter()
+                .zip(&other.fields)
+                .all(|(a, b)| (fixed(a) && fixed(b)) || fields_meet(a, b))
+    }
+}
+
+/// The routes' name shapes seen so far, indexed so a policy's check costs about one
+/// lookup per route: shapes with the same fixed fields in the same places meet only
+/// when those fields are equal (a hash lookup); only shapes of other layouts — few in
+/// any policy — are compared one by one.
+#[derive(Debug, Default)]
+pub struct ShapeIndex {
+    groups: Vec<ShapeGroup>,
+}
+
+#[derive(Debug)]
+struct ShapeGroup {
+    mask: Vec<bool>,
+    by_fixed: std::collections::HashMap<Vec<Vec<Tok>>, Vec<(usize, NameShape)>>,
+}
+
+impl ShapeIndex {
+    /// Adds the shape of route `id`; returns an earlier route whose names could meet it.
+    pub fn insert(&mut self, id: usize, shape: NameShape) -> Option<usize> {
+        let mask = shape.mask();
+        let key: Vec<Vec<Tok>> = shape
+            .fixed_fields()
+            .into_iter()
+            .map(<[Tok]>::to_vec)
+            .collect();
+        let mut found = None;
+        for g in self.groups.iter().filter(|g| g.mask.len() == mask.len()) {
+            let candidates: Box<dyn Iterator<Item = &(usize, NameShape)>> = if g.mask == mask {
+                Box::new(g.by_fixed.get(&key).into_iter().flatten())
+            } else {
+                Box::new(g.by_fixed.values().flatten())
+            };
+            if let Some((earlier, _)) = candidates
+                .filter(|(_, s)| s.may_meet(&shape))
+                .min_by_key(|(i, _)| *i)
+            {
+                found = Some(found.map_or(*earlier, |f: usize| f.min(*earlier)));
+            }
+        }
+        let group = match self.groups.iter_mut().position(|g| g.mask == mask) {
+            Some(i) => &mut self.groups[i],
+            None => {
+                self.groups.push(ShapeGroup {
+                    mask,
+                    by_fixed: std::collections::HashMap::new(),
+                });
+                self.groups.last_mut().expect("just pushed")
+            }
         };
-        let a: Vec<&[Tok]> = a.split(|t| *t == Tok::Byte(b'-')).collect();
-        let b: Vec<&[Tok]> = b.split(|t| *t == Tok::Byte(b'-')).collect();
-        a.len() == b.len() && a.iter().zip(&b).all(|(x, y)| fields_meet(x, y))
+        group.by_fixed.entry(key).or_default().push((id, shape));
+        found
     }
 }
 

@@ -118,14 +118,8 @@ pub async fn dispatch(State(gw): State<Arc<Gateway>>, req: Request) -> Response 
         received_at,
         peer: conn.map(|c| c.peer),
         tls: conn.is_some_and(|c| c.tls),
-        trusted_peer: conn.is_some_and(|c| {
-            gw.runtime()
-                .policy
-                .server
-                .trusted_proxies
-                .iter()
-                .any(|n| n.contains(c.peer.ip()))
-        }),
+        // Decided in `route`, with the runtime snapshot it takes anyway.
+        trusted_peer: false,
         client_tid,
         proxy_authorization: None,
         timings: timings.clone(),
@@ -142,6 +136,10 @@ pub async fn dispatch(State(gw): State<Arc<Gateway>>, req: Request) -> Response 
 /// percent-decoded path with repeated slashes merged (so neither `/%6Detrics` nor
 /// `//metrics` is a way around it).
 fn is_metrics_path(path: &str) -> bool {
+    // Nothing to decode or merge (nearly every request): no allocation.
+    if !path.contains('%') && !path.contains("//") {
+        return path.starts_with("/metrics");
+    }
     let decoded: Vec<u8> = percent_encoding::percent_decode_str(path).collect();
     let mut merged = Vec::with_capacity(decoded.len());
     for b in decoded {
@@ -176,6 +174,13 @@ fn span_name(method: &Method, path: &str) -> &'static str {
 /// Sends the request the way it must go.
 async fn route(gw: Arc<Gateway>, req: Request, mut ctx: RequestContext) -> Response {
     let rt = gw.runtime();
+    ctx.trusted_peer = ctx.peer.is_some_and(|peer| {
+        rt.policy
+            .server
+            .trusted_proxies
+            .iter()
+            .any(|n| n.contains(peer.ip()))
+    });
     if rt.directory.exchanges_tokens()
         && let Ok(caller @ Caller::Bearer(_)) = Caller::from_headers(req.headers(), true)
     {
