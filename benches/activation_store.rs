@@ -75,6 +75,7 @@ fn config(dir: &std::path::Path) -> ActivationsConfig {
         queue: 10_000,
         batch: 500,
         write_retry: Duration::from_secs(30),
+        fsync: false,
     }
 }
 

@@ -196,7 +196,7 @@ async fn couchdb_down_is_counted_and_surfaced_never_fatal() {
         .await
         .unwrap();
     assert!(
-        metrics.contains("owl_activation_records_dropped_total{store=\"couchdb\"} 2"),
+        metrics.contains("owl_activation_records_deferred_total{store=\"couchdb\"} 2"),
         "{metrics}"
     );
     assert!(

@@ -1,10 +1,12 @@
 //! Durability of activation records with owl as a real process: kill -9 during
-//! non-blocking load, SIGTERM during load, and a store that becomes read-only.
+//! non-blocking load and right after blocking answers, SIGTERM during load, a store
+//! that becomes read-only, and a record store (CouchDB) that is down.
 
 mod common;
 
 use common::fake_lambda::{FakeLambda, Fault};
 use common::owl_process::OwlProcess;
+use common::switch::Switch;
 use common::*;
 use serde_json::{Value, json};
 use std::path::Path;
@@ -296,4 +298,176 @@ async fn non_blocking_202s_do_not_wait_on_a_failing_record_store() {
         "the 202 waited {:?} on the record store's retries",
         started.elapsed()
     );
+}
+
+async fn fire_blocking(url: &str, n: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let (status, headers, body) =
+            invoke(url, Some(&guest_auth()), Some(&format!(r#"{{"i":{i}}}"#))).await;
+        assert_eq!(status, 200, "{body}");
+        ids.push(
+            headers["x-openwhisk-activation-id"]
+                .to_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    ids
+}
+
+/// Issue 20, finding 1: a blocking answer leaves only once its record is in the local
+/// journal, so killing the gateway the moment after answering loses nothing. Three
+/// rounds of "answer, then kill -9 at once", each checked after a restart.
+#[tokio::test]
+async fn kill_9_right_after_blocking_answers_keeps_their_records() {
+    let fake = FakeLambda::start(Fault::Reply(json!({"done": true}))).await;
+    let c = standin(vec![StandinAction::new("guest/act", Behaviour::Echo)]).await;
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let data = dir.path().join("data");
+    let p = write_policy(dir.path(), &c.url(), &fake.url, &data);
+    let mut answered = Vec::new();
+    for _ in 0..3 {
+        let mut owl = OwlProcess::start(&p).await;
+        answered.extend(fire_blocking(&owl.invoke_url("guest/act", "blocking=true"), 5).await);
+        owl.child.kill().unwrap();
+        owl.child.wait().unwrap();
+    }
+    let owl = OwlProcess::start(&p).await;
+    for id in &answered {
+        let (status, rec) = record(&owl.url, id).await;
+        assert_eq!(status, 200, "the record of answered activation {id}");
+        assert_eq!(rec["response"]["result"], json!({"done": true}));
+        assert_eq!(rec["response"]["status"], "success");
+    }
+}
+
+fn couch_store_policy(
+    dir: &Path,
+    controller: &str,
+    lambda: &str,
+    couch: &str,
+    db: &str,
+) -> std::path::PathBuf {
+    let p = dir.join("policy.toml");
+    std::fs::write(
+        &p,
+        policy(
+            controller,
+            lambda,
+            &format!(
+                "[[route]]\naction = \"guest/act\"\nfunction = \"f\"\n\n[activations]\nstore = \"couchdb\"\ndata_dir = \"{}\"\nwrite_retry = \"500ms\"\n\n[couchdb]\nurl = \"{couch}\"\nactivations_db = \"{db}\"\ntimeout = \"1s\"\n",
+                dir.join("data").display()
+            ),
+        ),
+    )
+    .unwrap();
+    p
+}
+
+/// The record of `guest/{id}` in CouchDB database `db`, waiting up to 20 s for it.
+async fn couch_record(couch: &str, db: &str, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = client()
+            .get(format!("{couch}/{db}/guest%2F{id}"))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 200 {
+            return r.json().await.unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no record of {id} in CouchDB ({})",
+            r.status()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Issue 20, finding 1, with OpenWhisk's CouchDB as the record store and CouchDB down:
+/// the records of blocking and non-blocking invocations answered during the outage
+/// wait in the local journal. The gateway is killed (-9) during the outage; once
+/// CouchDB is back and the gateway restarted, every record is in CouchDB with the
+/// result the client saw. Before, blocking records lived only in memory.
+#[tokio::test]
+async fn records_answered_while_couchdb_is_down_survive_kill_9() {
+    let couch = couchdb().await;
+    let db = couch.fresh_db("whisk_test_activations_").await;
+    let switch = Switch::in_front_of(&couch.url).await;
+    let fake = FakeLambda::start(Fault::Reply(json!({"done": true}))).await;
+    let c = standin(vec![StandinAction::new("guest/act", Behaviour::Echo)]).await;
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let p = couch_store_policy(dir.path(), &c.url(), &fake.url, &switch.url, &db);
+    switch.off();
+    let mut owl = OwlProcess::start(&p).await;
+    let blocking = fire_blocking(&owl.invoke_url("guest/act", "blocking=true"), 6).await;
+    let accepted = fire_non_blocking(&owl.invoke_url("guest/act", ""), 6).await;
+    // Past write_retry: the store's retries have given up and left the records to the
+    // journal.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    owl.child.kill().unwrap();
+    owl.child.wait().unwrap();
+    drop(owl);
+
+    switch.on();
+    let _owl = OwlProcess::start(&p).await;
+    for id in blocking.iter().chain(&accepted) {
+        let doc = couch_record(&switch.url, &db, id).await;
+        assert_eq!(doc["activationId"], id.as_str());
+        assert_eq!(doc["response"]["result"], json!({"done": true}), "{doc}");
+    }
+}
+
+/// Records the store refused for longer than `write_retry` are not dropped: they stay
+/// in the journal and are written once the store takes them again, with no restart.
+#[tokio::test]
+async fn deferred_records_are_written_when_couchdb_returns() {
+    let couch = couchdb().await;
+    let db = couch.fresh_db("whisk_test_activations_").await;
+    let switch = Switch::in_front_of(&couch.url).await;
+    let fake = FakeLambda::start(Fault::Reply(json!({"done": true}))).await;
+    let c = standin(vec![StandinAction::new("guest/act", Behaviour::Echo)]).await;
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let p = couch_store_policy(dir.path(), &c.url(), &fake.url, &switch.url, &db);
+    let gw = TestGateway::start(&std::fs::read_to_string(&p).unwrap()).await;
+    switch.off();
+    let url = gw.invoke_url("guest/act", "blocking=true");
+    let ids = {
+        let mut ids = Vec::new();
+        for _ in 0..3 {
+            let (status, headers, _) = invoke(&url, Some(&guest_auth()), None).await;
+            assert_eq!(status, 200);
+            ids.push(
+                headers["x-openwhisk-activation-id"]
+                    .to_str()
+                    .unwrap()
+                    .to_string(),
+            );
+        }
+        ids
+    };
+    gw.flush().await;
+    let metrics = client()
+        .get(format!("{}/metrics", gw.admin))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("owl_activation_records_deferred_total{store=\"couchdb\"} 3"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("owl_activation_records_dropped_total{store=\"couchdb\"}"),
+        "{metrics}"
+    );
+    switch.on();
+    for id in &ids {
+        let doc = couch_record(&switch.url, &db, id).await;
+        assert_eq!(doc["response"]["result"], json!({"done": true}));
+    }
 }

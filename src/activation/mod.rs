@@ -1,4 +1,4 @@
-//! Activation records after the response: the stores (embedded SQLite, or OpenWhisk's
+//! Activation records, journaled before the answer leaves: the stores (embedded SQLite, or OpenWhisk's
 //! CouchDB activations database), the recorder that writes them in batches without
 //! ever losing one silently, and the activations API that reads them back.
 

@@ -1,15 +1,26 @@
-//! The recorder: activation records leave the response path through a bounded queue
-//! and are written in batches by one writer task.
+//! The recorder: every activation record passes through a local journal before it
+//! goes anywhere else, and leaves the response path through bounded queues.
 //!
-//! - **Backpressure, not loss.** When the store cannot keep up, the queue fills and
-//!   `complete` waits. A batch that keeps failing is retried with backoff for
-//!   `write_retry`; only then are its records dropped — counted
-//!   (`owl_activation_records_dropped_total`), logged with their ids, and visible in
+//! - **Journaled before answered.** An accepted non-blocking invocation is journaled
+//!   (its skeleton) before its 202 is sent; a blocking invocation's completed record
+//!   is journaled before its answer is sent ([`Recorder::commit`]). Journal writes
+//!   are group-committed: one SQLite transaction for every invocation that arrived
+//!   while the previous one committed, on a task of their own that never waits on
+//!   the record store. After a crash, skeletons without a record are completed on
+//!   start-up as whisk internal errors saying the gateway restarted, and completed
+//!   records are written on, so every activation id a client received ends with a
+//!   record.
+//! - **Embedded store: the journal is the store.** A completed record is written
+//!   once, where it is read, replacing its skeleton in the same transaction.
+//! - **Other stores (CouchDB).** The completed record waits in the journal until the
+//!   store has it. A batch that keeps failing is retried with backoff for
+//!   `write_retry`, then left to the journal (counted as deferred) and written again
+//!   by a sweep every `write_retry` until the store takes it; nothing is dropped.
+//! - **Backpressure, not loss.** When the store cannot keep up the queues fill and
+//!   callers wait. Only a record the journal itself could not take (the embedded
+//!   database failing) is dropped after `write_retry`: counted
+//!   (`owl_activation_records_dropped_total`), logged with its id, and visible in
 //!   readiness.
-//! - **Pending journal.** An accepted non-blocking invocation is journaled (durably,
-//!   group-committed) before its 202 is sent. After a crash, journal entries without a
-//!   record are completed on start-up as whisk internal errors saying the gateway
-//!   restarted, so every accepted activation id ends with a record.
 //! - **Flush on shutdown.** `flush` waits until everything queued is written.
 
 use super::couchdb::CouchActivationStore;
@@ -27,16 +38,32 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 /// The text of records completed after a restart.
 pub const RESTART_MESSAGE: &str = "The activation was interrupted because the owl gateway restarted before it completed; the action may or may not have run.";
 
+/// Work for the record writer: records on their way to a store other than the
+/// journal (or retries of records the journal could not take).
 enum Op {
-    Complete(Box<Record>),
+    Write {
+        records: Vec<Record>,
+        /// The journal holds them: a batch the store keeps refusing is left there
+        /// (deferred), not dropped.
+        journaled: bool,
+    },
     Flush(oneshot::Sender<()>),
 }
 
-/// Work on the pending journal, on a task of its own: an invocation's journal entry
-/// (what makes its 202 safe) must never wait behind a record store that is retrying.
+/// The answer to a caller waiting for its journal entry.
+type Ack = oneshot::Sender<Result<(), StoreError>>;
+
+/// Work on the journal, on a task of its own: what makes a 202 or a blocking answer
+/// safe must never wait behind a record store that is retrying.
 enum JournalOp {
-    Pending(Box<Activation>, oneshot::Sender<Result<(), StoreError>>),
+    /// An accepted invocation's skeleton.
+    Pending(Box<Activation>, Ack),
+    /// A completed record; acknowledged once durable when the caller waits for it.
+    Commit(Box<Record>, Option<Ack>),
+    /// Forget the entry of an invocation answered elsewhere.
     Discard(ActivationId),
+    /// Acknowledged once everything before it is written.
+    Flush(oneshot::Sender<()>),
 }
 
 /// Health of the record path, for readiness.
@@ -50,13 +77,13 @@ pub struct RecorderHealth {
 
 /// Writes activation records.
 pub struct Recorder {
-    tx: mpsc::Sender<Op>,
     journal_tx: mpsc::Sender<JournalOp>,
     store: Arc<dyn ActivationStore>,
     healthy: Arc<AtomicBool>,
     last_error: Arc<std::sync::Mutex<Option<String>>>,
     metrics: Arc<Metrics>,
-    writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The record writer and the journal sweep, stopped by [`close`](Self::close).
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl Recorder {
@@ -100,16 +127,22 @@ impl Recorder {
         let healthy = Arc::new(AtomicBool::new(true));
         let last_error = Arc::new(std::sync::Mutex::new(None));
         metrics.store_healthy.set(1);
+        let labels = StoreLabels {
+            store: store.kind().to_string(),
+        };
         let db = DbThread::start()?;
         tokio::spawn(
             JournalWriter {
                 rx: journal_rx,
+                writer: tx.clone(),
                 db: db.clone(),
                 journal: journal.clone(),
+                records_in_journal,
                 batch: cfg.batch,
                 healthy: healthy.clone(),
                 last_error: last_error.clone(),
                 metrics: metrics.clone(),
+                labels: labels.clone(),
             }
             .run(),
         );
@@ -124,16 +157,25 @@ impl Recorder {
             healthy: healthy.clone(),
             last_error: last_error.clone(),
             metrics: metrics.clone(),
+            labels,
         };
-        let handle = tokio::spawn(writer.run());
+        let mut tasks = vec![tokio::spawn(writer.run())];
+        if !records_in_journal {
+            tasks.push(tokio::spawn(sweep(
+                journal.clone(),
+                tx.clone(),
+                cfg.write_retry,
+                cfg.batch,
+                metrics.clone(),
+            )));
+        }
         let recorder = Arc::new(Self {
-            tx,
             journal_tx,
             store: store.clone(),
             healthy,
             last_error,
             metrics: metrics.clone(),
-            writer: Mutex::new(Some(handle)),
+            tasks: Mutex::new(tasks),
         });
         recorder.recover(&journal).await;
         let pruner = store.clone();
@@ -150,10 +192,11 @@ impl Recorder {
         Ok(recorder)
     }
 
-    /// Completes the journal entries of a previous run that never completed.
+    /// Completes the journal entries of a previous run: completed records go on to the
+    /// store; invocations that never completed are recorded as interrupted.
     async fn recover(&self, journal: &Arc<SqliteStore>) {
         let j = journal.clone();
-        let pending = match tokio::task::spawn_blocking(move || j.pending()).await {
+        let entries = match tokio::task::spawn_blocking(move || j.pending()).await {
             Ok(Ok(p)) => p,
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "cannot read the pending journal");
@@ -165,7 +208,14 @@ impl Recorder {
             }
         };
         let mut recovered = 0;
-        for mut act in pending {
+        let mut resumed = 0;
+        for entry in entries {
+            let mut act = entry.activation;
+            if entry.completed {
+                resumed += 1;
+                self.complete(act).await;
+                continue;
+            }
             match self
                 .store
                 .contains(&act.namespace, &act.activation_id)
@@ -181,6 +231,12 @@ impl Recorder {
                     recovered += 1;
                 }
             }
+        }
+        if resumed > 0 {
+            tracing::info!(
+                count = resumed,
+                "completed activation records left in the journal by the last run are written on"
+            );
         }
         if recovered > 0 {
             self.metrics.records_recovered.inc_by(recovered);
@@ -202,6 +258,26 @@ impl Recorder {
             .map_err(|_| StoreError("recorder stopped".into()))?
     }
 
+    /// Journals a completed record and returns once it is durable — in the embedded
+    /// store, or in the journal until the record store has it. For an answer that
+    /// must not leave before its record is safe. On an error the record is still on
+    /// its way to the store (retried); only the guarantee is missing.
+    pub async fn commit(&self, record: Record) -> Result<(), StoreError> {
+        let (ack, done) = oneshot::channel();
+        self.metrics.record_queue_depth.inc();
+        if self
+            .journal_tx
+            .send(JournalOp::Commit(Box::new(record), Some(ack)))
+            .await
+            .is_err()
+        {
+            self.metrics.record_queue_depth.dec();
+            return Err(StoreError("recorder stopped".into()));
+        }
+        done.await
+            .map_err(|_| StoreError("recorder stopped".into()))?
+    }
+
     /// Queues a completed record (waits while the queue is full). The record is
     /// serialised here, on the caller's task.
     pub async fn complete(&self, act: Activation) {
@@ -211,7 +287,12 @@ impl Recorder {
     /// Queues an already serialised record (waits while the queue is full).
     pub async fn complete_record(&self, record: Record) {
         self.metrics.record_queue_depth.inc();
-        if self.tx.send(Op::Complete(Box::new(record))).await.is_err() {
+        if self
+            .journal_tx
+            .send(JournalOp::Commit(Box::new(record), None))
+            .await
+            .is_err()
+        {
             self.metrics.record_queue_depth.dec();
             tracing::error!("recorder stopped; activation record not written");
         }
@@ -222,18 +303,18 @@ impl Recorder {
         let _ = self.journal_tx.send(JournalOp::Discard(id)).await;
     }
 
-    /// Waits until everything queued so far is written (or dropped).
+    /// Waits until everything queued so far is written (or left to the journal).
     pub async fn flush(&self) {
         let (ack, done) = oneshot::channel();
-        if self.tx.send(Op::Flush(ack)).await.is_ok() {
+        if self.journal_tx.send(JournalOp::Flush(ack)).await.is_ok() {
             let _ = done.await;
         }
     }
 
-    /// Flushes and stops the writer.
+    /// Flushes and stops the writer and the sweep.
     pub async fn close(&self) {
         self.flush().await;
-        if let Some(h) = self.writer.lock().await.take() {
+        for h in self.tasks.lock().await.drain(..) {
             h.abort();
         }
     }
@@ -258,7 +339,13 @@ impl Recorder {
 }
 
 fn open_journal(cfg: &ActivationsConfig, holds_records: bool) -> anyhow::Result<Arc<SqliteStore>> {
-    SqliteStore::open(&cfg.data_dir, cfg.retention, cfg.max_records, holds_records)
+    SqliteStore::open_with(
+        &cfg.data_dir,
+        cfg.retention,
+        cfg.max_records,
+        holds_records,
+        cfg.fsync,
+    )
         .map(Arc::new)
         .map_err(|e| {
             anyhow::anyhow!(
@@ -324,6 +411,7 @@ struct Writer {
     healthy: Arc<AtomicBool>,
     last_error: Arc<std::sync::Mutex<Option<String>>>,
     metrics: Arc<Metrics>,
+    labels: StoreLabels,
 }
 
 /// Marks the store unhealthy with `e` (readiness and `owl_activation_store_healthy`).
@@ -340,16 +428,36 @@ fn note_failure(
     }
 }
 
-/// The journal's own writer: entries group-committed as they come, never behind the
-/// record store's retries.
+/// Marks the store healthy again.
+fn note_success(
+    healthy: &AtomicBool,
+    last_error: &std::sync::Mutex<Option<String>>,
+    metrics: &Metrics,
+) {
+    if !healthy.swap(true, Ordering::SeqCst) {
+        tracing::info!("activation store writable again");
+    }
+    metrics.store_healthy.set(1);
+    if let Ok(mut e) = last_error.lock() {
+        *e = None;
+    }
+}
+
+/// The journal's own writer: each group of entries that arrived while the previous
+/// group committed is committed in one transaction, never behind the record store's
+/// retries.
 struct JournalWriter {
     rx: mpsc::Receiver<JournalOp>,
+    /// The record writer, for records another store holds (and for retries).
+    writer: mpsc::Sender<Op>,
     db: DbThread,
     journal: Arc<SqliteStore>,
+    records_in_journal: bool,
     batch: usize,
     healthy: Arc<AtomicBool>,
     last_error: Arc<std::sync::Mutex<Option<String>>>,
     metrics: Arc<Metrics>,
+    labels: StoreLabels,
 }
 
 impl JournalWriter {
@@ -361,34 +469,114 @@ impl JournalWriter {
                 return;
             }
             let mut pending = Vec::new();
+            let mut completed = Vec::new();
             let mut acks = Vec::new();
             let mut discards = Vec::new();
+            let mut flushes = Vec::new();
             for op in ops.drain(..) {
                 match op {
                     JournalOp::Pending(a, ack) => {
                         pending.push(*a);
                         acks.push(ack);
                     }
+                    JournalOp::Commit(r, ack) => {
+                        completed.push(*r);
+                        acks.extend(ack);
+                    }
                     JournalOp::Discard(id) => discards.push(id),
+                    JournalOp::Flush(ack) => flushes.push(ack),
                 }
             }
-            if !pending.is_empty() {
-                // No retries: a caller waits for this answer before accepting.
+            if !pending.is_empty() || !completed.is_empty() {
+                // No retries here: callers wait for this answer.
                 let j = self.journal.clone();
-                let result = self.db.run(move || j.apply(&pending, &[])).await;
-                if let Err(e) = &result {
-                    // Only failures are noted here: the record writer says when the
-                    // store is writable again.
-                    note_failure(&self.healthy, &self.last_error, &self.metrics, e);
+                let completed = Arc::new(completed);
+                let group = completed.clone();
+                let result = self.db.run(move || j.journal(&pending, &group)).await;
+                match &result {
+                    Ok(()) if self.records_in_journal => {
+                        note_success(&self.healthy, &self.last_error, &self.metrics)
+                    }
+                    Ok(()) => {}
+                    // The record writer says when the store is writable again.
+                    Err(e) => note_failure(&self.healthy, &self.last_error, &self.metrics, e),
                 }
                 for ack in acks {
                     let _ = ack.send(result.clone());
+                }
+                let records = Arc::try_unwrap(completed).unwrap_or_else(|a| (*a).clone());
+                if !records.is_empty() {
+                    if result.is_ok() && self.records_in_journal {
+                        // Written where they are read: done.
+                        let n = records.len();
+                        self.metrics
+                            .records_written
+                            .get_or_create(&self.labels)
+                            .inc_by(n as u64);
+                        self.metrics.record_queue_depth.dec_by(n as i64);
+                    } else {
+                        // On to the record store, or retried until write_retry.
+                        let journaled = result.is_ok();
+                        let _ = self.writer.send(Op::Write { records, journaled }).await;
+                    }
                 }
             }
             if !discards.is_empty() {
                 let j = self.journal.clone();
                 let _ = self.db.run(move || j.discard_pending(&discards)).await;
             }
+            for ack in flushes {
+                if let Err(mpsc::error::SendError(Op::Flush(ack))) =
+                    self.writer.send(Op::Flush(ack)).await
+                {
+                    let _ = ack.send(());
+                }
+            }
+        }
+    }
+}
+
+/// Hands the journal's completed records that the record store refused for longer
+/// than `write_retry` back to the record writer, every `write_retry` (at least a
+/// second), a batch at a time, until the store takes them.
+async fn sweep(
+    journal: Arc<SqliteStore>,
+    writer: mpsc::Sender<Op>,
+    write_retry: Duration,
+    batch: usize,
+    metrics: Arc<Metrics>,
+) {
+    let every = write_retry.max(Duration::from_secs(1));
+    loop {
+        tokio::time::sleep(every).await;
+        let before = crate::context::epoch_ms(SystemTime::now()) - every.as_millis() as i64;
+        let j = journal.clone();
+        let records =
+            match tokio::task::spawn_blocking(move || j.completed_backlog(before, batch)).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "cannot read the journal's deferred records");
+                    continue;
+                }
+                Err(_) => continue,
+            };
+        if records.is_empty() {
+            continue;
+        }
+        tracing::info!(
+            count = records.len(),
+            "writing deferred activation records again"
+        );
+        metrics.record_queue_depth.inc_by(records.len() as i64);
+        if writer
+            .send(Op::Write {
+                records,
+                journaled: true,
+            })
+            .await
+            .is_err()
+        {
+            return;
         }
     }
 }
@@ -401,18 +589,25 @@ impl Writer {
             if self.rx.recv_many(&mut ops, self.batch).await == 0 {
                 return;
             }
-            let mut completed = Vec::new();
+            let mut journaled = Vec::new();
+            let mut unjournaled = Vec::new();
             let mut flushes = Vec::new();
             for op in ops.drain(..) {
                 match op {
-                    Op::Complete(a) => completed.push(*a),
+                    Op::Write {
+                        records,
+                        journaled: true,
+                    } => journaled.extend(records),
+                    Op::Write { records, .. } => unjournaled.extend(records),
                     Op::Flush(ack) => flushes.push(ack),
                 }
             }
-            if !completed.is_empty() {
-                let n = completed.len() as i64;
-                self.write_completed(completed).await;
-                self.metrics.record_queue_depth.dec_by(n);
+            for (records, in_journal) in [(journaled, true), (unjournaled, false)] {
+                if !records.is_empty() {
+                    let n = records.len() as i64;
+                    self.write(records, in_journal).await;
+                    self.metrics.record_queue_depth.dec_by(n);
+                }
             }
             for f in flushes {
                 let _ = f.send(());
@@ -420,71 +615,59 @@ impl Writer {
         }
     }
 
-    async fn blocking_apply(
-        &self,
-        pending: Vec<Activation>,
-        completed: Arc<Vec<Record>>,
-    ) -> Result<(), StoreError> {
-        let j = self.journal.clone();
-        self.db.run(move || j.apply(&pending, &completed)).await
-    }
-
-    fn note(&self, result: &Result<(), StoreError>) {
-        match result {
-            Ok(()) => {
-                if !self.healthy.swap(true, Ordering::SeqCst) {
-                    tracing::info!("activation store writable again");
-                }
-                self.metrics.store_healthy.set(1);
-                if let Ok(mut e) = self.last_error.lock() {
-                    *e = None;
-                }
-            }
-            Err(e) => note_failure(&self.healthy, &self.last_error, &self.metrics, e),
+    /// One attempt: into the store, then out of the journal (one transaction in the
+    /// embedded store, where the journal is the store).
+    async fn attempt(&self, batch: &Arc<Vec<Record>>) -> Result<(), StoreError> {
+        if !self.records_in_journal {
+            self.store.write(batch.clone()).await?;
         }
+        let j = self.journal.clone();
+        let b = batch.clone();
+        self.db.run(move || j.apply(&[], &b)).await
     }
 
-    async fn write_completed(&self, batch: Vec<Record>) {
+    /// Writes `batch`, retrying with backoff for `write_retry`; then leaves it to the
+    /// journal (`in_journal`) or drops it.
+    async fn write(&self, batch: Vec<Record>, in_journal: bool) {
         // Shared, not cloned, across retries.
         let batch = Arc::new(batch);
-        let labels = StoreLabels {
-            store: self.store.kind().to_string(),
-        };
         let deadline = Instant::now() + self.write_retry;
         let mut backoff = Duration::from_millis(50);
         loop {
-            let result = if self.records_in_journal {
-                self.blocking_apply(Vec::new(), batch.clone()).await
-            } else {
-                match self.store.write(batch.clone()).await {
-                    Ok(()) => self.blocking_apply(Vec::new(), batch.clone()).await,
-                    Err(e) => Err(e),
-                }
-            };
-            self.note(&result);
+            let result = self.attempt(&batch).await;
             match result {
                 Ok(()) => {
+                    note_success(&self.healthy, &self.last_error, &self.metrics);
                     self.metrics
                         .records_written
-                        .get_or_create(&labels)
+                        .get_or_create(&self.labels)
                         .inc_by(batch.len() as u64);
                     return;
                 }
                 Err(e) => {
+                    note_failure(&self.healthy, &self.last_error, &self.metrics, &e);
                     self.metrics
                         .record_write_failures
-                        .get_or_create(&labels)
+                        .get_or_create(&self.labels)
                         .inc();
                     if Instant::now() + backoff > deadline {
                         let ids: Vec<&str> = batch
                             .iter()
                             .map(|r| r.activation.activation_id.as_str())
                             .collect();
-                        self.metrics
-                            .records_dropped
-                            .get_or_create(&labels)
-                            .inc_by(batch.len() as u64);
-                        tracing::error!(error = %e, count = ids.len(), ids = ?ids, "activation records dropped: the store kept failing");
+                        if in_journal {
+                            self.metrics
+                                .records_deferred
+                                .get_or_create(&self.labels)
+                                .inc_by(batch.len() as u64);
+                            tracing::warn!(error = %e, count = ids.len(), ids = ?ids, "activation records left in the journal: the store kept failing; they are written again later");
+                        } else {
+                            self.metrics
+                                .records_dropped
+                                .get_or_create(&self.labels)
+                                .inc_by(batch.len() as u64);
+                            tracing::error!(error = %e, count = ids.len(), ids = ?ids, "activation records dropped: the store kept failing");
+                        }
                         return;
                     }
                     tracing::warn!(error = %e, retry_in = ?backoff, "activation record write failed; retrying");

@@ -44,13 +44,24 @@ CREATE TABLE IF NOT EXISTS pending (
 ) WITHOUT ROWID;
 ";
 
-fn open(path: &Path) -> Result<Connection, StoreError> {
+/// A journal entry: an accepted invocation still running (its skeleton), or a
+/// completed record not yet in the record store.
+#[derive(Debug, Clone)]
+pub struct JournalEntry {
+    /// The activation: the skeleton, or the completed record.
+    pub activation: Activation,
+    /// True when `activation` is the completed record.
+    pub completed: bool,
+}
+
+fn open(path: &Path, fsync: bool) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(Duration::from_secs(5))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     // NORMAL in WAL mode: a committed transaction survives a process crash (kill -9);
-    // only an OS crash may lose the last transactions.
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // only an OS crash or power loss may lose the last transactions. FULL (`fsync =
+    // true`) syncs the log at every commit, so those survive too.
+    conn.pragma_update(None, "synchronous", if fsync { "FULL" } else { "NORMAL" })?;
     conn.pragma_update(None, "cache_size", -65_536)?;
     // Fewer, larger checkpoints: each page is copied back once per checkpoint, so
     // rarer checkpoints copy hot index pages far fewer times.
@@ -81,6 +92,17 @@ impl SqliteStore {
         max_records: u64,
         holds_records: bool,
     ) -> Result<Self, StoreError> {
+        Self::open_with(dir, retention, max_records, holds_records, false)
+    }
+
+    /// Like [`open`](Self::open); with `fsync` every commit is synced to disk.
+    pub fn open_with(
+        dir: &Path,
+        retention: Duration,
+        max_records: u64,
+        holds_records: bool,
+        fsync: bool,
+    ) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| {
             StoreError(format!(
                 "cannot create data directory {}: {e}",
@@ -88,7 +110,7 @@ impl SqliteStore {
             ))
         })?;
         let path = dir.join("owl.db");
-        let writer = open(&path)?;
+        let writer = open(&path, fsync)?;
         writer.execute_batch(SCHEMA)?;
         // `listed = 0`: a record readable by its id but not listed — owl's own id for an
         // invocation the controller ran (and lists) after a fallback. Added to stores
@@ -101,7 +123,17 @@ impl SqliteStore {
                 "ALTER TABLE activations ADD COLUMN listed INTEGER NOT NULL DEFAULT 1",
             )?;
         }
-        let reader = open(&path)?;
+        // `done = 1`: the entry is a completed record on its way to another store.
+        let has_done = writer
+            .prepare("SELECT 1 FROM pragma_table_info('pending') WHERE name = 'done'")?
+            .exists([])?;
+        if !has_done {
+            writer.execute_batch(
+                "ALTER TABLE pending ADD COLUMN done INTEGER NOT NULL DEFAULT 0;
+                 CREATE INDEX IF NOT EXISTS pending_by_done ON pending(done, created);",
+            )?;
+        }
+        let reader = open(&path, fsync)?;
         Ok(Self {
             writer: Mutex::new(writer),
             reader: Mutex::new(reader),
@@ -174,6 +206,65 @@ impl SqliteStore {
         })
     }
 
+    /// Journals one group in one transaction (one commit for many invocations):
+    /// skeletons of accepted invocations, and completed records. This store holds
+    /// records: a completed record is written where it is read, replacing its
+    /// skeleton. Records go elsewhere: the completed record replaces its skeleton in
+    /// the journal, to stay there until the record store has it
+    /// ([`apply`](Self::apply) with the same records removes it).
+    pub fn journal(&self, pending: &[Activation], completed: &[Record]) -> Result<(), StoreError> {
+        if self.holds_records {
+            return self.apply(pending, completed);
+        }
+        let now = crate::context::epoch_ms(SystemTime::now());
+        self.with_writer(|conn| {
+            let tx = conn.transaction()?;
+            {
+                let mut add_pending = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO pending (id, doc, created, done) VALUES (?1, ?2, ?3, 0)",
+                )?;
+                for a in pending {
+                    add_pending.execute(params![
+                        a.activation_id.as_str(),
+                        a.to_api_json(true).to_string(),
+                        now
+                    ])?;
+                }
+                let mut add_done = tx.prepare_cached(
+                    "INSERT OR REPLACE INTO pending (id, doc, created, done) VALUES (?1, ?2, ?3, 1)",
+                )?;
+                for r in completed {
+                    add_done.execute(params![r.activation.activation_id.as_str(), r.doc, now])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    /// Completed records journaled before `before` (epoch ms) and not yet in the
+    /// record store, oldest first, at most `limit`.
+    pub fn completed_backlog(&self, before: i64, limit: usize) -> Result<Vec<Record>, StoreError> {
+        self.with_reader(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT doc FROM pending WHERE done = 1 AND created < ?1 ORDER BY created LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![before, limit as i64], |r| r.get::<_, String>(0))?;
+            let mut out = Vec::new();
+            for doc in rows {
+                let doc = doc?;
+                if let Some(a) = serde_json::from_str(&doc)
+                    .ok()
+                    .as_ref()
+                    .and_then(Activation::from_json)
+                {
+                    out.push(Record { activation: a, doc });
+                }
+            }
+            Ok(out)
+        })
+    }
+
     /// Removes pending entries (completed elsewhere, e.g. a fallback the client saw).
     pub fn discard_pending(&self, ids: &[ActivationId]) -> Result<(), StoreError> {
         self.with_writer(|conn| {
@@ -189,19 +280,24 @@ impl SqliteStore {
         })
     }
 
-    /// Every pending entry (after a restart: invocations that never completed).
-    pub fn pending(&self) -> Result<Vec<Activation>, StoreError> {
+    /// Every journal entry (after a restart: invocations that never completed, and
+    /// completed records the record store does not have yet).
+    pub fn pending(&self) -> Result<Vec<JournalEntry>, StoreError> {
         self.with_reader(|conn| {
-            let mut stmt = conn.prepare("SELECT doc FROM pending ORDER BY created")?;
-            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            let mut stmt = conn.prepare("SELECT doc, done FROM pending ORDER BY created")?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
             let mut out = Vec::new();
-            for doc in rows {
-                if let Some(a) = serde_json::from_str(&doc?)
+            for row in rows {
+                let (doc, done) = row?;
+                if let Some(a) = serde_json::from_str(&doc)
                     .ok()
                     .as_ref()
                     .and_then(Activation::from_json)
                 {
-                    out.push(a);
+                    out.push(JournalEntry {
+                        activation: a,
+                        completed: done != 0,
+                    });
                 }
             }
             Ok(out)
@@ -394,7 +490,7 @@ mod tests {
     fn older_stores_gain_the_listed_column() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let conn = open(&dir.path().join("owl.db")).unwrap();
+            let conn = open(&dir.path().join("owl.db"), false).unwrap();
             conn.execute_batch(
                 "CREATE TABLE activations (seq INTEGER PRIMARY KEY, id BLOB NOT NULL UNIQUE, namespace TEXT NOT NULL, name_key TEXT NOT NULL, start INTEGER NOT NULL, doc TEXT NOT NULL);
                  INSERT INTO activations (id, namespace, name_key, start, doc) VALUES (x'00', 'guest', 'a', 1, '{}');",
@@ -415,5 +511,54 @@ mod tests {
         // and a second open finds the column there
         drop(store);
         SqliteStore::open(dir.path(), Duration::from_secs(3600), 10, true).unwrap();
+    }
+
+    fn activation(i: i64) -> Activation {
+        Activation {
+            namespace: "guest".into(),
+            name: "a".into(),
+            subject: "guest".into(),
+            activation_id: ActivationId::generate(),
+            start: 1_700_000_000_000 + i,
+            end: 1_700_000_000_001 + i,
+            cause: None,
+            response: crate::whisk::ActivationResponse::success(serde_json::json!({"i": i}), None),
+            logs: vec![],
+            version: "0.0.1".into(),
+            publish: false,
+            annotations: vec![],
+        }
+    }
+
+    /// Records another store holds: a completed record replaces its skeleton in the
+    /// journal, survives a reopen as completed, is offered to the sweep once old
+    /// enough, and leaves the journal when the store has it.
+    #[test]
+    fn completed_records_wait_in_the_journal_until_the_store_has_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let (running, done) = (activation(1), activation(2));
+        let record = Record::new(done.clone());
+        {
+            let j = SqliteStore::open(dir.path(), Duration::from_secs(3600), 10, false).unwrap();
+            j.journal(&[running.clone(), done.clone()], &[]).unwrap();
+            j.journal(&[], std::slice::from_ref(&record)).unwrap();
+        }
+        let j = SqliteStore::open(dir.path(), Duration::from_secs(3600), 10, false).unwrap();
+        let mut entries = j.pending().unwrap();
+        entries.sort_by_key(|e| e.completed);
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0].activation.activation_id, running.activation_id);
+        assert!(!entries[0].completed);
+        assert_eq!(entries[1].activation, done);
+        assert!(entries[1].completed);
+        let now = crate::context::epoch_ms(SystemTime::now());
+        assert!(j.completed_backlog(now - 60_000, 10).unwrap().is_empty());
+        let backlog = j.completed_backlog(now + 1, 10).unwrap();
+        assert_eq!(backlog.len(), 1);
+        assert_eq!(backlog[0].doc, record.doc);
+        j.apply(&[], &backlog).unwrap();
+        let left = j.pending().unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].activation.activation_id, running.activation_id);
     }
 }

@@ -13,6 +13,7 @@ pub mod request;
 pub mod response;
 
 use crate::activation::Recorder;
+use crate::activation::store::Record;
 use crate::auth::{Caller, Identity};
 use crate::context::{RequestContext, epoch_ms};
 use crate::controller::proxy;
@@ -520,25 +521,13 @@ async fn lambda_path(
     gw.tasks.spawn(
         traces::start("invocation").instrument(
             async move {
-                let outcome = job.run().await;
-                let record = match &outcome {
-                    Outcome::Done {
-                        activation,
-                        recorder,
-                    } => Some((activation.as_ref().clone(), recorder.clone())),
-                    _ => None,
-                };
-                // The response first; the record leaves the response path.
-                match tx.send(Delivered::new(outcome)) {
-                    Ok(()) => {
-                        if let Some((activation, recorder)) = record {
-                            traces::start("activation.record")
-                                .instrument(recorder.complete(activation))
-                                .await;
-                        }
-                    }
-                    // Nobody waits: Delivered's Drop finishes (and records) it in the background.
-                    Err(undelivered) => drop(undelivered),
+                // The record is journaled before the answer can leave: a client that
+                // holds an activation id can always read its record, even when the
+                // gateway dies the moment after answering.
+                let outcome = job.run().await.journaled().await;
+                // Nobody waits: Delivered's Drop finishes it in the background.
+                if let Err(undelivered) = tx.send(Delivered::new(outcome)) {
+                    drop(undelivered);
                 }
                 drop(permit);
             }
@@ -586,7 +575,9 @@ async fn lambda_path(
         return WhiskError::internal().render(tid);
     };
     match outcome {
-        Outcome::Done { activation, .. } => response::completed(&activation, opts.result, tid),
+        Outcome::Done { activation, .. } | Outcome::Recorded(activation) => {
+            response::completed(&activation, opts.result, tid)
+        }
         Outcome::Fallback(f) => {
             tracing::info!(tid = %f.ctx.tid, reason = %f.error, "Lambda unavailable; invocation sent to the controller");
             f.ctx.timings.set_path(Path::Fallback);
@@ -667,6 +658,8 @@ enum Outcome {
         activation: Box<Activation>,
         recorder: Arc<Recorder>,
     },
+    /// It ran and its record is journaled: nothing is left to do but answer.
+    Recorded(Box<Activation>),
     /// Lambda did not run it and the route falls back to the controller.
     Fallback(Box<FallbackJob>),
     /// Lambda did not run it and the route has no fallback.
@@ -679,9 +672,32 @@ enum Outcome {
 }
 
 impl Outcome {
+    /// Journals a finished run's record and waits until it is durable: called before
+    /// the answer is handed to the client. A journal that fails is logged; the answer
+    /// still goes out (the action ran) and the record is still retried.
+    async fn journaled(self) -> Self {
+        match self {
+            Outcome::Done {
+                activation,
+                recorder,
+            } => {
+                let record = Record::new(activation.as_ref().clone());
+                let committed = traces::start("activation.journal")
+                    .instrument(recorder.commit(record))
+                    .await;
+                if let Err(e) = committed {
+                    tracing::error!(activation_id = %activation.activation_id, error = %e, "cannot journal a completed activation before answering");
+                }
+                Outcome::Recorded(activation)
+            }
+            other => other,
+        }
+    }
+
     /// Completes an outcome nobody is waiting for (the client has the activation id).
     async fn finish_in_background(self) {
         match self {
+            Outcome::Recorded(_) => {}
             Outcome::Done {
                 activation,
                 recorder,

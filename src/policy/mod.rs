@@ -326,9 +326,13 @@ pub struct ActivationsConfig {
     pub queue: usize,
     /// Most records written in one batch.
     pub batch: usize,
-    /// How long a failing batch is retried before its records are dropped (counted and
-    /// logged).
+    /// How long a failing batch is retried before it is left to the journal (records
+    /// another store holds, written again later) or dropped (the embedded store;
+    /// counted and logged).
     pub write_retry: Duration,
+    /// Sync the journal to disk at every commit (survives power loss, not only a
+    /// crash of the process), at the cost of an fsync per group commit.
+    pub fsync: bool,
 }
 
 /// `[couchdb]`: OpenWhisk's CouchDB (activations store; identity source later).
@@ -437,6 +441,7 @@ const ACTIVATIONS_KEYS: &[&str] = &[
     "queue",
     "batch",
     "write_retry",
+    "fsync",
 ];
 const COUCHDB_KEYS: &[&str] = &[
     "url",
@@ -756,6 +761,7 @@ fn compile_activations(
         queue: 10_000,
         batch: 500,
         write_retry: Duration::from_secs(30),
+        fsync: false,
     };
     let Some(t) = top.table("activations", ACTIVATIONS_KEYS, errors) else {
         return (!top.has("activations")).then_some(cfg);
@@ -798,6 +804,9 @@ fn compile_activations(
         errors,
     ) {
         cfg.write_retry = d;
+    }
+    if let Some((b, _)) = t.boolean("fsync", errors) {
+        cfg.fsync = b;
     }
     Some(cfg)
 }

@@ -494,6 +494,8 @@ pub struct Metrics {
     pub record_write_failures: Family<StoreLabels, Counter>,
     /// Records dropped after the retry budget ran out.
     pub records_dropped: Family<StoreLabels, Counter>,
+    /// Records left in the journal after the retry budget ran out (retried later).
+    pub records_deferred: Family<StoreLabels, Counter>,
     /// Records waiting to be written.
     pub record_queue_depth: Gauge,
     /// 1 while the last store write succeeded.
@@ -568,6 +570,14 @@ impl Metrics {
             "owl_activation_records_dropped",
             "Activation records dropped after the store kept failing for write_retry",
             records_dropped.clone(),
+        );
+        let records_deferred = Family::<StoreLabels, Counter>::default();
+        reg(
+            &mut registry,
+            &mut names,
+            "owl_activation_records_deferred",
+            "Activation records kept in the local journal after the store kept failing for write_retry; written later",
+            records_deferred.clone(),
         );
         let record_queue_depth = Gauge::default();
         reg(
@@ -740,6 +750,7 @@ impl Metrics {
             records_written,
             record_write_failures,
             records_dropped,
+            records_deferred,
             record_queue_depth,
             store_healthy,
             records_recovered,

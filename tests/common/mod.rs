@@ -6,6 +6,7 @@
 pub mod fake_lambda;
 pub mod openwhisk_db;
 pub mod owl_process;
+pub mod switch;
 pub mod upstream;
 
 use owl::demo::ministack::{self, FunctionSpec, MiniStack};
