@@ -294,5 +294,6 @@ impl Gateway {
             );
         }
         self.recorder.close().await;
+        self.throttles.close().await;
     }
 }

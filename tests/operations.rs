@@ -22,12 +22,17 @@ async fn controller() -> Standin {
 /// Rate limits count per calendar minute: a test that spends one waits out a minute
 /// boundary that is near, so its attempts all fall in one minute.
 async fn clear_of_minute_boundary() {
+    clear_of_minute_boundary_for(Duration::from_secs(10)).await;
+}
+
+/// Waits for the next minute unless `needed` is left in this one.
+async fn clear_of_minute_boundary_for(needed: Duration) {
     let ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as u64;
     let left = 60_000 - ms % 60_000;
-    if left < 10_000 {
+    if left < needed.as_millis() as u64 {
         tokio::time::sleep(Duration::from_millis(left + 200)).await;
     }
 }
@@ -239,6 +244,103 @@ async fn redis_dying_during_load_degrades_to_local_limits_and_recovers() {
         !metrics.contains("owl_throttle_redis_errors_total 0"),
         "{metrics}"
     );
+}
+
+/// Issue 20, finding 2: a limit of 12 per minute through three gateways holds across
+/// a Redis restart. While Redis is away each gateway admits only its share (12 / 3,
+/// counting what it admitted through Redis this minute), as OpenWhisk divides a limit
+/// among controllers [OW core/controller/src/main/scala/org/apache/openwhisk/core/
+/// entitlement/Entitlement.scala:121-133 `calculateIndividualLimit`]; when Redis comes
+/// back empty the gateways write their counts of the minute again. Before: 6 + 12 + 6
+/// accepted (each gateway counted from zero alone, then Redis started from zero).
+#[tokio::test]
+async fn a_limit_holds_across_a_redis_restart_with_three_gateways() {
+    let mut redis = RedisServer::start().await;
+    let fake = FakeLambda::start(Fault::Reply(json!({"ok": true}))).await;
+    let c = controller().await;
+    let p = policy(
+        &c.url(),
+        &fake.url,
+        &(route("") + &redis_limits(&redis, "on_redis_error = \"local\"\nlease = \"1500ms\"")),
+    )
+    .replace("invocations_per_minute = 10", "invocations_per_minute = 12")
+    .replace("concurrent_invocations = 2", "concurrent_invocations = 30");
+    let dir = tempfile::tempdir().unwrap();
+    let mut gws = Vec::new();
+    for name in ["a", "b", "c"] {
+        gws.push(OwlProcess::start(&policy_file(dir.path(), name, &p)).await);
+    }
+    // Each gateway sees the three registrations (a heartbeat every 500 ms).
+    for gw in &gws {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let status: Value = client()
+                .get(format!("{}/owl/status", gw.admin))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if status["throttles"]["replicas"] == 3 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{status}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    clear_of_minute_boundary_for(Duration::from_secs(25)).await;
+    let urls: Vec<String> = gws
+        .iter()
+        .map(|g| g.invoke_url("guest/act", "blocking=true"))
+        .collect();
+    let auth = guest_auth();
+    let round = |n: usize| {
+        let (urls, auth) = (urls.clone(), auth.clone());
+        async move {
+            let mut answers = Vec::new();
+            for i in 0..n {
+                let (s, _, b) = invoke(&urls[i % 3], Some(&auth), None).await;
+                answers.push((s, b));
+            }
+            answers
+        }
+    };
+    let accepted = |answers: &[(u16, Value)]| answers.iter().filter(|(s, _)| *s == 200).count();
+
+    let before = round(6).await;
+    assert_eq!(accepted(&before), 6);
+
+    redis.kill();
+    let during = round(12).await;
+    assert_eq!(
+        accepted(&during),
+        6,
+        "each gateway admits its share, 4, less the 2 it admitted before: {during:?}"
+    );
+    let refused = during.iter().find(|(s, _)| *s == 429).unwrap();
+    assert_eq!(
+        refused.1["error"],
+        "Too many requests in the last minute (count: 5, allowed: 4)."
+    );
+
+    redis.restart().await;
+    // Each gateway notices within a heartbeat and writes its count again.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = round(6).await;
+    assert_eq!(
+        accepted(&after),
+        0,
+        "the restarted Redis knows the minute's attempts: {after:?}"
+    );
+    assert!(
+        after[0].1["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("Too many requests in the last minute (count: "),
+        "{after:?}"
+    );
+    assert_eq!(accepted(&before) + accepted(&during) + accepted(&after), 12);
 }
 
 #[tokio::test]

@@ -7,8 +7,11 @@
 //! that every gateway sharing it enforces one limit. A concurrency slot is a lease in
 //! Redis that this process keeps renewing while the invocation runs; a crashed gateway
 //! stops renewing, so its slots expire instead of leaking. When Redis cannot be
-//! reached owl counts locally or rejects, as configured, and says so in readiness and
-//! metrics.
+//! reached owl rejects, or admits only this gateway's share of each limit (the limit
+//! divided by the gateways registered in Redis, as OpenWhisk divides a limit among
+//! controllers), as configured, and says so in readiness and metrics. This gateway's
+//! own counts of the minute are kept either way: they count against its share while
+//! Redis is away and re-seed Redis when it comes back empty.
 
 mod redis_backend;
 
@@ -80,21 +83,41 @@ pub fn current_minute() -> u64 {
         .map_or(0, |d| d.as_millis() as u64 / 60_000)
 }
 
+/// The limit one of `replicas` gateways enforces alone when the counts are not
+/// shared, as OpenWhisk divides a limit among its controllers: 0 stays 0, anything
+/// else at least 1 [OW core/controller/.../entitlement/Entitlement.scala:121-133
+/// `calculateIndividualLimit`]. (OpenWhisk also dilates the limit by 20 % for
+/// unfair load balancing; owl does not, to stay within the limit.)
+pub fn share(limit: u64, replicas: u64) -> u64 {
+    if limit == 0 {
+        0
+    } else {
+        (limit / replicas.max(1)).max(1)
+    }
+}
+
+/// This gateway's own counts for one namespace.
 #[derive(Default)]
-struct LocalState {
+struct Own {
+    /// The calendar minute `attempts` counts.
     minute: u64,
-    count: u64,
+    /// Attempts this gateway counted in `minute`, wherever they were counted (Redis
+    /// or here): what it re-seeds an emptied Redis with.
+    attempts: u64,
+    /// Slots this gateway holds.
     in_flight: u64,
 }
 
-/// In-process counters.
+/// This gateway's own counters: the whole count with the `local` backend, and with
+/// Redis what lets the gateway admit its share while Redis is away and re-seed Redis
+/// when it comes back empty.
 #[derive(Default)]
 struct Local {
-    namespaces: Mutex<HashMap<String, LocalState>>,
+    namespaces: Mutex<HashMap<String, Own>>,
 }
 
 impl Local {
-    fn admit(&self, ns: &str, limits: Effective) -> Result<u64, WhiskError> {
+    fn with<T>(&self, ns: &str, f: impl FnOnce(&mut Own, u64) -> T) -> T {
         let minute = current_minute();
         let mut map = self.namespaces.lock().unwrap_or_else(|e| e.into_inner());
         if map.len() > 100_000 {
@@ -103,17 +126,58 @@ impl Local {
         let s = map.entry(ns.to_string()).or_default();
         if s.minute != minute {
             s.minute = minute;
-            s.count = 0;
+            s.attempts = 0;
         }
-        s.count += 1;
-        if s.count > limits.per_minute {
-            return Err(rate_rejection(s.count, limits.per_minute));
-        }
-        if s.in_flight >= limits.concurrent {
-            return Err(concurrency_rejection(s.in_flight, limits.concurrent));
-        }
-        s.in_flight += 1;
-        Ok(minute)
+        f(s, minute)
+    }
+
+    /// Counts an attempt here against `limits` shared among `replicas`, and takes a
+    /// slot; returns the minute it was counted in.
+    fn admit(&self, ns: &str, limits: Effective, replicas: u64) -> Result<u64, WhiskError> {
+        let (per_minute, concurrent) = (
+            share(limits.per_minute, replicas),
+            share(limits.concurrent, replicas),
+        );
+        self.with(ns, |s, minute| {
+            s.attempts += 1;
+            if s.attempts > per_minute {
+                return Err(rate_rejection(s.attempts, per_minute));
+            }
+            if s.in_flight >= concurrent {
+                return Err(concurrency_rejection(s.in_flight, concurrent));
+            }
+            s.in_flight += 1;
+            Ok(minute)
+        })
+    }
+
+    /// The attempts counted so far in the current minute (before the next one).
+    fn attempts(&self, ns: &str) -> u64 {
+        self.with(ns, |s, _| s.attempts)
+    }
+
+    /// Notes an attempt Redis counted (`admitted`: with a slot) in `minute`.
+    fn counted_in_redis(&self, ns: &str, minute: u64, admitted: bool) {
+        self.with(ns, |s, now| {
+            if now == minute {
+                s.attempts += 1;
+            }
+            if admitted {
+                s.in_flight += 1;
+            }
+        });
+    }
+
+    /// This gateway's attempts in the current minute, by namespace (for re-seeding).
+    fn current(&self) -> (u64, Vec<(String, u64)>) {
+        let minute = current_minute();
+        let map = self.namespaces.lock().unwrap_or_else(|e| e.into_inner());
+        let counts = map
+            .iter()
+            .filter(|(_, s)| s.minute == minute && s.attempts > 0)
+            .map(|(ns, s)| (ns.clone(), s.attempts))
+            .collect();
+        (minute, counts)
     }
 
     fn release(&self, ns: &str) {
@@ -128,15 +192,17 @@ impl Local {
         if let Some(s) = map.get_mut(ns)
             && s.minute == minute
         {
-            s.count = s.count.saturating_sub(1);
+            s.attempts = s.attempts.saturating_sub(1);
         }
     }
 }
 
 /// Where a slot was taken.
 enum Held {
+    /// Counted here (the `local` backend, or Redis away).
     Local(Arc<Local>),
-    Redis(Arc<RedisThrottle>, String),
+    /// Counted in Redis, with this lease; also held in this gateway's own counts.
+    Redis(Arc<Local>, Arc<RedisThrottle>, String),
     /// Limits were not enforced (no slot).
     None,
 }
@@ -157,7 +223,10 @@ impl Slot {
     pub fn refund(self) {
         match &self.held {
             Held::Local(l) => l.refund(&self.ns, self.minute),
-            Held::Redis(r, _) => r.refund(&self.ns, self.minute),
+            Held::Redis(l, r, _) => {
+                l.refund(&self.ns, self.minute);
+                r.refund(&self.ns, self.minute);
+            }
             Held::None => {}
         }
     }
@@ -167,7 +236,10 @@ impl Drop for Slot {
     fn drop(&mut self) {
         match &self.held {
             Held::Local(l) => l.release(&self.ns),
-            Held::Redis(r, lease) => r.release(&self.ns, lease),
+            Held::Redis(l, r, lease) => {
+                l.release(&self.ns);
+                r.release(&self.ns, lease);
+            }
             Held::None => {}
         }
     }
@@ -184,6 +256,9 @@ pub struct ThrottleHealth {
     pub on_error: &'static str,
     /// The last Redis error, if the last call failed.
     pub error: Option<String>,
+    /// Gateways sharing the counts, as last seen in Redis (1 for `local`): while
+    /// Redis is away each admits its share of a limit.
+    pub replicas: u64,
 }
 
 /// Namespace throttles.
@@ -196,21 +271,37 @@ pub struct Throttles {
 impl Throttles {
     /// Counters for `cfg`'s backend (Redis is connected lazily and reconnected).
     pub fn new(cfg: &LimitsConfig, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
+        let local = Arc::new(Local::default());
         let redis = match &cfg.backend {
             ThrottleBackend::Local => None,
             ThrottleBackend::Redis {
                 url,
                 degrade_to_local,
-            } => Some((
-                Arc::new(RedisThrottle::new(url, cfg.lease, metrics.clone())?),
-                *degrade_to_local,
-            )),
+            } => {
+                let r = Arc::new(RedisThrottle::new(
+                    url,
+                    cfg.lease,
+                    metrics.clone(),
+                    local.clone(),
+                )?);
+                // Registered from the start, so the other gateways count this one
+                // before Redis goes away.
+                r.start_renewer();
+                Some((r, *degrade_to_local))
+            }
         };
         Ok(Self {
-            local: Arc::new(Local::default()),
+            local,
             redis,
             metrics,
         })
+    }
+
+    /// Leaves the set of gateways sharing Redis (on shutdown; best effort).
+    pub async fn close(&self) {
+        if let Some((r, _)) = &self.redis {
+            r.deregister().await;
+        }
     }
 
     fn rejected(&self, ns: &str, e: WhiskError) -> WhiskError {
@@ -246,16 +337,21 @@ impl Throttles {
     /// Counts one invocation attempt of `ns` and takes a concurrency slot, or answers
     /// with the controller's 429.
     pub async fn admit(&self, ns: &str, limits: Effective) -> Result<Slot, WhiskError> {
+        let mut replicas = 1;
         if let Some((redis, degrade)) = &self.redis {
-            match redis.admit(ns, limits).await {
-                Ok(Ok((lease, minute))) => {
+            match redis.admit(ns, limits, self.local.attempts(ns)).await {
+                Ok((minute, Ok(lease))) => {
+                    self.local.counted_in_redis(ns, minute, true);
                     return Ok(Slot {
                         ns: ns.to_string(),
                         minute,
-                        held: Held::Redis(redis.clone(), lease),
+                        held: Held::Redis(self.local.clone(), redis.clone(), lease),
                     });
                 }
-                Ok(Err(e)) => return Err(self.rejected(ns, e)),
+                Ok((minute, Err(e))) => {
+                    self.local.counted_in_redis(ns, minute, false);
+                    return Err(self.rejected(ns, e));
+                }
                 Err(e) => {
                     if !degrade {
                         tracing::warn!(error = %e, "Redis unreachable; rejecting (on_redis_error = reject)");
@@ -264,11 +360,12 @@ impl Throttles {
                             Some(1),
                         ));
                     }
-                    tracing::debug!(error = %e, "Redis unreachable; counting locally");
+                    replicas = redis.replicas();
+                    tracing::debug!(error = %e, replicas, "Redis unreachable; admitting this gateway's share");
                 }
             }
         }
-        match self.local.admit(ns, limits) {
+        match self.local.admit(ns, limits, replicas) {
             Ok(minute) => Ok(Slot {
                 ns: ns.to_string(),
                 minute,
@@ -302,6 +399,7 @@ impl Throttles {
                 reachable: true,
                 on_error: "local",
                 error: None,
+                replicas: 1,
             },
             Some((r, degrade)) => {
                 let (reachable, error) = r.health();
@@ -310,6 +408,7 @@ impl Throttles {
                     reachable,
                     on_error: if *degrade { "local" } else { "reject" },
                     error,
+                    replicas: r.replicas(),
                 }
             }
         }
@@ -394,5 +493,37 @@ mod tests {
             t.admit("blocked", zero).await.err().unwrap().message,
             "Too many requests in the last minute (count: 1, allowed: 0)."
         );
+    }
+
+    #[test]
+    fn a_share_is_openwhisks_individual_limit() {
+        assert_eq!(share(12, 3), 4);
+        assert_eq!(share(10, 3), 3);
+        assert_eq!(share(2, 3), 1, "at least one");
+        assert_eq!(share(0, 3), 0, "a blocked namespace stays blocked");
+        assert_eq!(share(7, 0), 7);
+    }
+
+    /// Alone (Redis away), a gateway counts what it admitted through Redis this
+    /// minute against its share.
+    #[test]
+    fn a_share_counts_the_minutes_attempts_through_redis() {
+        let local = Local::default();
+        let limits = Effective {
+            per_minute: 12,
+            concurrent: 30,
+        };
+        let minute = current_minute();
+        local.counted_in_redis("ns", minute, true);
+        local.counted_in_redis("ns", minute, false);
+        assert_eq!(local.attempts("ns"), 2);
+        assert!(local.admit("ns", limits, 3).is_ok());
+        assert!(local.admit("ns", limits, 3).is_ok());
+        let e = local.admit("ns", limits, 3).err().unwrap();
+        assert_eq!(
+            e.message,
+            "Too many requests in the last minute (count: 5, allowed: 4)."
+        );
+        assert_eq!(local.current().1, vec![("ns".to_string(), 5)]);
     }
 }

@@ -1,25 +1,43 @@
 //! Throttle counters in Redis, shared by every gateway that uses the same server.
 //!
-//! One Lua script per admission does the whole check atomically: count the attempt in
-//! the calendar minute's key, compare with the rate limit, drop expired leases, count
-//! the leases in flight, and add this invocation's lease. Leases are renewed by this
-//! process while their invocations run and expire otherwise.
+//! One Lua script per admission does the whole check atomically: count the attempt
+//! in the calendar minute's hash (one field per gateway), compare the sum with the
+//! rate limit, drop expired leases, count the leases in flight, and add this
+//! invocation's lease. Leases are renewed by this process while their invocations
+//! run and expire otherwise.
+//!
+//! Each gateway also keeps its own count of the minute's attempts (`Local`). The
+//! script raises the gateway's field to that count before adding the attempt, so a
+//! Redis that restarted empty (or missed the attempts a gateway admitted alone while
+//! Redis was away) is re-seeded with every gateway's attempts; after an outage, or
+//! when a heartbeat finds its registration gone, a gateway re-seeds every namespace
+//! it counted this minute and re-adds its live leases at once. Gateways register in
+//! `owl:replicas` with a heartbeat, so each knows how many share the limits: while
+//! Redis is away it admits only its share.
 
-use super::{Effective, concurrency_rejection, current_minute, rate_rejection};
+use super::{Effective, Local, concurrency_rejection, current_minute, rate_rejection};
 use crate::error::WhiskError;
 use crate::telemetry::Metrics;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Longest a Redis call may take before owl treats Redis as unreachable.
 const CALL_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// KEYS: the minute's hash, the in-flight leases. ARGV: rate limit, concurrency
+/// limit, now, lease expiry, lease id, this gateway, the attempts this gateway
+/// counted this minute before this one.
 const ADMIT: &str = r"
-local count = redis.call('INCR', KEYS[1])
-if count == 1 then redis.call('PEXPIRE', KEYS[1], 120000) end
+local mine = tonumber(redis.call('HGET', KEYS[1], ARGV[6]) or '0')
+local known = tonumber(ARGV[7])
+if mine < known then mine = known end
+redis.call('HSET', KEYS[1], ARGV[6], mine + 1)
+redis.call('PEXPIRE', KEYS[1], 120000)
+local count = 0
+for _, v in ipairs(redis.call('HVALS', KEYS[1])) do count = count + tonumber(v) end
 if count > tonumber(ARGV[1]) then return {1, count} end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[3])
 local inflight = redis.call('ZCARD', KEYS[2])
@@ -29,21 +47,37 @@ redis.call('PEXPIRE', KEYS[2], 3600000)
 return {0, count}
 ";
 
+/// Raises this gateway's field of a minute's hash to its own count (KEYS: the hash;
+/// ARGV: the gateway, its count).
+const SEED: &str = r"
+local mine = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+if mine < tonumber(ARGV[2]) then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+  redis.call('PEXPIRE', KEYS[1], 120000)
+end
+return 0
+";
+
+/// Gives one attempt back to this gateway's field, if the minute's hash still exists.
+const REFUND: &str = r"
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return redis.call('HINCRBY', KEYS[1], ARGV[1], -1) end
+return 0
+";
+
+/// The gateways sharing this Redis: member = gateway id, score = registration expiry.
+const REPLICAS_KEY: &str = "owl:replicas";
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// The minute's attempts, one field per gateway. (Named apart from the plain
+/// counters of earlier versions, which hold another type.)
 fn rate_key(ns: &str, minute: u64) -> String {
-    format!("owl:{{{ns}}}:rate:{minute}")
+    format!("owl:{{{ns}}}:attempts:{minute}")
 }
-
-/// Gives one attempt back to a minute's count, if that minute's key still exists.
-const REFUND: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('DECR', KEYS[1]) end
-return 0
-";
 
 fn inflight_key(ns: &str) -> String {
     format!("owl:{{{ns}}}:inflight")
@@ -54,10 +88,20 @@ pub struct RedisThrottle {
     client: redis::Client,
     conn: tokio::sync::Mutex<Option<ConnectionManager>>,
     admit: redis::Script,
+    seed: redis::Script,
     refund: redis::Script,
+    /// This gateway's id: its field in the minutes' hashes and its registration.
+    id: String,
+    /// This gateway's own counts (what it re-seeds Redis with).
+    local: Arc<Local>,
+    /// Gateways registered, as last seen (at least 1).
+    replicas: AtomicU64,
     /// Live leases: id → namespace.
     live: Mutex<HashMap<String, String>>,
     renewer: AtomicBool,
+    /// This gateway has registered once (a later registration that Redis did not
+    /// have means Redis lost its data).
+    registered: AtomicBool,
     /// A lease lives this long unless renewed (renewed every third of it).
     lease: Duration,
     reachable: AtomicBool,
@@ -67,15 +111,25 @@ pub struct RedisThrottle {
 
 impl RedisThrottle {
     /// A client for `url` (no connection yet).
-    pub fn new(url: &str, lease: Duration, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
+    pub(super) fn new(
+        url: &str,
+        lease: Duration,
+        metrics: Arc<Metrics>,
+        local: Arc<Local>,
+    ) -> anyhow::Result<Self> {
         Ok(Self {
             client: redis::Client::open(url)
                 .map_err(|e| anyhow::anyhow!("[limits] redis_url: {e}"))?,
             conn: tokio::sync::Mutex::new(None),
             admit: redis::Script::new(ADMIT),
+            seed: redis::Script::new(SEED),
             refund: redis::Script::new(REFUND),
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            local,
+            replicas: AtomicU64::new(1),
             live: Mutex::new(HashMap::new()),
             renewer: AtomicBool::new(false),
+            registered: AtomicBool::new(false),
             lease,
             reachable: AtomicBool::new(true),
             last_error: Mutex::new(None),
@@ -104,11 +158,14 @@ impl RedisThrottle {
         Ok(c)
     }
 
-    fn note(&self, result: Result<(), &str>) {
+    fn note(self: &Arc<Self>, result: Result<(), &str>) {
         match result {
             Ok(()) => {
                 if !self.reachable.swap(true, Ordering::SeqCst) {
                     tracing::info!("Redis reachable again; throttles are shared again");
+                    // What this gateway counted alone is added back, and an emptied
+                    // Redis gets this gateway's counts and leases again.
+                    self.reseed();
                 }
                 self.metrics.throttle_redis_up.set(1);
                 if let Ok(mut e) = self.last_error.lock() {
@@ -128,13 +185,86 @@ impl RedisThrottle {
         }
     }
 
-    /// `Ok(Ok((lease, minute)))` admitted, `Ok(Err(429))` throttled, `Err(reason)`
-    /// Redis failed.
+    /// Gateways sharing the limits, as last seen (at least 1).
+    pub fn replicas(&self) -> u64 {
+        self.replicas.load(Ordering::Relaxed).max(1)
+    }
+
+    /// Writes this gateway's counts of the current minute and its live leases into
+    /// Redis again (in the background): after an outage, or when Redis lost them.
+    fn reseed(self: &Arc<Self>) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let this = self.clone();
+        handle.spawn(async move {
+            let Ok(mut conn) = this.connection().await else {
+                return;
+            };
+            let (minute, counts) = this.local.current();
+            for (ns, attempts) in &counts {
+                let mut inv = this.seed.prepare_invoke();
+                inv.key(rate_key(ns, minute)).arg(&this.id).arg(*attempts);
+                let r =
+                    tokio::time::timeout(CALL_TIMEOUT, inv.invoke_async::<i64>(&mut conn)).await;
+                if !matches!(r, Ok(Ok(_))) {
+                    tracing::debug!(namespace = %ns, "re-seeding a throttle count failed");
+                    return;
+                }
+            }
+            let leases = this.live_leases();
+            if !leases.is_empty() {
+                let expiry = now_ms() + this.lease.as_millis() as u64;
+                let mut pipe = redis::pipe();
+                for (lease, ns) in &leases {
+                    pipe.cmd("ZADD")
+                        .arg(inflight_key(ns))
+                        .arg(expiry)
+                        .arg(lease)
+                        .ignore()
+                        .cmd("PEXPIRE")
+                        .arg(inflight_key(ns))
+                        .arg(3_600_000)
+                        .ignore();
+                }
+                let _ = tokio::time::timeout(CALL_TIMEOUT, pipe.query_async::<()>(&mut conn)).await;
+                // A lease released meanwhile may have been added back: remove it.
+                let live = this.live_leases();
+                let mut pipe = redis::pipe();
+                let mut stale = 0;
+                for (lease, ns) in leases.iter().filter(|l| !live.contains(l)) {
+                    pipe.cmd("ZREM").arg(inflight_key(ns)).arg(lease).ignore();
+                    stale += 1;
+                }
+                if stale > 0 {
+                    let _ =
+                        tokio::time::timeout(CALL_TIMEOUT, pipe.query_async::<()>(&mut conn)).await;
+                }
+            }
+            tracing::info!(
+                namespaces = counts.len(),
+                leases = leases.len(),
+                "throttle counts and leases written to Redis again"
+            );
+        });
+    }
+
+    fn live_leases(&self) -> Vec<(String, String)> {
+        self.live
+            .lock()
+            .map(|l| l.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default()
+    }
+
+    /// `Ok((minute, Ok(lease)))` admitted, `Ok((minute, Err(429)))` throttled (either
+    /// way counted in `minute`), `Err(reason)` Redis failed. `known`: the attempts
+    /// this gateway counted this minute before this one.
     pub async fn admit(
         self: &Arc<Self>,
         ns: &str,
         limits: Effective,
-    ) -> Result<Result<(String, u64), WhiskError>, String> {
+        known: u64,
+    ) -> Result<(u64, Result<String, WhiskError>), String> {
         self.start_renewer();
         let outcome = async {
             let mut conn = self.connection().await?;
@@ -148,7 +278,9 @@ impl RedisThrottle {
                 .arg(limits.concurrent)
                 .arg(now)
                 .arg(now + self.lease.as_millis() as u64)
-                .arg(&lease);
+                .arg(&lease)
+                .arg(&self.id)
+                .arg(known);
             let (code, n): (u64, u64) =
                 tokio::time::timeout(CALL_TIMEOUT, inv.invoke_async(&mut conn))
                     .await
@@ -159,10 +291,10 @@ impl RedisThrottle {
                     if let Ok(mut live) = self.live.lock() {
                         live.insert(lease.clone(), ns.to_string());
                     }
-                    Ok((lease, minute))
+                    (minute, Ok(lease))
                 }
-                1 => Err(rate_rejection(n, limits.per_minute)),
-                _ => Err(concurrency_rejection(n, limits.concurrent)),
+                1 => (minute, Err(rate_rejection(n, limits.per_minute))),
+                _ => (minute, Err(concurrency_rejection(n, limits.concurrent))),
             })
         }
         .await;
@@ -179,7 +311,10 @@ impl RedisThrottle {
                 if let Ok(mut conn) = this.connection().await {
                     let _ = tokio::time::timeout(
                         CALL_TIMEOUT,
-                        this.refund.key(key).invoke_async::<i64>(&mut conn),
+                        this.refund
+                            .key(key)
+                            .arg(&this.id)
+                            .invoke_async::<i64>(&mut conn),
                     )
                     .await;
                 }
@@ -210,51 +345,111 @@ impl RedisThrottle {
         }
     }
 
-    fn start_renewer(self: &Arc<Self>) {
+    /// Starts (once) the task that registers this gateway every third of a lease and
+    /// renews its leases.
+    pub fn start_renewer(self: &Arc<Self>) {
         if self.renewer.swap(true, Ordering::SeqCst) {
             return;
         }
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            self.renewer.store(false, Ordering::SeqCst);
+            return;
+        };
         let weak: Weak<Self> = Arc::downgrade(self);
-        tokio::spawn(async move {
+        handle.spawn(async move {
             loop {
-                let every = match weak.upgrade() {
-                    Some(t) => t.lease / 3,
-                    None => return,
-                };
-                tokio::time::sleep(every).await;
                 let Some(this) = weak.upgrade() else { return };
-                let leases: Vec<(String, String)> = this
-                    .live
-                    .lock()
-                    .map(|l| l.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-                    .unwrap_or_default();
-                if leases.is_empty() {
-                    continue;
+                this.heartbeat().await;
+                let leases = this.live_leases();
+                if !leases.is_empty()
+                    && let Ok(mut conn) = this.connection().await
+                {
+                    let expiry = now_ms() + this.lease.as_millis() as u64;
+                    let mut pipe = redis::pipe();
+                    for (lease, ns) in &leases {
+                        pipe.cmd("ZADD")
+                            .arg(inflight_key(ns))
+                            .arg("XX")
+                            .arg(expiry)
+                            .arg(lease)
+                            .ignore();
+                    }
+                    let r = tokio::time::timeout(CALL_TIMEOUT, pipe.query_async::<()>(&mut conn))
+                        .await;
+                    if !matches!(r, Ok(Ok(()))) {
+                        tracing::debug!(lease = ?this.lease, "renewing throttle leases failed; they expire unless renewed");
+                    }
                 }
-                let Ok(mut conn) = this.connection().await else {
-                    continue;
-                };
-                let expiry = now_ms() + this.lease.as_millis() as u64;
-                let mut pipe = redis::pipe();
-                for (lease, ns) in &leases {
-                    pipe.cmd("ZADD")
-                        .arg(inflight_key(ns))
-                        .arg("XX")
-                        .arg(expiry)
-                        .arg(lease)
-                        .ignore();
-                }
-                let r = tokio::time::timeout(CALL_TIMEOUT, pipe.query_async::<()>(&mut conn)).await;
-                if !matches!(r, Ok(Ok(()))) {
-                    tracing::debug!(lease = ?this.lease, "renewing throttle leases failed; they expire unless renewed");
-                }
+                let every = this.lease / 3;
+                drop(this);
+                tokio::time::sleep(every).await;
             }
         });
     }
 
+    /// Registers this gateway until a lease from now, drops expired registrations and
+    /// reads how many remain. A registration Redis no longer had means Redis lost its
+    /// data (a restart): this gateway's counts and leases are written again.
+    async fn heartbeat(self: &Arc<Self>) {
+        let outcome = async {
+            let mut conn = self.connection().await?;
+            let now = now_ms();
+            let (added, _, replicas): (u64, u64, u64) = tokio::time::timeout(
+                CALL_TIMEOUT,
+                redis::pipe()
+                    .atomic()
+                    .cmd("ZADD")
+                    .arg(REPLICAS_KEY)
+                    .arg(now + self.lease.as_millis() as u64)
+                    .arg(&self.id)
+                    .cmd("ZREMRANGEBYSCORE")
+                    .arg(REPLICAS_KEY)
+                    .arg("-inf")
+                    .arg(now)
+                    .cmd("ZCARD")
+                    .arg(REPLICAS_KEY)
+                    .query_async(&mut conn),
+            )
+            .await
+            .map_err(|_| "Redis did not answer in time".to_string())?
+            .map_err(|e| e.to_string())?;
+            Ok::<_, String>((added, replicas))
+        }
+        .await;
+        match outcome {
+            Ok((added, replicas)) => {
+                self.replicas.store(replicas.max(1), Ordering::Relaxed);
+                let recovering = !self.reachable.load(Ordering::SeqCst);
+                self.note(Ok(()));
+                if added == 1 && !recovering && self.registered.swap(true, Ordering::SeqCst) {
+                    tracing::warn!(
+                        "this gateway's Redis registration was gone (Redis restarted?); writing its counts again"
+                    );
+                    self.reseed();
+                }
+                self.registered.store(true, Ordering::SeqCst);
+            }
+            Err(e) => tracing::debug!(error = %e, "Redis heartbeat failed"),
+        }
+    }
+
+    /// Removes this gateway's registration (best effort, on shutdown).
+    pub async fn deregister(&self) {
+        if let Ok(mut conn) = self.connection().await {
+            let _ = tokio::time::timeout(
+                CALL_TIMEOUT,
+                redis::cmd("ZREM")
+                    .arg(REPLICAS_KEY)
+                    .arg(&self.id)
+                    .query_async::<i64>(&mut conn),
+            )
+            .await;
+        }
+    }
+
     /// `(reachable, last error)`.
     /// Asks Redis for a PONG (readiness), noting whether it answered.
-    pub async fn ping(&self) {
+    pub async fn ping(self: &Arc<Self>) {
         let outcome = async {
             let mut conn = self.connection().await?;
             tokio::time::timeout(
