@@ -471,3 +471,33 @@ async fn deferred_records_are_written_when_couchdb_returns() {
         assert_eq!(doc["response"]["result"], json!({"done": true}));
     }
 }
+
+/// With the record store down and the record writer's queue full, journaling never
+/// waits for the writer: blocking answers keep coming at once (their records wait
+/// in the journal for the sweep).
+#[tokio::test]
+async fn a_full_record_queue_never_holds_up_answers() {
+    let fake = FakeLambda::start(Fault::Reply(json!({"done": true}))).await;
+    let c = standin(vec![StandinAction::new("guest/act", Behaviour::Echo)]).await;
+    let dead = upstream::down();
+    let extra = format!(
+        "[[route]]\naction = \"guest/act\"\nfunction = \"f\"\n\n[activations]\nstore = \"couchdb\"\nwrite_retry = \"60s\"\nqueue = 2\nbatch = 1\n\n[couchdb]\nurl = \"{dead}\"\ntimeout = \"1s\"\n"
+    );
+    let gw = TestGateway::start(&policy(&c.url(), &fake.url, &extra)).await;
+    let url = gw.invoke_url("guest/act", "blocking=true");
+    let quick = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    for i in 0..8 {
+        // A liveness bound, not a speed goal: before, the journal waited for room in
+        // the writer's queue, behind 60 s of retries.
+        let r = quick
+            .post(&url)
+            .header("authorization", guest_auth())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("answer {i} held up: {e}"));
+        assert_eq!(r.status(), 200);
+    }
+}

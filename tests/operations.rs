@@ -343,6 +343,48 @@ async fn a_limit_holds_across_a_redis_restart_with_three_gateways() {
     assert_eq!(accepted(&before) + accepted(&during) + accepted(&after), 12);
 }
 
+/// A slot admitted while Redis is away is written to Redis when it returns: an
+/// invocation that started during the outage still counts against the shared
+/// concurrency limit afterwards.
+#[tokio::test]
+async fn slots_taken_while_redis_is_away_count_once_it_is_back() {
+    let mut redis = RedisServer::start().await;
+    let fake = FakeLambda::start(Fault::Delay(Duration::from_secs(4), json!({"ok": true}))).await;
+    let c = controller().await;
+    let p = policy(
+        &c.url(),
+        &fake.url,
+        &(route("") + &redis_limits(&redis, "on_redis_error = \"local\"\nlease = \"1500ms\"")),
+    )
+    .replace("concurrent_invocations = 2", "concurrent_invocations = 1");
+    let dir = tempfile::tempdir().unwrap();
+    let a = OwlProcess::start(&policy_file(dir.path(), "a", &p)).await;
+    let b = OwlProcess::start(&policy_file(dir.path(), "b", &p)).await;
+    redis.kill();
+    let ua = a.invoke_url("guest/act", "blocking=true");
+    let auth = guest_auth();
+    let running = tokio::spawn({
+        let auth = auth.clone();
+        async move { invoke(&ua, Some(&auth), None).await.0 }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    redis.restart().await;
+    // Gateway a notices within a heartbeat and writes its lease back.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (s, _, body) = invoke(
+        &b.invoke_url("guest/act", "blocking=true"),
+        Some(&auth),
+        None,
+    )
+    .await;
+    assert_eq!(s, 429, "{body}");
+    assert_eq!(
+        body["error"],
+        "Too many concurrent requests in flight (count: 1, allowed: 1)."
+    );
+    assert_eq!(running.await.unwrap(), 200);
+}
+
 #[tokio::test]
 async fn redis_down_with_reject_refuses_and_fails_readiness() {
     let mut redis = RedisServer::start().await;

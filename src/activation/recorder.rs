@@ -46,6 +46,8 @@ enum Op {
         /// The journal holds them: a batch the store keeps refusing is left there
         /// (deferred), not dropped.
         journaled: bool,
+        /// Told whether the store took them (the sweep waits for it).
+        done: Option<oneshot::Sender<bool>>,
     },
     Flush(oneshot::Sender<()>),
 }
@@ -84,6 +86,8 @@ pub struct Recorder {
     metrics: Arc<Metrics>,
     /// The record writer and the journal sweep, stopped by [`close`](Self::close).
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// How long `close` waits for the store.
+    close_wait: Duration,
 }
 
 impl Recorder {
@@ -122,7 +126,9 @@ impl Recorder {
         records_in_journal: bool,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Arc<Self>> {
-        let (tx, rx) = mpsc::channel(cfg.queue);
+        // The record writer's queue holds whole groups (each at most `batch` records):
+        // sized so that it holds about `queue` records.
+        let (tx, rx) = mpsc::channel((cfg.queue / cfg.batch.max(1)).max(2));
         let (journal_tx, journal_rx) = mpsc::channel(cfg.queue);
         let healthy = Arc::new(AtomicBool::new(true));
         let last_error = Arc::new(std::sync::Mutex::new(None));
@@ -130,12 +136,13 @@ impl Recorder {
         let labels = StoreLabels {
             store: store.kind().to_string(),
         };
-        let db = DbThread::start()?;
+        let writer_idle = Arc::new(AtomicBool::new(true));
         tokio::spawn(
             JournalWriter {
                 rx: journal_rx,
                 writer: tx.clone(),
-                db: db.clone(),
+                // Blocking answers wait on this thread: normal priority.
+                db: DbThread::start("owl-journal", false)?,
                 journal: journal.clone(),
                 records_in_journal,
                 batch: cfg.batch,
@@ -148,7 +155,8 @@ impl Recorder {
         );
         let writer = Writer {
             rx,
-            db,
+            db: DbThread::start("owl-records", true)?,
+            idle: writer_idle.clone(),
             journal: journal.clone(),
             store: store.clone(),
             records_in_journal,
@@ -161,13 +169,17 @@ impl Recorder {
         };
         let mut tasks = vec![tokio::spawn(writer.run())];
         if !records_in_journal {
-            tasks.push(tokio::spawn(sweep(
-                journal.clone(),
-                tx.clone(),
-                cfg.write_retry,
-                cfg.batch,
-                metrics.clone(),
-            )));
+            tasks.push(tokio::spawn(
+                Sweep {
+                    journal: journal.clone(),
+                    writer: tx.clone(),
+                    writer_idle,
+                    every: cfg.write_retry.max(Duration::from_secs(1)),
+                    batch: cfg.batch,
+                    metrics: metrics.clone(),
+                }
+                .run(),
+            ));
         }
         let recorder = Arc::new(Self {
             journal_tx,
@@ -176,6 +188,7 @@ impl Recorder {
             last_error,
             metrics: metrics.clone(),
             tasks: Mutex::new(tasks),
+            close_wait: cfg.write_retry + Duration::from_secs(5),
         });
         recorder.recover(&journal).await;
         let pruner = store.clone();
@@ -192,11 +205,12 @@ impl Recorder {
         Ok(recorder)
     }
 
-    /// Completes the journal entries of a previous run: completed records go on to the
-    /// store; invocations that never completed are recorded as interrupted.
+    /// Completes the journal's skeletons left by a previous run: invocations that never
+    /// completed are recorded as interrupted. (Completed records it left are the
+    /// sweep's, which starts with them.)
     async fn recover(&self, journal: &Arc<SqliteStore>) {
         let j = journal.clone();
-        let entries = match tokio::task::spawn_blocking(move || j.pending()).await {
+        let entries = match tokio::task::spawn_blocking(move || j.skeletons()).await {
             Ok(Ok(p)) => p,
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "cannot read the pending journal");
@@ -208,14 +222,7 @@ impl Recorder {
             }
         };
         let mut recovered = 0;
-        let mut resumed = 0;
-        for entry in entries {
-            let mut act = entry.activation;
-            if entry.completed {
-                resumed += 1;
-                self.complete(act).await;
-                continue;
-            }
+        for mut act in entries {
             match self
                 .store
                 .contains(&act.namespace, &act.activation_id)
@@ -231,12 +238,6 @@ impl Recorder {
                     recovered += 1;
                 }
             }
-        }
-        if resumed > 0 {
-            tracing::info!(
-                count = resumed,
-                "completed activation records left in the journal by the last run are written on"
-            );
         }
         if recovered > 0 {
             self.metrics.records_recovered.inc_by(recovered);
@@ -311,9 +312,18 @@ impl Recorder {
         }
     }
 
-    /// Flushes and stops the writer and the sweep.
+    /// Flushes and stops the writer and the sweep. A store that keeps failing is not
+    /// waited for past `write_retry`: what it has not taken stays in the journal for
+    /// the next start.
     pub async fn close(&self) {
-        self.flush().await;
+        if tokio::time::timeout(self.close_wait, self.flush())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "the record store did not take every record before shutdown; the rest stays in the journal for the next start"
+            );
+        }
         for h in self.tasks.lock().await.drain(..) {
             h.abort();
         }
@@ -355,21 +365,23 @@ fn open_journal(cfg: &ActivationsConfig, holds_records: bool) -> anyhow::Result<
         })
 }
 
-/// The thread that runs the writer's SQLite work. It runs at a lower scheduling
-/// priority than the request path (nice ≈ 10), so a burst of record writes yields the
-/// CPU to invocations; the bounded queue absorbs the difference.
+/// A thread that runs SQLite work. The journal's runs at normal priority (answers
+/// wait for it); the record writer's at a lower one (nice ≈ 10), so clearing the
+/// journal behind a store yields the CPU to invocations.
 #[derive(Clone)]
 struct DbThread {
     jobs: std::sync::mpsc::Sender<Box<dyn FnOnce() + Send>>,
 }
 
 impl DbThread {
-    fn start() -> std::io::Result<Self> {
+    /// A thread named `name`; `lower`: at the lower priority.
+    fn start(name: &str, lower: bool) -> std::io::Result<Self> {
         let (jobs, rx) = std::sync::mpsc::channel::<Box<dyn FnOnce() + Send>>();
         std::thread::Builder::new()
-            .name("owl-records".into())
+            .name(name.into())
             .spawn(move || {
-                if let Ok(p) = thread_priority::ThreadPriorityValue::try_from(25u8)
+                if lower
+                    && let Ok(p) = thread_priority::ThreadPriorityValue::try_from(25u8)
                     && let Err(e) = thread_priority::set_current_thread_priority(
                         thread_priority::ThreadPriority::Crossplatform(p),
                     )
@@ -401,6 +413,8 @@ impl DbThread {
 struct Writer {
     rx: mpsc::Receiver<Op>,
     db: DbThread,
+    /// Set while nothing is in hand (for the sweep).
+    idle: Arc<AtomicBool>,
     journal: Arc<SqliteStore>,
     store: Arc<dyn ActivationStore>,
     /// True when the store is the journal's own database (embedded): the record and
@@ -514,10 +528,30 @@ impl JournalWriter {
                             .get_or_create(&self.labels)
                             .inc_by(n as u64);
                         self.metrics.record_queue_depth.dec_by(n as i64);
+                    } else if result.is_ok() {
+                        // On to the record store. Never waited for: with the store
+                        // slow or down and the writer's queue full, they stay in the
+                        // journal and the sweep hands them over later.
+                        let n = records.len() as i64;
+                        let op = Op::Write {
+                            records,
+                            journaled: true,
+                            done: None,
+                        };
+                        if self.writer.try_send(op).is_err() {
+                            self.metrics.record_queue_depth.dec_by(n);
+                        }
                     } else {
-                        // On to the record store, or retried until write_retry.
-                        let journaled = result.is_ok();
-                        let _ = self.writer.send(Op::Write { records, journaled }).await;
+                        // The journal refused them: retried by the writer until
+                        // write_retry (this waits while its queue is full).
+                        let _ = self
+                            .writer
+                            .send(Op::Write {
+                                records,
+                                journaled: false,
+                                done: None,
+                            })
+                            .await;
                     }
                 }
             }
@@ -536,47 +570,70 @@ impl JournalWriter {
     }
 }
 
-/// Hands the journal's completed records that the record store refused for longer
-/// than `write_retry` back to the record writer, every `write_retry` (at least a
-/// second), a batch at a time, until the store takes them.
-async fn sweep(
+/// Hands completed records the journal holds but the record writer does not (the
+/// store refused them past `write_retry`, the writer's queue was full, or a previous
+/// run left them) to the writer: at start-up, then every `every` while the writer is
+/// idle, a batch at a time, on to the next batch as soon as one is written.
+struct Sweep {
     journal: Arc<SqliteStore>,
     writer: mpsc::Sender<Op>,
-    write_retry: Duration,
+    /// True while the writer has nothing queued or in hand: then no record older than
+    /// the sweep's cutoff is on its way to the store, and none is sent twice.
+    writer_idle: Arc<AtomicBool>,
+    every: Duration,
     batch: usize,
     metrics: Arc<Metrics>,
-) {
-    let every = write_retry.max(Duration::from_secs(1));
-    loop {
-        tokio::time::sleep(every).await;
-        let before = crate::context::epoch_ms(SystemTime::now()) - every.as_millis() as i64;
-        let j = journal.clone();
-        let records =
-            match tokio::task::spawn_blocking(move || j.completed_backlog(before, batch)).await {
-                Ok(Ok(r)) => r,
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "cannot read the journal's deferred records");
-                    continue;
-                }
-                Err(_) => continue,
-            };
-        if records.is_empty() {
-            continue;
+}
+
+impl Sweep {
+    async fn run(self) {
+        // At start-up everything in the journal is a previous run's.
+        let mut cutoff = crate::context::epoch_ms(SystemTime::now()) + 1;
+        loop {
+            if self.writer_idle.load(Ordering::SeqCst)
+                && self.writer.capacity() == self.writer.max_capacity()
+            {
+                self.drain(cutoff).await;
+            }
+            tokio::time::sleep(self.every).await;
+            cutoff = crate::context::epoch_ms(SystemTime::now()) - self.every.as_millis() as i64;
         }
-        tracing::info!(
-            count = records.len(),
-            "writing deferred activation records again"
-        );
-        metrics.record_queue_depth.inc_by(records.len() as i64);
-        if writer
-            .send(Op::Write {
+    }
+
+    /// Writes the journal's completed records older than `cutoff`, batch by batch,
+    /// until one fails or none is left.
+    async fn drain(&self, cutoff: i64) {
+        loop {
+            let j = self.journal.clone();
+            let batch = self.batch;
+            let records =
+                match tokio::task::spawn_blocking(move || j.completed_backlog(cutoff, batch)).await
+                {
+                    Ok(Ok(r)) => r,
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "cannot read the journal's completed records");
+                        return;
+                    }
+                    Err(_) => return,
+                };
+            let full = records.len() == self.batch;
+            if records.is_empty() {
+                return;
+            }
+            tracing::info!(
+                count = records.len(),
+                "writing completed activation records from the journal"
+            );
+            self.metrics.record_queue_depth.inc_by(records.len() as i64);
+            let (done, written) = oneshot::channel();
+            let op = Op::Write {
                 records,
                 journaled: true,
-            })
-            .await
-            .is_err()
-        {
-            return;
+                done: Some(done),
+            };
+            if self.writer.send(op).await.is_err() || !written.await.unwrap_or(false) || !full {
+                return;
+            }
         }
     }
 }
@@ -586,28 +643,45 @@ impl Writer {
         let mut ops = Vec::with_capacity(self.batch);
         loop {
             ops.clear();
+            self.idle.store(true, Ordering::SeqCst);
             if self.rx.recv_many(&mut ops, self.batch).await == 0 {
                 return;
             }
+            self.idle.store(false, Ordering::SeqCst);
             let mut journaled = Vec::new();
             let mut unjournaled = Vec::new();
+            let mut dones = Vec::new();
             let mut flushes = Vec::new();
             for op in ops.drain(..) {
                 match op {
                     Op::Write {
                         records,
                         journaled: true,
-                    } => journaled.extend(records),
-                    Op::Write { records, .. } => unjournaled.extend(records),
+                        done,
+                    } => {
+                        journaled.extend(records);
+                        dones.extend(done);
+                    }
+                    Op::Write { records, done, .. } => {
+                        unjournaled.extend(records);
+                        dones.extend(done);
+                    }
                     Op::Flush(ack) => flushes.push(ack),
                 }
             }
-            for (records, in_journal) in [(journaled, true), (unjournaled, false)] {
-                if !records.is_empty() {
+            let mut all_written = true;
+            for (mut records, in_journal) in [(journaled, true), (unjournaled, false)] {
+                // At most `batch` records per store write.
+                while !records.is_empty() {
+                    let rest = records.split_off(records.len().min(self.batch));
                     let n = records.len() as i64;
-                    self.write(records, in_journal).await;
+                    all_written &= self.write(records, in_journal).await;
                     self.metrics.record_queue_depth.dec_by(n);
+                    records = rest;
                 }
+            }
+            for d in dones {
+                let _ = d.send(all_written);
             }
             for f in flushes {
                 let _ = f.send(());
@@ -627,8 +701,8 @@ impl Writer {
     }
 
     /// Writes `batch`, retrying with backoff for `write_retry`; then leaves it to the
-    /// journal (`in_journal`) or drops it.
-    async fn write(&self, batch: Vec<Record>, in_journal: bool) {
+    /// journal (`in_journal`) or drops it. True when the store took it.
+    async fn write(&self, batch: Vec<Record>, in_journal: bool) -> bool {
         // Shared, not cloned, across retries.
         let batch = Arc::new(batch);
         let deadline = Instant::now() + self.write_retry;
@@ -642,7 +716,7 @@ impl Writer {
                         .records_written
                         .get_or_create(&self.labels)
                         .inc_by(batch.len() as u64);
-                    return;
+                    return true;
                 }
                 Err(e) => {
                     note_failure(&self.healthy, &self.last_error, &self.metrics, &e);
@@ -668,7 +742,7 @@ impl Writer {
                                 .inc_by(batch.len() as u64);
                             tracing::error!(error = %e, count = ids.len(), ids = ?ids, "activation records dropped: the store kept failing");
                         }
-                        return;
+                        return false;
                     }
                     tracing::warn!(error = %e, retry_in = ?backoff, "activation record write failed; retrying");
                     tokio::time::sleep(backoff).await;

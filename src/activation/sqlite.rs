@@ -280,6 +280,27 @@ impl SqliteStore {
         })
     }
 
+    /// The skeletons in the journal (after a restart: invocations that never
+    /// completed).
+    pub fn skeletons(&self) -> Result<Vec<Activation>, StoreError> {
+        self.with_reader(|conn| {
+            let mut stmt =
+                conn.prepare("SELECT doc FROM pending WHERE done = 0 ORDER BY created")?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            let mut out = Vec::new();
+            for doc in rows {
+                if let Some(a) = serde_json::from_str(&doc?)
+                    .ok()
+                    .as_ref()
+                    .and_then(Activation::from_json)
+                {
+                    out.push(a);
+                }
+            }
+            Ok(out)
+        })
+    }
+
     /// Every journal entry (after a restart: invocations that never completed, and
     /// completed records the record store does not have yet).
     pub fn pending(&self) -> Result<Vec<JournalEntry>, StoreError> {

@@ -151,9 +151,9 @@ impl Local {
         })
     }
 
-    /// The attempts counted so far in the current minute (before the next one).
-    fn attempts(&self, ns: &str) -> u64 {
-        self.with(ns, |s, _| s.attempts)
+    /// The attempts counted so far in `minute` (0 once it has passed).
+    fn attempts(&self, ns: &str, minute: u64) -> u64 {
+        self.with(ns, |s, now| if now == minute { s.attempts } else { 0 })
     }
 
     /// Notes an attempt Redis counted (`admitted`: with a slot) in `minute`.
@@ -339,7 +339,11 @@ impl Throttles {
     pub async fn admit(&self, ns: &str, limits: Effective) -> Result<Slot, WhiskError> {
         let mut replicas = 1;
         if let Some((redis, degrade)) = &self.redis {
-            match redis.admit(ns, limits, self.local.attempts(ns)).await {
+            // One minute for both counts: a boundary passing while Redis answers must
+            // not carry this minute's count into the next one.
+            let minute = current_minute();
+            let known = self.local.attempts(ns, minute);
+            match redis.admit(ns, limits, minute, known).await {
                 Ok((minute, Ok(lease))) => {
                     self.local.counted_in_redis(ns, minute, true);
                     return Ok(Slot {
@@ -369,7 +373,15 @@ impl Throttles {
             Ok(minute) => Ok(Slot {
                 ns: ns.to_string(),
                 minute,
-                held: Held::Local(self.local.clone()),
+                held: match &self.redis {
+                    // Admitted while Redis is away: the slot still gets a lease,
+                    // written to Redis when it is back, so the invocations running
+                    // then count against the shared limit.
+                    Some((redis, _)) => {
+                        Held::Redis(self.local.clone(), redis.clone(), redis.adopt(ns))
+                    }
+                    None => Held::Local(self.local.clone()),
+                },
             }),
             Err(e) => Err(self.rejected(ns, e)),
         }
@@ -516,7 +528,12 @@ mod tests {
         let minute = current_minute();
         local.counted_in_redis("ns", minute, true);
         local.counted_in_redis("ns", minute, false);
-        assert_eq!(local.attempts("ns"), 2);
+        assert_eq!(local.attempts("ns", minute), 2);
+        assert_eq!(
+            local.attempts("ns", minute + 1),
+            0,
+            "a new minute starts at 0"
+        );
         assert!(local.admit("ns", limits, 3).is_ok());
         assert!(local.admit("ns", limits, 3).is_ok());
         let e = local.admit("ns", limits, 3).err().unwrap();

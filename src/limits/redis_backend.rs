@@ -15,12 +15,12 @@
 //! `owl:replicas` with a heartbeat, so each knows how many share the limits: while
 //! Redis is away it admits only its share.
 
-use super::{Effective, Local, concurrency_rejection, current_minute, rate_rejection};
+use super::{Effective, Local, concurrency_rejection, rate_rejection};
 use crate::error::WhiskError;
 use crate::telemetry::Metrics;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -96,6 +96,10 @@ pub struct RedisThrottle {
     local: Arc<Local>,
     /// Gateways registered, as last seen (at least 1).
     replicas: AtomicU64,
+    /// Redis's clock minus this host's, in ms (from `TIME` at each heartbeat):
+    /// lease and registration expiries are on Redis's clock, so gateways whose
+    /// clocks disagree do not expire each other's.
+    clock_offset_ms: AtomicI64,
     /// Live leases: id → namespace.
     live: Mutex<HashMap<String, String>>,
     renewer: AtomicBool,
@@ -127,6 +131,7 @@ impl RedisThrottle {
             id: uuid::Uuid::new_v4().simple().to_string(),
             local,
             replicas: AtomicU64::new(1),
+            clock_offset_ms: AtomicI64::new(0),
             live: Mutex::new(HashMap::new()),
             renewer: AtomicBool::new(false),
             registered: AtomicBool::new(false),
@@ -185,6 +190,21 @@ impl RedisThrottle {
         }
     }
 
+    /// Now on Redis's clock (epoch ms), as of the last heartbeat.
+    fn now_ms(&self) -> u64 {
+        (now_ms() as i64 + self.clock_offset_ms.load(Ordering::Relaxed)).max(0) as u64
+    }
+
+    /// A lease for a slot admitted while Redis is away: kept with the live ones, so
+    /// it is written to Redis when Redis is back, and released like any other.
+    pub fn adopt(&self, ns: &str) -> String {
+        let lease = uuid::Uuid::new_v4().simple().to_string();
+        if let Ok(mut live) = self.live.lock() {
+            live.insert(lease.clone(), ns.to_string());
+        }
+        lease
+    }
+
     /// Gateways sharing the limits, as last seen (at least 1).
     pub fn replicas(&self) -> u64 {
         self.replicas.load(Ordering::Relaxed).max(1)
@@ -214,7 +234,7 @@ impl RedisThrottle {
             }
             let leases = this.live_leases();
             if !leases.is_empty() {
-                let expiry = now_ms() + this.lease.as_millis() as u64;
+                let expiry = this.now_ms() + this.lease.as_millis() as u64;
                 let mut pipe = redis::pipe();
                 for (lease, ns) in &leases {
                     pipe.cmd("ZADD")
@@ -263,14 +283,14 @@ impl RedisThrottle {
         self: &Arc<Self>,
         ns: &str,
         limits: Effective,
+        minute: u64,
         known: u64,
     ) -> Result<(u64, Result<String, WhiskError>), String> {
         self.start_renewer();
         let outcome = async {
             let mut conn = self.connection().await?;
             let lease = uuid::Uuid::new_v4().simple().to_string();
-            let now = now_ms();
-            let minute = current_minute();
+            let now = self.now_ms();
             let mut inv = self.admit.prepare_invoke();
             inv.key(rate_key(ns, minute))
                 .key(inflight_key(ns))
@@ -364,7 +384,7 @@ impl RedisThrottle {
                 if !leases.is_empty()
                     && let Ok(mut conn) = this.connection().await
                 {
-                    let expiry = now_ms() + this.lease.as_millis() as u64;
+                    let expiry = this.now_ms() + this.lease.as_millis() as u64;
                     let mut pipe = redis::pipe();
                     for (lease, ns) in &leases {
                         pipe.cmd("ZADD")
@@ -393,7 +413,16 @@ impl RedisThrottle {
     async fn heartbeat(self: &Arc<Self>) {
         let outcome = async {
             let mut conn = self.connection().await?;
-            let now = now_ms();
+            let (secs, micros): (String, String) =
+                tokio::time::timeout(CALL_TIMEOUT, redis::cmd("TIME").query_async(&mut conn))
+                    .await
+                    .map_err(|_| "Redis did not answer in time".to_string())?
+                    .map_err(|e| e.to_string())?;
+            if let (Ok(s), Ok(us)) = (secs.parse::<i64>(), micros.parse::<i64>()) {
+                let offset = s * 1000 + us / 1000 - now_ms() as i64;
+                self.clock_offset_ms.store(offset, Ordering::Relaxed);
+            }
+            let now = self.now_ms();
             let (added, _, replicas): (u64, u64, u64) = tokio::time::timeout(
                 CALL_TIMEOUT,
                 redis::pipe()
