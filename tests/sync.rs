@@ -326,6 +326,132 @@ async fn an_action_gets_a_function_that_serves_it_and_follows_its_changes() {
     gw.stop().await;
 }
 
+/// The environment variables of function `name`.
+async fn environment(
+    lambda: &aws_sdk_lambda::Client,
+    name: &str,
+) -> std::collections::HashMap<String, String> {
+    lambda
+        .get_function_configuration()
+        .function_name(name)
+        .send()
+        .await
+        .unwrap()
+        .environment()
+        .and_then(|e| e.variables())
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// An action in a package is initialised with its package's init parameters beneath
+/// its own, as OpenWhisk's invoker initialises it: `resolveActionAndMergeParameters`
+/// calls `inherit(package.parameters)`, `inherit(p) = copy(parameters = p ++
+/// parameters)` [OW common/scala/src/main/scala/org/apache/openwhisk/core/entity/
+/// WhiskAction.scala:216, :622-647], and `partitionArguments` hands the merged init
+/// parameters to `/init` [OW core/invoker/.../containerpool/ContainerProxy.scala:1091].
+/// Updating the package updates its actions' functions.
+#[tokio::test]
+async fn an_action_in_a_package_inherits_the_package_s_init_parameters() {
+    let w = World::new().await;
+    let put_package = |parameters: Value| {
+        let url = w.doc_url("guest/utils");
+        async move {
+            let mut doc = json!({
+                "entityType": "package", "namespace": "guest", "name": "utils",
+                "version": "0.0.1", "publish": false, "binding": {},
+                "parameters": parameters, "annotations": [], "updated": 1_700_000_000_000_i64
+            });
+            if let Ok(r) = client().get(&url).send().await
+                && r.status() == 200
+            {
+                let v: Value = r.json().await.unwrap();
+                doc["_rev"] = v["_rev"].clone();
+            }
+            let r = client().put(&url).json(&doc).send().await.unwrap();
+            assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+        }
+    };
+    put_package(json!([
+        {"key": "REGION", "value": "eu-west-1", "init": true},
+        {"key": "TOKEN", "value": "package", "init": true},
+        {"key": "MODE", "value": "fast", "init": true},
+        {"key": "limit", "value": 10}
+    ]))
+    .await;
+    w.put_action(
+        "guest/utils/hello",
+        node(NODE_V1),
+        json!([
+            {"key": "TOKEN", "value": "action", "init": true},
+            {"key": "MODE", "value": "slow"}
+        ]),
+        limits(3000, 256),
+    )
+    .await;
+    let route = format!(
+        "\n[[route]]\naction = \"guest/utils/*\"\nfunction = \"{}-{{namespace}}-{{package}}-{{action}}\"\n",
+        w.prefix
+    );
+    let sync = w.syncer(&route, false).await;
+    let report = sync.once().await.unwrap();
+    assert_eq!(
+        outcome(&report, "guest/utils/hello"),
+        Outcome::Created,
+        "{report}"
+    );
+    let lambda = sdk().await;
+    let name = format!("{}-guest-utils-hello", w.prefix);
+    let env = environment(&lambda, &name).await;
+    assert_eq!(
+        env.get("REGION").map(String::as_str),
+        Some("eu-west-1"),
+        "{env:?}"
+    );
+    assert_eq!(
+        env.get("TOKEN").map(String::as_str),
+        Some("action"),
+        "the action's own value wins: {env:?}"
+    );
+    assert!(
+        !env.contains_key("MODE"),
+        "redefined by the action without `init`, MODE is a run argument: {env:?}"
+    );
+    assert!(!env.contains_key("limit"), "not an init parameter: {env:?}");
+
+    // The package changes: the function follows from the feed alone.
+    put_package(json!([
+        {"key": "REGION", "value": "us-east-2", "init": true},
+        {"key": "TOKEN", "value": "package", "init": true}
+    ]))
+    .await;
+    let report = sync.once().await.unwrap();
+    let r = report
+        .get("guest/utils/hello")
+        .unwrap_or_else(|| panic!("the package's action is handled again:\n{report}"));
+    assert_eq!(r.outcome, Outcome::Updated, "{report}");
+    assert!(r.detail.contains("environment"), "{report}");
+    let env = environment(&lambda, &name).await;
+    assert_eq!(
+        env.get("REGION").map(String::as_str),
+        Some("us-east-2"),
+        "{env:?}"
+    );
+    assert_eq!(
+        env.get("TOKEN").map(String::as_str),
+        Some("action"),
+        "{env:?}"
+    );
+
+    // Nothing changed since: a pass from the beginning finds it in step.
+    std::fs::remove_file(w.state_file()).unwrap();
+    let report = sync.once().await.unwrap();
+    assert_eq!(
+        outcome(&report, "guest/utils/hello"),
+        Outcome::Unchanged,
+        "{report}"
+    );
+}
+
 /// `$LATEST`'s description, and the alias `live`'s version and its description.
 async fn descriptions(lambda: &aws_sdk_lambda::Client, name: &str) -> (String, String, String) {
     let latest = lambda
@@ -880,6 +1006,7 @@ mod fake_controller {
     use std::collections::BTreeMap;
     use std::sync::{Arc, Mutex};
 
+    /// Entities by name (`name`, or `pkg/name` for an action in a package).
     pub type Actions = Arc<Mutex<BTreeMap<String, Value>>>;
 
     fn authorized(h: &HeaderMap) -> bool {
@@ -887,6 +1014,13 @@ mod fake_controller {
     }
 
     pub async fn start(actions: Actions) -> String {
+        start_with_packages(actions, Actions::default()).await
+    }
+
+    /// Like `start`, with packages: listed under `…/packages`, and their actions
+    /// read at `…/actions/{pkg}/{name}` (stored as the controller answers them, with
+    /// the package's parameters merged in).
+    pub async fn start_with_packages(actions: Actions, packages: Actions) -> String {
         let app = axum::Router::new()
             .route(
                 "/api/v1/namespaces",
@@ -925,7 +1059,26 @@ mod fake_controller {
                     }
                 }),
             )
-            .with_state(actions);
+            .route(
+                "/api/v1/namespaces/{ns}/actions/{pkg}/{name}",
+                get(|State(a): State<Actions>, Path((_ns, pkg, name)): Path<(String, String, String)>| async move {
+                    match a.lock().unwrap().get(&format!("{pkg}/{name}")) {
+                        Some(v) => (StatusCode::OK, axum::Json(v.clone())),
+                        None => (StatusCode::NOT_FOUND, axum::Json(json!({"error": "The requested resource does not exist."}))),
+                    }
+                }),
+            )
+            .with_state(actions)
+            .route(
+                "/api/v1/namespaces/{ns}/packages",
+                get(move |h: HeaderMap| async move {
+                    if !authorized(&h) {
+                        return (StatusCode::UNAUTHORIZED, axum::Json(json!({"error": "no"})));
+                    }
+                    let list: Vec<Value> = packages.lock().unwrap().values().cloned().collect();
+                    (StatusCode::OK, axum::Json(Value::Array(list)))
+                }),
+            );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
@@ -1023,6 +1176,88 @@ async fn the_controller_can_be_polled_instead_of_the_database() {
     .err()
     .expect("a malformed key is refused");
     assert!(err.to_string().contains("uuid:key"), "{err}");
+}
+
+/// Polling the controller, a change of a package is seen on its actions: updating a
+/// package moves the package's version and update time, not its actions'
+/// [OW core/controller/src/main/scala/org/apache/openwhisk/core/controller/Packages.scala
+/// `update`, WhiskPackage.scala `revision`], so the listing of packages is compared too;
+/// the controller's `GET …/actions/{pkg}/{name}` answers with the package's parameters
+/// merged in [OW …/controller/Actions.scala:366 `resolveActionAndMergeParameters`].
+#[tokio::test]
+async fn polling_sees_a_package_change_on_its_actions() {
+    let w = World::new().await;
+    let actions: fake_controller::Actions = Default::default();
+    let packages: fake_controller::Actions = Default::default();
+    let action = |region: &str| {
+        json!({"namespace": "guest/utils", "name": "hello", "version": "0.0.1", "updated": 1,
+               "exec": {"kind": "nodejs:20", "code": NODE_V1, "binary": false},
+               "limits": limits(3000, 256), "annotations": [],
+               "parameters": [{"key": "REGION", "value": region, "init": true}]})
+    };
+    let package = |version: &str| {
+        json!({"namespace": "guest", "name": "utils", "version": version, "updated": 1,
+               "binding": false, "publish": false})
+    };
+    actions
+        .lock()
+        .unwrap()
+        .insert("utils/hello".into(), action("eu-west-1"));
+    packages
+        .lock()
+        .unwrap()
+        .insert("utils".into(), package("0.0.1"));
+    let controller = fake_controller::start_with_packages(actions.clone(), packages.clone()).await;
+    let key_file = w.dir.path().join("sync.key");
+    std::fs::write(&key_file, format!("{}\n", guest_key())).unwrap();
+    let text = policy(
+        &controller,
+        &w.lambda,
+        &format!(
+            "[[route]]\naction = \"guest/utils/*\"\nfunction = \"{}-{{namespace}}-{{package}}-{{action}}\"\n\n\
+             [sync]\nrole = \"{ROLE}\"\nsource = \"controller\"\nkey_file = \"{}\"\nbootstrap = \"{}\"\n",
+            w.prefix,
+            key_file.display(),
+            w.dir.path().join("bootstrap").display()
+        ),
+    );
+    let sync = Syncer::new(
+        Policy::parse(&text, "sync.toml", Path::new("/")).unwrap(),
+        SyncOptions {
+            dry_run: false,
+            lambda_credentials: Some(owl::lambda::StaticCredentials::emulator()),
+        },
+    )
+    .await
+    .unwrap();
+    let report = sync.once().await.unwrap();
+    assert_eq!(
+        outcome(&report, "guest/utils/hello"),
+        Outcome::Created,
+        "{report}"
+    );
+    let lambda = sdk().await;
+    let name = format!("{}-guest-utils-hello", w.prefix);
+    assert_eq!(environment(&lambda, &name).await["REGION"], "eu-west-1");
+    let report = sync.once().await.unwrap();
+    assert!(report.get("guest/utils/hello").is_none(), "{report}");
+
+    // The package is updated: the action's own listing entry does not move.
+    actions
+        .lock()
+        .unwrap()
+        .insert("utils/hello".into(), action("us-east-2"));
+    packages
+        .lock()
+        .unwrap()
+        .insert("utils".into(), package("0.0.2"));
+    let report = sync.once().await.unwrap();
+    assert_eq!(
+        outcome(&report, "guest/utils/hello"),
+        Outcome::Updated,
+        "{report}"
+    );
+    assert_eq!(environment(&lambda, &name).await["REGION"], "us-east-2");
 }
 
 #[tokio::test]

@@ -1,6 +1,8 @@
 //! An action as `owl sync` needs it, read from a whisks database document or from
 //! the controller's answer to `GET …/actions/{name}?code=true` (both shapes are
-//! OpenWhisk's `WhiskAction` JSON; the database may keep the code in an attachment).
+//! OpenWhisk's `WhiskAction` JSON; the database may keep the code in an attachment),
+//! and the package that holds it (`WhiskPackage` JSON), whose parameters the action
+//! inherits as OpenWhisk's invoker sees them.
 
 use crate::whisk::action::{DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_MS, is_truthy};
 use crate::whisk::names::ActionPath;
@@ -31,15 +33,61 @@ pub enum Code {
     Zip(Vec<u8>),
 }
 
-/// One init parameter (`init: true`): becomes an environment variable.
+/// One parameter of an action or a package, as OpenWhisk stores it
+/// (`{"key", "value", "init"?, "encryption"?}`). Init parameters (`init: true`) become
+/// the function's environment; the others are run arguments, which the gateway
+/// merges per invocation.
 #[derive(Debug, Clone, PartialEq)]
-pub struct InitParameter {
+pub struct Parameter {
     /// Name.
     pub key: String,
     /// Value.
     pub value: Value,
+    /// `init: true`: handed to the action when it is initialised, never as a run
+    /// argument.
+    pub init: bool,
     /// True when OpenWhisk stored the value encrypted (owl cannot read it).
     pub encrypted: bool,
+}
+
+/// The `parameters` array of an action or package document, in order.
+fn parameters(v: &Value) -> Vec<Parameter> {
+    v.get("parameters")
+        .and_then(Value::as_array)
+        .map(|ps| {
+            ps.iter()
+                .filter_map(|p| {
+                    Some(Parameter {
+                        key: p.get("key")?.as_str()?.to_string(),
+                        value: p.get("value").cloned().unwrap_or(Value::Null),
+                        init: p.get("init").and_then(Value::as_bool) == Some(true),
+                        encrypted: p
+                            .get("encryption")
+                            .is_some_and(|e| !e.is_null() && e != "noop"),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `under ++ over` as OpenWhisk's `Parameters.++` computes it
+/// [OW common/scala/src/main/scala/org/apache/openwhisk/core/entity/Parameter.scala:56
+/// `new Parameters(params ++ p.params)`]: a map union in which a parameter of `over`
+/// replaces the one of `under` with the same name whole — value, `init` flag and
+/// encryption — so a package's init parameter that the action redefines without
+/// `init` is no init parameter any more. Order: `under`'s names first (a replaced one
+/// keeps its place), then `over`'s new ones. Within one list the last of a name
+/// wins, as when OpenWhisk reads the list into its map.
+pub fn merge_parameters(under: &[Parameter], over: &[Parameter]) -> Vec<Parameter> {
+    let mut out: Vec<Parameter> = Vec::with_capacity(under.len() + over.len());
+    for p in under.iter().chain(over) {
+        match out.iter_mut().find(|q| q.key == p.key) {
+            Some(q) => *q = p.clone(),
+            None => out.push(p.clone()),
+        }
+    }
+    out
 }
 
 /// What `owl sync` reads of an action.
@@ -65,8 +113,9 @@ pub struct ActionDoc {
     pub timeout_ms: u64,
     /// Memory in MB.
     pub memory_mb: u64,
-    /// Init parameters, in order.
-    pub init_parameters: Vec<InitParameter>,
+    /// Parameters, in order: the action's own as read, its package's beneath them
+    /// once [`ActionDoc::inherit`] merged them.
+    pub parameters: Vec<Parameter>,
     /// True for conductor actions (the controller runs their compositions).
     pub conductor: bool,
 }
@@ -105,24 +154,6 @@ impl ActionDoc {
                 .and_then(Value::as_u64)
                 .unwrap_or(d)
         };
-        let init_parameters = v
-            .get("parameters")
-            .and_then(Value::as_array)
-            .map(|ps| {
-                ps.iter()
-                    .filter(|p| p.get("init").and_then(Value::as_bool) == Some(true))
-                    .filter_map(|p| {
-                        Some(InitParameter {
-                            key: p.get("key")?.as_str()?.to_string(),
-                            value: p.get("value").cloned().unwrap_or(Value::Null),
-                            encrypted: p
-                                .get("encryption")
-                                .is_some_and(|e| !e.is_null() && e != "noop"),
-                        })
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
         let conductor = v
             .get("annotations")
             .and_then(Value::as_array)
@@ -154,8 +185,78 @@ impl ActionDoc {
                 .map(str::to_string),
             timeout_ms: limit("timeout", DEFAULT_TIMEOUT_MS),
             memory_mb: limit("memory", DEFAULT_MEMORY_MB),
-            init_parameters,
+            parameters: parameters(v),
             conductor,
+        })
+    }
+
+    /// The package that holds the action (`ns/pkg`), `None` in the default package.
+    pub fn package_id(&self) -> Option<String> {
+        self.path
+            .package
+            .is_some()
+            .then(|| self.path.entity_namespace())
+    }
+
+    /// The action with its package's parameters merged beneath its own, as OpenWhisk
+    /// hands them to the invoker. `resolveActionAndMergeParameters` reads the action's
+    /// package and calls `inherit(resolvedPkg.parameters)`
+    /// [OW common/scala/src/main/scala/org/apache/openwhisk/core/entity/WhiskAction.scala:622-647],
+    /// where `inherit(p) = copy(parameters = p ++ parameters)` (:216; `WhiskAction`'s
+    /// own at :148): the package first, the action's parameters win. The controller
+    /// then names the merged set's init parameters in the activation message
+    /// (`action.parameters.initParameters`, core/controller/.../actions/PrimitiveActions.scala:189;
+    /// Parameter.scala:75), and the invoker passes exactly those to `/init`
+    /// (`ContainerProxy.partitionArguments`, core/invoker/.../containerpool/ContainerProxy.scala:1091,
+    /// called from `initializeAndRun`:782).
+    pub fn inherit(&self, package: &[Parameter]) -> ActionDoc {
+        ActionDoc {
+            parameters: merge_parameters(package, &self.parameters),
+            ..self.clone()
+        }
+    }
+
+    /// The init parameters (`init: true`), in order: the function's environment.
+    pub fn init_parameters(&self) -> impl Iterator<Item = &Parameter> {
+        self.parameters.iter().filter(|p| p.init)
+    }
+}
+
+/// What `owl sync` reads of a package: its parameters, and whether it is a binding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PackageDoc {
+    /// The document id, `ns/pkg`.
+    pub id: String,
+    /// Parameters, in order.
+    pub parameters: Vec<Parameter>,
+    /// For a binding, the package it is bound to (`ns/pkg`).
+    pub binding: Option<String>,
+}
+
+impl PackageDoc {
+    /// Reads a package from its JSON (database document or controller answer);
+    /// `None` when it is not a package. OpenWhisk stores `binding: {}` for a package
+    /// that is no binding [OW …/entity/WhiskPackage.scala:249-254]; listings say
+    /// `false`.
+    pub fn from_json(v: &Value) -> Option<Self> {
+        match v.get("entityType").and_then(Value::as_str) {
+            Some("package") => {}
+            // Documents written before `entityType`: a package has a `binding` field
+            // and no `exec`.
+            None if v.get("binding").is_some() && v.get("exec").is_none() => {}
+            _ => return None,
+        }
+        let namespace = v.get("namespace")?.as_str()?;
+        let name = v.get("name")?.as_str()?;
+        let binding = v.get("binding").and_then(Value::as_object).and_then(|b| {
+            let ns = b.get("namespace")?.as_str()?;
+            let name = b.get("name")?.as_str()?;
+            Some(format!("{ns}/{name}"))
+        });
+        Some(Self {
+            id: format!("{namespace}/{name}"),
+            parameters: parameters(v),
+            binding,
         })
     }
 }
@@ -233,8 +334,9 @@ mod tests {
         assert_eq!(a.code, CodeRef::CouchAttachment("0b5f".into()));
         assert_eq!(a.main.as_deref(), Some("greet"));
         assert_eq!((a.timeout_ms, a.memory_mb), (3000, 512));
-        assert_eq!(a.init_parameters.len(), 1);
-        assert_eq!(a.init_parameters[0].key, "TOKEN");
+        let init: Vec<&str> = a.init_parameters().map(|p| p.key.as_str()).collect();
+        assert_eq!(init, ["TOKEN"]);
+        assert_eq!(a.package_id().as_deref(), Some("guest/utils"));
         assert!(!a.conductor);
 
         let inline = json!({"namespace": "guest", "name": "z", "exec": {"kind": "python:3", "code": "UEsDBA==", "binary": true}});
@@ -264,5 +366,99 @@ mod tests {
         assert!(ActionDoc::from_json(&package).is_none());
         let seq = json!({"namespace": "guest", "name": "s", "exec": {"kind": "sequence", "components": ["/guest/a"]}});
         assert_eq!(ActionDoc::from_json(&seq).unwrap().code, CodeRef::None);
+    }
+
+    /// `(key, value, init)` of each parameter, in order.
+    fn listed(ps: &[Parameter]) -> Vec<(&str, Value, bool)> {
+        ps.iter()
+            .map(|p| (p.key.as_str(), p.value.clone(), p.init))
+            .collect()
+    }
+
+    /// OpenWhisk's `inherit(p) = copy(parameters = p ++ parameters)`
+    /// [OW common/scala/src/main/scala/org/apache/openwhisk/core/entity/WhiskAction.scala:216,
+    /// :148; `++` at Parameter.scala:56]: the package's parameters first, the action's
+    /// win, a redefined parameter replaced whole (its `init` flag too).
+    #[test]
+    fn an_action_inherits_its_package_parameters_beneath_its_own() {
+        let package = PackageDoc::from_json(&json!({
+            "_id": "guest/utils", "entityType": "package", "namespace": "guest", "name": "utils",
+            "binding": {}, "version": "0.0.2",
+            "parameters": [
+                {"key": "REGION", "value": "eu-west-1", "init": true},
+                {"key": "TOKEN", "value": "package", "init": true},
+                {"key": "MODE", "value": "fast", "init": true},
+                {"key": "limit", "value": 10}
+            ]
+        }))
+        .unwrap();
+        assert_eq!(package.id, "guest/utils");
+        assert_eq!(package.binding, None);
+        let action = ActionDoc::from_json(&json!({
+            "entityType": "action", "namespace": "guest/utils", "name": "hello",
+            "exec": {"kind": "nodejs:20", "code": "function main() {}"},
+            "parameters": [
+                {"key": "TOKEN", "value": "action", "init": true},
+                {"key": "MODE", "value": "slow"},
+                {"key": "DEBUG", "value": 1, "init": true}
+            ]
+        }))
+        .unwrap();
+        let merged = action.inherit(&package.parameters);
+        assert_eq!(
+            listed(&merged.parameters),
+            [
+                ("REGION", json!("eu-west-1"), true),
+                ("TOKEN", json!("action"), true),
+                ("MODE", json!("slow"), false),
+                ("limit", json!(10), false),
+                ("DEBUG", json!(1), true),
+            ]
+        );
+        let init: Vec<&str> = merged.init_parameters().map(|p| p.key.as_str()).collect();
+        assert_eq!(init, ["REGION", "TOKEN", "DEBUG"]);
+        // The action as read is left as it was.
+        assert_eq!(action.parameters.len(), 3);
+        // No package parameters: the action's own, the last of a name winning.
+        let twice = vec![
+            Parameter {
+                key: "A".into(),
+                value: json!(1),
+                init: true,
+                encrypted: false,
+            },
+            Parameter {
+                key: "A".into(),
+                value: json!(2),
+                init: false,
+                encrypted: false,
+            },
+        ];
+        assert_eq!(
+            listed(&merge_parameters(&[], &twice)),
+            [("A", json!(2), false)]
+        );
+    }
+
+    #[test]
+    fn packages_and_bindings() {
+        let binding = json!({"entityType": "package", "namespace": "guest", "name": "mine",
+            "binding": {"namespace": "alice", "name": "pub"},
+            "parameters": [{"key": "K", "value": "v", "init": true, "encryption": "AES-256"}]});
+        let b = PackageDoc::from_json(&binding).unwrap();
+        assert_eq!(b.binding.as_deref(), Some("alice/pub"));
+        assert!(b.parameters[0].encrypted && b.parameters[0].init);
+        // A controller listing says `binding: false`; documents from before
+        // `entityType` are told by `binding` without `exec`.
+        let old = json!({"namespace": "guest", "name": "p", "binding": false});
+        assert_eq!(PackageDoc::from_json(&old).unwrap().binding, None);
+        let action = json!({"entityType": "action", "namespace": "guest", "name": "a", "exec": {"kind": "nodejs:20"}});
+        assert!(PackageDoc::from_json(&action).is_none());
+        let untyped_action = json!({"namespace": "guest", "name": "a", "exec": {"kind": "nodejs:20"}, "binding": {}});
+        assert!(PackageDoc::from_json(&untyped_action).is_none());
+        assert_eq!(
+            ActionDoc::from_json(&untyped_action).unwrap().package_id(),
+            None
+        );
     }
 }

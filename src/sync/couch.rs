@@ -1,14 +1,15 @@
 //! The whisks database as a source: its `_changes` feed, followed from the last
 //! sequence handled (persisted in the state file after every batch, so a restart
-//! resumes where the last run stopped), plus single-document reads for full passes
-//! and code attachments.
+//! resumes where the last run stopped), plus single-document reads for full passes,
+//! code attachments and the packages that hold actions, and the listing of a
+//! package's actions.
 //!
 //! The feed is followed with long polls, each bounded by `[couchdb] timeout`: the
 //! continuous feed's behaviour, with no connection that lives forever. A long poll
 //! that the server does not end in time (pouchdb-server ignores `timeout`) is
 //! simply issued again from the same sequence.
 
-use super::action::ActionDoc;
+use super::action::{ActionDoc, PackageDoc};
 use crate::couchdb::{CouchDb, CouchError, escape};
 use http::Method;
 use serde_json::Value;
@@ -17,6 +18,8 @@ use std::time::Duration;
 
 /// Documents read per request.
 const BATCH: usize = 100;
+/// Ids read per `_all_docs` request.
+const LIST_PAGE: usize = 500;
 
 /// A change of the whisks database.
 #[derive(Debug, Clone)]
@@ -24,8 +27,12 @@ pub enum Change {
     /// An action was created or updated.
     Upsert(Box<ActionDoc>),
     /// The document with this id was deleted (an action, or a package: its id
-    /// cannot tell).
+    /// cannot tell). A deleted package deletes no function by itself: OpenWhisk
+    /// deletes a package only once its actions are gone, each its own change.
     Removed(String),
+    /// The package with this id (`ns/pkg`, not a binding) was created or updated:
+    /// its actions inherit its parameters, so each is handled again.
+    PackageUpdated(String),
 }
 
 impl Change {
@@ -33,7 +40,7 @@ impl Change {
     pub fn id(&self) -> &str {
         match self {
             Self::Upsert(d) => &d.id,
-            Self::Removed(id) => id,
+            Self::Removed(id) | Self::PackageUpdated(id) => id,
         }
     }
 }
@@ -116,10 +123,17 @@ impl Whisks {
             if id.starts_with("_design/") {
                 continue;
             }
+            let doc = r.get("doc");
             if r.get("deleted").and_then(Value::as_bool) == Some(true) {
                 changes.push(Change::Removed(id.to_string()));
-            } else if let Some(doc) = r.get("doc").and_then(ActionDoc::from_json) {
+            } else if let Some(doc) = doc.and_then(ActionDoc::from_json) {
                 changes.push(Change::Upsert(Box::new(doc)));
+            } else if let Some(pkg) = doc.and_then(PackageDoc::from_json)
+                && pkg.binding.is_none()
+            {
+                // A binding holds no actions, and its parameters never reach a
+                // function (one function serves every binding: docs/sync.md).
+                changes.push(Change::PackageUpdated(id.to_string()));
             }
         }
         Ok(Batch {
@@ -137,6 +151,66 @@ impl Whisks {
             Ok(doc) => Ok(ActionDoc::from_json(&doc)),
             Err(CouchError::Status { status: 404, .. }) => Ok(None),
             Err(e) => Err(e),
+        }
+    }
+
+    /// The package document `id` (`ns/pkg`), or `None` when it does not exist (or is
+    /// not a package).
+    pub async fn package(&self, id: &str) -> Result<Option<PackageDoc>, CouchError> {
+        let path = format!("/{}/{}", escape(&self.db), escape(id));
+        match self.couch.json(Method::GET, &path, None).await {
+            Ok(doc) => Ok(PackageDoc::from_json(&doc)),
+            Err(CouchError::Status { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The ids of the documents in package `id`: `ns/pkg/…`, the ids OpenWhisk gives
+    /// the actions of a package. Read from `_all_docs` by id range (no design
+    /// document needed), `LIST_PAGE` ids per request.
+    pub async fn package_members(&self, id: &str) -> Result<Vec<String>, CouchError> {
+        let prefix = format!("{id}/");
+        let key = |k: &str| {
+            percent_encoding::utf8_percent_encode(
+                &Value::from(k).to_string(),
+                percent_encoding::NON_ALPHANUMERIC,
+            )
+            .to_string()
+        };
+        let end = key(&format!("{prefix}\u{fff0}"));
+        let mut out: Vec<String> = Vec::new();
+        let mut last: Option<String> = None;
+        loop {
+            // The next page starts at the last id read, skipping it.
+            let (start, skip) = match &last {
+                Some(l) => (key(l), 1),
+                None => (key(&prefix), 0),
+            };
+            let path = format!(
+                "/{}/_all_docs?startkey={start}&endkey={end}&limit={LIST_PAGE}&skip={skip}",
+                escape(&self.db)
+            );
+            let body = self.couch.json(Method::GET, &path, None).await?;
+            let ids: Vec<&str> = body
+                .get("rows")
+                .and_then(Value::as_array)
+                .ok_or_else(|| CouchError::Malformed("`_all_docs` without `rows`".into()))?
+                .iter()
+                .filter_map(|r| r.get("id").and_then(Value::as_str))
+                .collect();
+            // Only `ns/pkg/name`, whatever the server's collation let through.
+            out.extend(
+                ids.iter()
+                    .filter(|i| {
+                        i.strip_prefix(&prefix)
+                            .is_some_and(|n| !n.is_empty() && !n.contains('/'))
+                    })
+                    .map(|i| i.to_string()),
+            );
+            match ids.last() {
+                Some(l) if ids.len() >= LIST_PAGE => last = Some(l.to_string()),
+                _ => return Ok(out),
+            }
         }
     }
 

@@ -317,12 +317,13 @@ impl Syncer {
     /// of one function are handled one after another, functions `concurrency` at a
     /// time.
     pub async fn reconcile(&self, changes: Vec<Change>) -> Report {
+        let mut report = Report::default();
+        let changes = self.expand(changes, &mut report).await;
         let mut last: HashMap<String, usize> = HashMap::new();
         for (i, c) in changes.iter().enumerate() {
             last.insert(c.id().to_string(), i);
         }
         let mut groups: BTreeMap<String, Vec<(Change, usize)>> = BTreeMap::new();
-        let mut report = Report::default();
         for (i, change) in changes.into_iter().enumerate() {
             if last.get(change.id()) != Some(&i) {
                 continue;
@@ -367,6 +368,64 @@ impl Syncer {
         report
     }
 
+    /// Replaces each package change with an upsert of every mapped action of the
+    /// package, read afresh, in the package change's place: an action inherits its
+    /// package's parameters, so a changed package changes its actions' functions.
+    /// A package whose actions cannot be listed or read is a failed entry (the batch
+    /// is handled again).
+    async fn expand(&self, changes: Vec<Change>, report: &mut Report) -> Vec<Change> {
+        let mut out = Vec::with_capacity(changes.len());
+        for change in changes {
+            let Change::PackageUpdated(package) = change else {
+                out.push(change);
+                continue;
+            };
+            // Only the database feed says `PackageUpdated`; the controller's listing
+            // tells a package's change by the package's stamp on its actions.
+            let Source::Couch { whisks, .. } = &self.source else {
+                continue;
+            };
+            let failed = |e: String| self.report(&package, "", Outcome::Failed, e);
+            let members = match whisks.package_members(&package).await {
+                Ok(m) => m,
+                Err(e) => {
+                    report
+                        .actions
+                        .push(failed(format!("listing the package's actions: {e}")));
+                    continue;
+                }
+            };
+            for id in members.into_iter().filter(|id| self.mapped(id)) {
+                match whisks.action(&id).await {
+                    Ok(Some(doc)) => out.push(Change::Upsert(Box::new(doc))),
+                    // Deleted meanwhile: its own change follows in the feed.
+                    Ok(None) => {}
+                    Err(e) => report
+                        .actions
+                        .push(failed(format!("reading its action {id}: {e}"))),
+                }
+            }
+        }
+        out
+    }
+
+    /// The action with its package's parameters beneath its own, as OpenWhisk
+    /// initialises it (`ActionDoc::inherit`). The controller's `GET …/actions/{name}`
+    /// already answers with them merged
+    /// [OW core/controller/.../controller/Actions.scala:366
+    /// `resolveActionAndMergeParameters`]; the database holds them apart.
+    async fn with_package(&self, doc: &ActionDoc) -> Result<ActionDoc, String> {
+        let (Some(package), Source::Couch { whisks, .. }) = (doc.package_id(), &self.source) else {
+            return Ok(doc.clone());
+        };
+        match whisks.package(&package).await {
+            Ok(Some(p)) => Ok(doc.inherit(&p.parameters)),
+            // The package is being deleted with its actions: their changes follow.
+            Ok(None) => Ok(doc.clone()),
+            Err(e) => Err(format!("reading the package {package}: {e}")),
+        }
+    }
+
     fn report(
         &self,
         action: &str,
@@ -400,7 +459,13 @@ impl Syncer {
                     Err(e) => Some(self.report(id, function, Outcome::Failed, e.to_string())),
                 };
             }
+            // Expanded into its actions before the batch is grouped.
+            Change::PackageUpdated(_) => return None,
             Change::Upsert(doc) => doc,
+        };
+        let doc = &match self.with_package(doc).await {
+            Ok(d) => d,
+            Err(e) => return Some(self.report(id, function, Outcome::Failed, e)),
         };
         let built = match plan::unsupported(doc, &self.cfg) {
             Some(reason) => Err(reason),

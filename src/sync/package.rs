@@ -75,7 +75,9 @@ pub fn build(doc: &ActionDoc, code: &Code, bootstrap: Option<&[u8]>) -> Result<P
 }
 
 /// The function's environment: the kind and entry point for the runtime, and the
-/// action's init parameters (strings as they are, other values as JSON).
+/// action's init parameters (strings as they are, other values as JSON) — for an
+/// action in a package, those of its parameters merged with the package's
+/// ([`ActionDoc::inherit`]), as OpenWhisk initialises it.
 pub fn environment(doc: &ActionDoc) -> Result<BTreeMap<String, String>, String> {
     let mut env = BTreeMap::new();
     env.insert("OW_ACTION_KIND".to_string(), doc.kind.clone());
@@ -84,7 +86,7 @@ pub fn environment(doc: &ActionDoc) -> Result<BTreeMap<String, String>, String> 
     {
         env.insert("OW_ACTION_MAIN".to_string(), main.clone());
     }
-    for p in &doc.init_parameters {
+    for p in doc.init_parameters() {
         if p.encrypted {
             return Err(format!(
                 "init parameter `{}` is stored encrypted; owl cannot pass it on",
@@ -168,7 +170,7 @@ fn zip(files: &[(&str, &[u8], bool)]) -> zip::result::ZipResult<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sync::action::{CodeRef, InitParameter};
+    use crate::sync::action::{CodeRef, Parameter};
     use serde_json::json;
 
     fn doc(kind: &str) -> ActionDoc {
@@ -183,7 +185,7 @@ mod tests {
             image: None,
             timeout_ms: 60_000,
             memory_mb: 256,
-            init_parameters: Vec::new(),
+            parameters: Vec::new(),
             conductor: false,
         }
     }
@@ -220,15 +222,23 @@ mod tests {
     fn init_parameters_become_the_environment() {
         let mut d = doc("nodejs:20");
         d.main = Some("greet".into());
-        d.init_parameters = vec![
-            InitParameter {
+        d.parameters = vec![
+            Parameter {
                 key: "TOKEN".into(),
                 value: json!("abc"),
+                init: true,
                 encrypted: false,
             },
-            InitParameter {
+            Parameter {
                 key: "LIMITS".into(),
                 value: json!({"n": 1}),
+                init: true,
+                encrypted: false,
+            },
+            Parameter {
+                key: "name".into(),
+                value: json!("a run argument"),
+                init: false,
                 encrypted: false,
             },
         ];
@@ -236,24 +246,79 @@ mod tests {
         assert_eq!(env["TOKEN"], "abc");
         assert_eq!(env["LIMITS"], "{\"n\":1}");
         assert_eq!(env["OW_ACTION_MAIN"], "greet");
+        assert!(
+            !env.contains_key("name"),
+            "run arguments are no environment"
+        );
         for (key, encrypted, why) in [
             ("AWS_REGION", false, "reserved"),
             ("my-key", false, "cannot be an environment variable"),
             ("SECRET", true, "encrypted"),
         ] {
-            d.init_parameters = vec![InitParameter {
+            d.parameters = vec![Parameter {
                 key: key.into(),
                 value: json!("x"),
+                init: true,
                 encrypted,
             }];
             let err = environment(&d).unwrap_err();
             assert!(err.contains(why), "{key}: {err}");
         }
-        d.init_parameters = vec![InitParameter {
+        d.parameters = vec![Parameter {
             key: "BIG".into(),
             value: json!("x".repeat(5000)),
+            init: true,
             encrypted: false,
         }];
         assert!(environment(&d).unwrap_err().contains("4 KB"));
+    }
+
+    fn param(key: &str, value: serde_json::Value, init: bool) -> Parameter {
+        Parameter {
+            key: key.into(),
+            value,
+            init,
+            encrypted: false,
+        }
+    }
+
+    /// The environment of an action in a package is what OpenWhisk's invoker passes
+    /// to `/init`: the init parameters of the package's parameters merged under the
+    /// action's [OW …/entity/WhiskAction.scala:216 `inherit`; …/containerpool/
+    /// ContainerProxy.scala:1091 `partitionArguments`].
+    #[test]
+    fn a_package_s_init_parameters_are_in_the_environment_under_the_action_s() {
+        let mut d = doc("nodejs:20");
+        d.parameters = vec![
+            param("TOKEN", json!("action"), true),
+            param("MODE", json!("slow"), false),
+        ];
+        let package = [
+            param("REGION", json!("eu-west-1"), true),
+            param("TOKEN", json!("package"), true),
+            param("MODE", json!("fast"), true),
+            param("limit", json!(10), false),
+            param("OPTIONS", json!({"retries": 2}), true),
+        ];
+        let env = environment(&d.inherit(&package)).unwrap();
+        assert_eq!(env["REGION"], "eu-west-1");
+        assert_eq!(env["TOKEN"], "action", "the action's own value wins");
+        assert_eq!(env["OPTIONS"], "{\"retries\":2}");
+        assert!(
+            !env.contains_key("MODE"),
+            "redefined by the action without `init`, it is a run argument"
+        );
+        assert!(!env.contains_key("limit"), "not an init parameter");
+        assert_eq!(env.len(), 4, "{env:?}"); // OW_ACTION_KIND, REGION, TOKEN, OPTIONS
+        // The package's checks apply to its parameters too.
+        let encrypted = [Parameter {
+            encrypted: true,
+            ..param("SECRET", json!("x"), true)
+        }];
+        assert!(
+            environment(&d.inherit(&encrypted))
+                .unwrap_err()
+                .contains("encrypted")
+        );
     }
 }

@@ -2,7 +2,10 @@
 //! whisks database: every poll lists the actions of the namespaces the configured
 //! key sees (`GET /api/v1/namespaces`, then `…/actions?limit=200&skip=N`), and reads
 //! in full (`?code=true`) only those whose version or update time changed since the
-//! last poll. The key is read from a file and never logged.
+//! last poll — or whose package's did (`…/packages?limit=200&skip=N`): an action
+//! inherits its package's parameters, and updating a package moves the package's
+//! version and update time, not its actions'. The key is read from a file and never
+//! logged.
 
 use super::action::ActionDoc;
 use crate::controller::ControllerClient;
@@ -52,6 +55,19 @@ pub struct Listed {
     pub updated: Option<u64>,
     /// Exec kind.
     pub kind: String,
+    /// For an action in a package, what the package listing says of the package
+    /// (`None` when it was not listed).
+    pub package: Option<Stamp>,
+}
+
+/// The version and last update of a listed package: they move on every update
+/// of the package [OW core/controller/.../controller/Packages.scala:294 `upPatch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamp {
+    /// Semantic version.
+    pub version: String,
+    /// Last update (ms), when the controller reports it.
+    pub updated: Option<u64>,
 }
 
 /// The controller, read with one key.
@@ -130,7 +146,8 @@ impl ControllerSource {
             .map_err(|_| PollError::Unreachable(format!("no answer within {REQUEST_TIMEOUT:?}")))?
     }
 
-    /// Every action the key sees: id → what the listing says.
+    /// Every action the key sees: id → what the listing says (with its package's
+    /// stamp for an action in a package).
     pub async fn list(&self) -> Result<BTreeMap<String, Listed>, PollError> {
         let namespaces = self.get("/api/v1/namespaces").await?;
         let namespaces: Vec<String> = namespaces
@@ -141,47 +158,87 @@ impl ControllerSource {
             .collect();
         let mut out = BTreeMap::new();
         for ns in namespaces {
-            let mut skip = 0;
-            loop {
-                let path = format!(
-                    "/api/v1/namespaces/{}/actions?limit={PAGE}&skip={skip}",
-                    encode_segment(&ns)
+            let mut packaged = false;
+            for a in self.entities(&ns, "actions").await? {
+                let (Some(entity_ns), Some(name)) = (
+                    a.get("namespace").and_then(Value::as_str),
+                    a.get("name").and_then(Value::as_str),
+                ) else {
+                    continue;
+                };
+                packaged |= entity_ns.contains('/');
+                out.insert(
+                    format!("{entity_ns}/{name}"),
+                    Listed {
+                        version: a
+                            .get("version")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_string(),
+                        updated: a.get("updated").and_then(Value::as_u64),
+                        kind: a
+                            .pointer("/exec/kind")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_string(),
+                        package: None,
+                    },
                 );
-                let page = self.get(&path).await?;
-                let items = page
-                    .as_array()
-                    .ok_or_else(|| PollError::Malformed(path.clone()))?;
-                for a in items {
-                    let (Some(entity_ns), Some(name)) = (
-                        a.get("namespace").and_then(Value::as_str),
-                        a.get("name").and_then(Value::as_str),
-                    ) else {
-                        continue;
-                    };
-                    out.insert(
-                        format!("{entity_ns}/{name}"),
-                        Listed {
-                            version: a
-                                .get("version")
-                                .and_then(Value::as_str)
-                                .unwrap_or_default()
-                                .to_string(),
-                            updated: a.get("updated").and_then(Value::as_u64),
-                            kind: a
-                                .pointer("/exec/kind")
-                                .and_then(Value::as_str)
-                                .unwrap_or_default()
-                                .to_string(),
-                        },
-                    );
+            }
+            if !packaged {
+                continue;
+            }
+            let mut stamps = BTreeMap::new();
+            for p in self.entities(&ns, "packages").await? {
+                let (Some(pns), Some(name)) = (
+                    p.get("namespace").and_then(Value::as_str),
+                    p.get("name").and_then(Value::as_str),
+                ) else {
+                    continue;
+                };
+                stamps.insert(
+                    format!("{pns}/{name}"),
+                    Stamp {
+                        version: p
+                            .get("version")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_string(),
+                        updated: p.get("updated").and_then(Value::as_u64),
+                    },
+                );
+            }
+            for (id, l) in out.iter_mut() {
+                if let Some((pkg, _)) = id.rsplit_once('/')
+                    && pkg.contains('/')
+                {
+                    l.package = stamps.get(pkg).cloned();
                 }
-                if items.len() < PAGE {
-                    break;
-                }
-                skip += PAGE;
             }
         }
         Ok(out)
+    }
+
+    /// Every entity of `collection` (`actions`, `packages`) in namespace `ns`, page
+    /// by page.
+    async fn entities(&self, ns: &str, collection: &str) -> Result<Vec<Value>, PollError> {
+        let mut out = Vec::new();
+        let mut skip = 0;
+        loop {
+            let path = format!(
+                "/api/v1/namespaces/{}/{collection}?limit={PAGE}&skip={skip}",
+                encode_segment(ns)
+            );
+            let page = self.get(&path).await?;
+            let items = page
+                .as_array()
+                .ok_or_else(|| PollError::Malformed(path.clone()))?;
+            out.extend(items.iter().cloned());
+            if items.len() < PAGE {
+                return Ok(out);
+            }
+            skip += PAGE;
+        }
     }
 
     /// The action `id` (`ns/action`, `ns/pkg/action`) with its code; `None` when it
