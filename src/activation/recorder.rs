@@ -88,6 +88,9 @@ pub struct Recorder {
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// How long `close` waits for the store.
     close_wait: Duration,
+    /// The journal's completed records the writer does not hold (record stores other
+    /// than the journal only).
+    backlog: Option<Arc<Backlog>>,
 }
 
 impl Recorder {
@@ -137,6 +140,16 @@ impl Recorder {
             store: store.kind().to_string(),
         };
         let writer_idle = Arc::new(AtomicBool::new(true));
+        let backlog = (!records_in_journal).then(|| {
+            Arc::new(Backlog {
+                journal: journal.clone(),
+                writer: tx.clone(),
+                batch: cfg.batch,
+                metrics: metrics.clone(),
+                draining: Mutex::new(()),
+                overflowed: AtomicBool::new(false),
+            })
+        });
         tokio::spawn(
             JournalWriter {
                 rx: journal_rx,
@@ -150,6 +163,7 @@ impl Recorder {
                 last_error: last_error.clone(),
                 metrics: metrics.clone(),
                 labels: labels.clone(),
+                backlog: backlog.clone(),
             }
             .run(),
         );
@@ -168,15 +182,13 @@ impl Recorder {
             labels,
         };
         let mut tasks = vec![tokio::spawn(writer.run())];
-        if !records_in_journal {
+        if let Some(backlog) = &backlog {
             tasks.push(tokio::spawn(
                 Sweep {
-                    journal: journal.clone(),
+                    backlog: backlog.clone(),
                     writer: tx.clone(),
                     writer_idle,
                     every: cfg.write_retry.max(Duration::from_secs(1)),
-                    batch: cfg.batch,
-                    metrics: metrics.clone(),
                 }
                 .run(),
             ));
@@ -189,6 +201,7 @@ impl Recorder {
             metrics: metrics.clone(),
             tasks: Mutex::new(tasks),
             close_wait: cfg.write_retry + Duration::from_secs(5),
+            backlog,
         });
         recorder.recover(&journal).await;
         let pruner = store.clone();
@@ -304,11 +317,19 @@ impl Recorder {
         let _ = self.journal_tx.send(JournalOp::Discard(id)).await;
     }
 
-    /// Waits until everything queued so far is written (or left to the journal).
+    /// Waits until everything queued so far is written — or left in the journal,
+    /// when the store refuses it past `write_retry`. Records the writer's full queue
+    /// left to the journal are written here too, not at the next sweep.
     pub async fn flush(&self) {
+        let started = crate::context::epoch_ms(SystemTime::now()) + 1;
         let (ack, done) = oneshot::channel();
         if self.journal_tx.send(JournalOp::Flush(ack)).await.is_ok() {
             let _ = done.await;
+        }
+        if let Some(backlog) = &self.backlog
+            && backlog.overflowed.swap(false, Ordering::SeqCst)
+        {
+            backlog.drain(started).await;
         }
     }
 
@@ -472,6 +493,8 @@ struct JournalWriter {
     last_error: Arc<std::sync::Mutex<Option<String>>>,
     metrics: Arc<Metrics>,
     labels: StoreLabels,
+    /// Told when the writer's full queue left records to the journal.
+    backlog: Option<Arc<Backlog>>,
 }
 
 impl JournalWriter {
@@ -540,6 +563,9 @@ impl JournalWriter {
                         };
                         if self.writer.try_send(op).is_err() {
                             self.metrics.record_queue_depth.dec_by(n);
+                            if let Some(b) = &self.backlog {
+                                b.overflowed.store(true, Ordering::SeqCst);
+                            }
                         }
                     } else {
                         // The journal refused them: retried by the writer until
@@ -570,39 +596,28 @@ impl JournalWriter {
     }
 }
 
-/// Hands completed records the journal holds but the record writer does not (the
+/// The completed records the journal holds but the record writer does not (the
 /// store refused them past `write_retry`, the writer's queue was full, or a previous
-/// run left them) to the writer: at start-up, then every `every` while the writer is
-/// idle, a batch at a time, on to the next batch as soon as one is written.
-struct Sweep {
+/// run left them), handed to the writer a batch at a time by the sweep and by
+/// [`Recorder::flush`] — one drain at a time, so that none is sent twice by them.
+struct Backlog {
     journal: Arc<SqliteStore>,
     writer: mpsc::Sender<Op>,
-    /// True while the writer has nothing queued or in hand: then no record older than
-    /// the sweep's cutoff is on its way to the store, and none is sent twice.
-    writer_idle: Arc<AtomicBool>,
-    every: Duration,
     batch: usize,
     metrics: Arc<Metrics>,
+    draining: Mutex<()>,
+    /// Set when the writer's full queue left records to the journal; a flush drains
+    /// them then (records the store refused are the sweep's alone).
+    overflowed: AtomicBool,
 }
 
-impl Sweep {
-    async fn run(self) {
-        // At start-up everything in the journal is a previous run's.
-        let mut cutoff = crate::context::epoch_ms(SystemTime::now()) + 1;
-        loop {
-            if self.writer_idle.load(Ordering::SeqCst)
-                && self.writer.capacity() == self.writer.max_capacity()
-            {
-                self.drain(cutoff).await;
-            }
-            tokio::time::sleep(self.every).await;
-            cutoff = crate::context::epoch_ms(SystemTime::now()) - self.every.as_millis() as i64;
-        }
-    }
-
-    /// Writes the journal's completed records older than `cutoff`, batch by batch,
-    /// until one fails or none is left.
+impl Backlog {
+    /// Writes the journal's completed records journaled before `cutoff` (epoch ms),
+    /// batch by batch, until one fails or none is left. (A record journaled before
+    /// `cutoff` that the writer is also holding is written twice at worst: the
+    /// second write is a conflict, which counts as written.)
     async fn drain(&self, cutoff: i64) {
+        let _one_at_a_time = self.draining.lock().await;
         loop {
             let j = self.journal.clone();
             let batch = self.batch;
@@ -634,6 +649,32 @@ impl Sweep {
             if self.writer.send(op).await.is_err() || !written.await.unwrap_or(false) || !full {
                 return;
             }
+        }
+    }
+}
+
+/// Drains the backlog at start-up, then every `every` while the writer is idle.
+struct Sweep {
+    backlog: Arc<Backlog>,
+    writer: mpsc::Sender<Op>,
+    /// True while the writer has nothing queued or in hand: then no record older than
+    /// the sweep's cutoff is on its way to the store, and none is sent twice.
+    writer_idle: Arc<AtomicBool>,
+    every: Duration,
+}
+
+impl Sweep {
+    async fn run(self) {
+        // At start-up everything in the journal is a previous run's.
+        let mut cutoff = crate::context::epoch_ms(SystemTime::now()) + 1;
+        loop {
+            if self.writer_idle.load(Ordering::SeqCst)
+                && self.writer.capacity() == self.writer.max_capacity()
+            {
+                self.backlog.drain(cutoff).await;
+            }
+            tokio::time::sleep(self.every).await;
+            cutoff = crate::context::epoch_ms(SystemTime::now()) - self.every.as_millis() as i64;
         }
     }
 }

@@ -682,7 +682,9 @@ impl Outcome {
                 recorder,
             } => {
                 let record = Record::new(activation.as_ref().clone());
-                let committed = traces::start("activation.journal")
+                // The same span as a record queued after the answer: either way it
+                // is the record's write (here durable before the answer leaves).
+                let committed = traces::start("activation.record")
                     .instrument(recorder.commit(record))
                     .await;
                 if let Err(e) = committed {
