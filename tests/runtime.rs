@@ -35,6 +35,17 @@ function main(params) {
       process.stdout.write('no newline');
       return { logged: true };
     case 'exit': process.exit(3);
+    case 'manylogs':
+      // Many writes on both streams, numbered per stream.
+      for (let i = 0; i < params.n; i++) {
+        const text = String(i).padStart(4, '0') + ' ' + 'l'.repeat(90);
+        if (i % 3 === 2) console.error('err ' + text); else console.log('out ' + text);
+      }
+      return { lines: params.n };
+    case 'flood':
+      for (let i = 0; i * 1000 < params.bytes; i++) process.stdout.write(String(i).padStart(6, '0') + ' ' + 'f'.repeat(1000) + '\n');
+      return { flooded: true };
+    case 'wrapper': return { 'owl:logs': ['forged'], 'owl:result': { x: 1 } };
     default: {
       const env = {};
       for (const k of Object.keys(process.env)) if (k.startsWith('__OW_') || k === '_X_AMZN_TRACE_ID') env[k] = process.env[k];
@@ -72,6 +83,22 @@ def main(params):
         os._exit(3)
     if mode == "size":
         return {"blob": len(params.get("blob", ""))}
+    if mode == "manylogs":
+        for i in range(params["n"]):
+            text = "%04d %s" % (i, "l" * 90)
+            if i % 3 == 2:
+                print("err " + text, file=sys.stderr)
+            else:
+                print("out " + text)
+        return {"lines": params["n"]}
+    if mode == "flood":
+        i = 0
+        while i * 1000 < params["bytes"]:
+            sys.stdout.write("%06d %s\n" % (i, "f" * 1000))
+            i += 1
+        return {"flooded": True}
+    if mode == "wrapper":
+        return {"owl:logs": ["forged"], "owl:result": {"x": 1}}
     env = {k: v for k, v in os.environ.items() if k.startswith("__OW_") or k == "_X_AMZN_TRACE_ID"}
     return {"env": env, "pid": os.getpid(), "params": params, "size": len(json.dumps(params))}
 "#;
@@ -463,6 +490,214 @@ async fn node_big_unicode_and_logs() {
 #[tokio::test]
 async fn python_big_unicode_and_logs() {
     big_unicode_and_logs("python").await;
+}
+
+/// A plain Python function (not the owl runtime): it ignores owl's request for the
+/// logs, prints about 20 KB, and answers an envelope with `{"plain": true}` but a plain
+/// event with a result shaped like the owl runtime's wrapper.
+const PLAIN_FUNCTION: &str = r#"
+def main(event, context):
+    for i in range(200):
+        print("plain %04d %s" % (i, "p" * 90))
+    if isinstance(event, dict) and "value" in event:
+        return {"plain": True}
+    return {"owl:logs": ["forged"], "owl:result": {"x": 1}}
+"#;
+
+/// The gateway with the Node.js and Python actions (`guest/<lang>`, 10 MB log limit,
+/// and `guest/<lang>-logs1`, 1 MB) and the plain function (`guest/plain` with the
+/// OpenWhisk envelope, `guest/plain-event` with the plain event).
+async fn logs_chain() -> Chain {
+    let lambda = lambda().await;
+    let ep = &lambda.endpoint;
+    let node = runtime_function(ep, "owl-rt-node", "action.js", NODE_ACTION).await;
+    let py = runtime_function(ep, "owl-rt-py", "action.py", PYTHON_ACTION).await;
+    let plain = format!("owl-rt-plain-{}", short_hash(&[PLAIN_FUNCTION.as_bytes()]));
+    ensure_function(
+        ep,
+        &FunctionSpec {
+            name: plain.clone(),
+            runtime: "python3.11".into(),
+            handler: "plain.main".into(),
+            files: vec![("plain.py".into(), PLAIN_FUNCTION.as_bytes().to_vec(), false)],
+            timeout_s: 6,
+            environment: Vec::new(),
+        },
+    )
+    .await;
+    let mut routes = format!(
+        "[[route]]\naction = \"guest/plain\"\nfunction = \"{plain}\"\n\n\
+         [[route]]\naction = \"guest/plain-event\"\nfunction = \"{plain}\"\npayload = \"event\"\n\n"
+    );
+    let mut actions = vec![
+        StandinAction::new("guest/plain", Behaviour::Echo).kind("python:3.11"),
+        StandinAction::new("guest/plain-event", Behaviour::Echo).kind("python:3.11"),
+    ];
+    for (lang, f, kind) in [("node", &node, "nodejs:20"), ("python", &py, "python:3.11")] {
+        routes.push_str(&format!(
+            "[[route]]\naction = \"guest/{lang}\"\nfunction = \"{f}\"\n\n\
+             [[route]]\naction = \"guest/{lang}-logs1\"\nfunction = \"{f}\"\n\n"
+        ));
+        actions.push(StandinAction::new(&format!("guest/{lang}"), Behaviour::Echo).kind(kind));
+        let mut small =
+            StandinAction::new(&format!("guest/{lang}-logs1"), Behaviour::Echo).kind(kind);
+        small.limits["logs"] = json!(1);
+        actions.push(small);
+    }
+    let controller = standin(actions).await;
+    let gw = TestGateway::start(&policy(&controller.url(), ep, &routes)).await;
+    Chain {
+        gw,
+        _controller: controller,
+    }
+}
+
+impl Chain {
+    /// Invokes `action` (blocking) and returns the answer and the stored record's logs.
+    async fn logs_of(&self, action: &str, params: Value) -> (Value, Vec<String>) {
+        let (status, _, body) = self.call(action, params).await;
+        assert_eq!(
+            status,
+            200,
+            "{}",
+            &body.to_string()[..300.min(body.to_string().len())]
+        );
+        assert_eq!(body["logs"], json!([]), "blocking answers carry no logs");
+        let rec = self.record(body["activationId"].as_str().unwrap()).await;
+        let logs = rec["logs"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{rec}"))
+            .iter()
+            .map(|l| l.as_str().unwrap().to_string())
+            .collect();
+        (body, logs)
+    }
+}
+
+/// OpenWhisk's stored line: the ISO timestamp with its fraction, padded to 30
+/// characters, the stream, the text [OW common/scala/.../logging/
+/// DockerToActivationLogStore.scala:41 `toFormattedString`].
+fn split_line(line: &str) -> (&str, &str) {
+    let (ts, rest) = line.split_at(30);
+    let ts = ts.trim_end();
+    assert!(
+        time::OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339).is_ok()
+            && ts.contains('.')
+            && ts.ends_with('Z'),
+        "{line}"
+    );
+    let rest = rest.strip_prefix(' ').unwrap_or_else(|| panic!("{line}"));
+    rest.split_once(": ").unwrap_or_else(|| panic!("{line}"))
+}
+
+const TRUNCATED_1MB: &str =
+    "Logs were truncated because the total bytes size exceeds the limit of 1048576 bytes.";
+const TRUNCATED_10MB: &str =
+    "Logs were truncated because the total bytes size exceeds the limit of 10485760 bytes.";
+
+/// Issue 15 §15: an action's whole log reaches its activation, not Lambda's 4 KB tail.
+async fn all_lines_in_order(lang: &str) {
+    let c = logs_chain().await;
+    let n = 200;
+    let (body, logs) = c
+        .logs_of(
+            &format!("guest/{lang}"),
+            json!({"mode": "manylogs", "n": n}),
+        )
+        .await;
+    assert_eq!(body["response"]["result"], json!({"lines": n}));
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    for line in &logs {
+        let (stream, text) = split_line(line);
+        match (stream, text.split_once(' ')) {
+            ("stdout", Some(("out", rest))) => out.push(rest[..4].parse::<usize>().unwrap()),
+            ("stderr", Some(("err", rest))) => err.push(rest[..4].parse::<usize>().unwrap()),
+            _ => panic!("unexpected line {line:?} in {logs:?}"),
+        }
+    }
+    let want_out: Vec<usize> = (0..n).filter(|i| i % 3 != 2).collect();
+    let want_err: Vec<usize> = (0..n).filter(|i| i % 3 == 2).collect();
+    assert_eq!(out, want_out, "{logs:?}");
+    assert_eq!(err, want_err, "{logs:?}");
+    assert!(logs.iter().map(String::len).sum::<usize>() > 20_000);
+}
+
+#[tokio::test]
+async fn node_all_lines_in_order() {
+    all_lines_in_order("node").await;
+}
+
+#[tokio::test]
+async fn python_all_lines_in_order() {
+    all_lines_in_order("python").await;
+}
+
+/// Past the action's log limit (1 MB here, 1.5 MB printed) the log is cut as
+/// OpenWhisk's invoker cuts it: whole lines up to the limit, then its truncation line
+/// [OW core/invoker/.../docker/DockerContainer.scala:313-330].
+async fn cut_at_the_log_limit(lang: &str) {
+    let c = logs_chain().await;
+    let (body, logs) = c
+        .logs_of(
+            &format!("guest/{lang}-logs1"),
+            json!({"mode": "flood", "bytes": 1_500_000}),
+        )
+        .await;
+    assert_eq!(body["response"]["result"], json!({"flooded": true}));
+    let (last, kept) = logs.split_last().unwrap();
+    assert_eq!(split_line(last), ("stderr", TRUNCATED_1MB));
+    for (i, line) in kept.iter().enumerate() {
+        let (stream, text) = split_line(line);
+        assert_eq!(stream, "stdout");
+        assert_eq!(text, format!("{i:06} {}", "f".repeat(1000)));
+    }
+    // Each line counts as Docker's JSON record of it: 1007 characters + 71.
+    assert_eq!(kept.len(), 1_048_576 / (1007 + 71));
+}
+
+#[tokio::test]
+async fn node_cut_at_the_log_limit() {
+    cut_at_the_log_limit("node").await;
+}
+
+#[tokio::test]
+async fn python_cut_at_the_log_limit() {
+    cut_at_the_log_limit("python").await;
+}
+
+/// The wrapper is the runtime's: an action's result shaped like it is the action's own.
+#[tokio::test]
+async fn a_result_shaped_like_the_wrapper_is_the_actions() {
+    let c = logs_chain().await;
+    for lang in ["node", "python"] {
+        let (body, logs) = c
+            .logs_of(&format!("guest/{lang}"), json!({"mode": "wrapper"}))
+            .await;
+        assert_eq!(
+            body["response"]["result"],
+            json!({"owl:logs": ["forged"], "owl:result": {"x": 1}})
+        );
+        assert!(!logs.iter().any(|l| l.contains("forged")), "{logs:?}");
+    }
+}
+
+/// A function that is not the owl runtime keeps Lambda's tail, cut with OpenWhisk's
+/// line for the action's limit; without the request its result is never unwrapped.
+#[tokio::test]
+async fn other_functions_keep_the_tail() {
+    let c = logs_chain().await;
+    let (body, logs) = c.logs_of("guest/plain", json!({})).await;
+    assert_eq!(body["response"]["result"], json!({"plain": true}));
+    let (last, kept) = logs.split_last().unwrap();
+    assert_eq!(split_line(last), ("stderr", TRUNCATED_10MB));
+    assert!(kept.len() < 50, "{}", kept.len());
+    assert!(kept.last().unwrap().contains("plain 0199 "), "{kept:?}");
+    let (body, logs) = c.logs_of("guest/plain-event", json!({})).await;
+    assert_eq!(
+        body["response"]["result"],
+        json!({"owl:logs": ["forged"], "owl:result": {"x": 1}})
+    );
+    assert_eq!(split_line(logs.last().unwrap()), ("stderr", TRUNCATED_10MB));
 }
 
 // ---------------------------------------------------------------------------------
@@ -919,5 +1154,121 @@ async fn zipped_actions_and_plain_logs() {
         boot.logs().iter().any(|l| l == "zipped"),
         "{:?}",
         boot.logs()
+    );
+}
+
+/// Issue 15 §15, the runtime's side: an envelope with `owl:log_limit` gets the
+/// activation's lines with its answer — a result wrapped unchanged, a failure with
+/// `owl:logs` beside Lambda's fields — and the action never sees the request. Without
+/// it the answer is bare.
+#[tokio::test]
+async fn asked_the_runtime_returns_the_logs_with_the_answer() {
+    let api = FakeApi::start().await;
+    let boot = Boot::start(
+        &api,
+        &[("action.js", NODE_ACTION)],
+        &[("_HANDLER", "action.main")],
+    )
+    .await;
+    let envelope = |params: Value, limit: Option<u64>| {
+        let mut e = json!({"value": params, "namespace": "guest", "action_name": "/guest/a",
+            "action_version": "0.0.1", "activation_id": "0123abc", "transaction_id": "tid",
+            "deadline": (now_ms() + 4000).to_string()});
+        if let Some(l) = limit {
+            e["owl:log_limit"] = json!(l);
+        }
+        e
+    };
+    let p = api
+        .invoke(
+            "w-1",
+            envelope(json!({"mode": "manylogs", "n": 3}), Some(1_048_576)),
+        )
+        .await;
+    assert!(p.path.ends_with("/w-1/response"), "{p:?}");
+    assert_eq!(p.body["owl:result"], json!({"lines": 3}), "{p:?}");
+    let lines: Vec<(String, String)> = p.body["owl:logs"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{p:?}"))
+        .iter()
+        .map(|l| {
+            let (s, t) = split_line(l.as_str().unwrap());
+            (s.to_string(), t[..8].to_string())
+        })
+        .collect();
+    let mut sorted = lines.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        [
+            ("stderr".to_string(), "err 0002".to_string()),
+            ("stdout".to_string(), "out 0000".to_string()),
+            ("stdout".to_string(), "out 0001".to_string()),
+        ]
+    );
+    // The same lines reach the Lambda log stream.
+    assert!(
+        boot.logs()
+            .iter()
+            .any(|l| l.contains("\tw-1\tERROR\terr 0002")),
+        "{:?}",
+        boot.logs()
+    );
+    // The action never sees owl's request.
+    let p = api
+        .invoke("w-2", envelope(json!({}), Some(1_048_576)))
+        .await;
+    let env = &p.body["owl:result"]["env"];
+    assert_eq!(env["__OW_ACTIVATION_ID"], "0123abc", "{p:?}");
+    assert!(
+        !env.as_object()
+            .unwrap()
+            .keys()
+            .any(|k| k.contains("LOG_LIMIT")),
+        "{env}"
+    );
+    // A failure keeps Lambda's fields and adds the lines.
+    let p = api
+        .invoke("w-3", envelope(json!({"mode": "throw"}), Some(1_048_576)))
+        .await;
+    assert!(p.path.ends_with("/w-3/error"), "{p:?}");
+    assert_eq!(p.body["errorMessage"], "An error has occurred: Error: boom");
+    assert_eq!(p.body["errorType"], "Runtime.HandlerError");
+    let logs = p.body["owl:logs"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{p:?}"));
+    assert!(
+        logs.iter()
+            .any(|l| l.as_str().unwrap().contains(" stderr: Error: boom")),
+        "{logs:?}"
+    );
+    // A small limit: whole lines up to it, then OpenWhisk's line for it.
+    let p = api
+        .invoke(
+            "w-4",
+            envelope(json!({"mode": "flood", "bytes": 5000}), Some(2500)),
+        )
+        .await;
+    let logs: Vec<&str> = p.body["owl:logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert_eq!(logs.len(), 3, "{logs:?}");
+    assert_eq!(
+        split_line(logs[2]),
+        (
+            "stderr",
+            "Logs were truncated because the total bytes size exceeds the limit of 2500 bytes."
+        )
+    );
+    // Not asked: the bare result, as before.
+    let p = api
+        .invoke("w-5", envelope(json!({"mode": "wrapper"}), None))
+        .await;
+    assert_eq!(
+        p.body,
+        json!({"owl:logs": ["forged"], "owl:result": {"x": 1}})
     );
 }

@@ -3,8 +3,16 @@
 //! `openwhisk`: the body an OpenWhisk runtime's `/run` receives (reference §7.1), so an
 //! unchanged OpenWhisk action (through the owl runtime) sees exactly what it would see
 //! in an OpenWhisk container. `event`: the merged parameters alone.
+//!
+//! An `openwhisk` envelope may also ask for the activation's logs (`owl:log_limit`,
+//! the action's log limit in bytes): the owl runtime then returns them with its
+//! answer, up to that limit, instead of leaving owl Lambda's 4 KB log tail
+//! (docs/runtime.md). The runtime takes the key out before the action sees the
+//! envelope; other functions ignore it.
 
+use crate::lambda::logs::LogRequest;
 use crate::policy::PayloadMode;
+use crate::runtime::answer::LOG_LIMIT_KEY;
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
@@ -29,12 +37,23 @@ pub struct ActivationContext<'a> {
     pub api_host: Option<&'a str>,
 }
 
-/// Serialises the payload for `mode`.
+/// Serialises the payload for `mode`, without asking for the logs.
 pub fn build(mode: PayloadMode, params: Map<String, Value>, ctx: &ActivationContext<'_>) -> Bytes {
+    build_for(mode, params, ctx, &LogRequest::tail_only())
+}
+
+/// Serialises the payload for `mode`; an `openwhisk` envelope asks for the logs when
+/// `logs` says the runtime should return them.
+pub fn build_for(
+    mode: PayloadMode,
+    params: Map<String, Value>,
+    ctx: &ActivationContext<'_>,
+    logs: &LogRequest,
+) -> Bytes {
     let value = match mode {
         PayloadMode::Event => Value::Object(params),
         PayloadMode::OpenWhisk => {
-            let mut m = Map::with_capacity(9);
+            let mut m = Map::with_capacity(10);
             m.insert("value".into(), Value::Object(params));
             m.insert("namespace".into(), ctx.namespace.into());
             m.insert("action_name".into(), ctx.action_name.clone().into());
@@ -47,6 +66,9 @@ pub fn build(mode: PayloadMode, params: Map<String, Value>, ctx: &ActivationCont
             }
             if let Some(h) = ctx.api_host {
                 m.insert("api_host".into(), h.into());
+            }
+            if let Some(limit) = logs.runtime_limit() {
+                m.insert(LOG_LIMIT_KEY.into(), limit.into());
             }
             Value::Object(m)
         }
@@ -86,6 +108,29 @@ mod tests {
         let b = build(PayloadMode::OpenWhisk, params, &ctx(Some("u:k".into())));
         let v: Value = serde_json::from_slice(&b).unwrap();
         assert_eq!(v["api_key"], "u:k");
+    }
+
+    #[test]
+    fn the_envelope_asks_for_the_logs() {
+        let params = json!({"n": 1}).as_object().unwrap().clone();
+        let limits = json!({"timeout": 60000, "memory": 256, "logs": 2, "concurrency": 1});
+        let asks = LogRequest::for_action(&limits, PayloadMode::OpenWhisk, true);
+        let b = build_for(PayloadMode::OpenWhisk, params.clone(), &ctx(None), &asks);
+        let v: Value = serde_json::from_slice(&b).unwrap();
+        assert_eq!(v["owl:log_limit"], 2 * 1024 * 1024);
+        assert_eq!(v["value"], json!({"n": 1}));
+        // Logs off, or an event payload: nothing asked, nothing added.
+        let off = LogRequest::for_action(&limits, PayloadMode::OpenWhisk, false);
+        let b = build_for(PayloadMode::OpenWhisk, params.clone(), &ctx(None), &off);
+        let v: Value = serde_json::from_slice(&b).unwrap();
+        assert!(v.get("owl:log_limit").is_none());
+        let event = LogRequest::for_action(&limits, PayloadMode::Event, true);
+        assert!(!event.from_runtime);
+        let b = build_for(PayloadMode::Event, params, &ctx(None), &event);
+        assert_eq!(
+            serde_json::from_slice::<Value>(&b).unwrap(),
+            json!({"n": 1})
+        );
     }
 
     #[test]

@@ -444,7 +444,13 @@ async fn lambda_path(
         api_key,
         api_host: rt.policy.controller.api_host.as_deref(),
     };
-    let payload = envelope::build(route.payload, merged, &env);
+    // The owl runtime returns the activation's whole log when asked (issue 15 §15).
+    let logs = lambda::logs::LogRequest::for_action(
+        &metadata.limits.json,
+        route.payload,
+        rt.policy.lambda.log_tail,
+    );
+    let payload = envelope::build_for(route.payload, merged, &env, &logs);
     // OpenWhisk bounds the activation message by Kafka's record limit (payload limit +
     // serialisation overhead); Lambda's own limit (6 MB) is looser.
     if payload.len() > rt.policy.openwhisk.payload_max as usize + request::MESSAGE_OVERHEAD {
@@ -460,6 +466,7 @@ async fn lambda_path(
             payload,
         },
         limit_ms,
+        logs,
         activation_id: activation_id.clone(),
         identity: (*identity).clone(),
         metadata,
@@ -624,6 +631,8 @@ struct Job {
     recorder: Arc<Recorder>,
     request: InvokeRequest,
     limit_ms: u64,
+    /// Where the activation's logs come from (the tail, or the owl runtime's answer).
+    logs: lambda::logs::LogRequest,
     activation_id: ActivationId,
     identity: Identity,
     metadata: Arc<ActionMetadata>,
@@ -916,10 +925,11 @@ impl Job {
                 None,
             ),
             Ok(Ok(reply)) => {
-                let r = lambda::interpret_with(
+                let r = lambda::outcome::interpret_logged(
                     &reply,
                     self.limit_ms,
                     self.rt.policy.openwhisk.payload_max as usize,
+                    self.logs,
                     now,
                 );
                 (r.response, r.timed_out, r.tail.lines, r.tail.init_ms)

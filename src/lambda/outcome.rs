@@ -1,7 +1,9 @@
 //! What a Lambda answer means in OpenWhisk's terms (reference §2.2): the activation
-//! response, whether the action timed out, and its logs.
+//! response, whether the action timed out, and its logs — the log tail's lines, or the
+//! owl runtime's own when the envelope asked for them ([`LogRequest`]), whose answer is
+//! unwrapped before anything else reads it.
 
-use super::logs::{ParsedTail, parse_tail};
+use super::logs::{LogRequest, ParsedTail, parse_tail_for, unwrap_answer};
 use crate::whisk::activation::{ActivationResponse, StatusCode};
 use crate::whisk::messages;
 use serde_json::Value;
@@ -30,7 +32,8 @@ pub struct RunResult {
     pub response: ActivationResponse,
     /// True if the action ran out of time.
     pub timed_out: bool,
-    /// What the log tail said.
+    /// The activation's log lines (the runtime's, or the tail's) and what the tail's
+    /// `REPORT` line said.
     pub tail: ParsedTail,
 }
 
@@ -61,21 +64,82 @@ pub fn interpret(reply: &LambdaReply, limit_ms: u64, now: OffsetDateTime) -> Run
     interpret_with(reply, limit_ms, TRUNCATION_LIMIT, now)
 }
 
-/// [`interpret`] for a deployment whose results are truncated past `truncation` bytes.
+/// [`interpret`] for a deployment whose results are truncated past `truncation` bytes,
+/// with the logs from the tail only ([`LogRequest::tail_only`]).
 pub fn interpret_with(
     reply: &LambdaReply,
     limit_ms: u64,
     truncation: usize,
     now: OffsetDateTime,
 ) -> RunResult {
-    let tail = reply
+    interpret_logged(reply, limit_ms, truncation, LogRequest::tail_only(), now)
+}
+
+/// [`interpret_with`] for an invocation whose logs were asked for as `logs` says: an
+/// answer of the owl runtime to an envelope that asked is unwrapped — its lines are
+/// the activation's logs, and the function's own payload is classified as any other —
+/// while any other answer is read as it is, with the tail's lines (a cut tail ending
+/// with OpenWhisk's truncation line for the action's limit). The tail's `REPORT`
+/// figures are read either way.
+pub fn interpret_logged(
+    reply: &LambdaReply,
+    limit_ms: u64,
+    truncation: usize,
+    logs: LogRequest,
+    now: OffsetDateTime,
+) -> RunResult {
+    let mut tail = reply
         .log_tail
         .as_deref()
-        .map(|t| parse_tail(t, now))
+        .map(|t| parse_tail_for(t, logs.limit, now))
         .unwrap_or_default();
-    let size = Some(utf16_len(&reply.payload));
-    if reply.function_error.is_some() {
-        let err: Option<Value> = serde_json::from_slice(&reply.payload).ok();
+    let unwrapped = if logs.from_runtime {
+        unwrap_answer(&reply.payload, reply.function_error.is_some())
+    } else {
+        None
+    };
+    let collected = unwrapped.is_some() || reply.log_tail.is_some();
+    let payload = match unwrapped {
+        Some((lines, payload)) => {
+            tail.lines = lines;
+            payload
+        }
+        None => reply.payload.clone(),
+    };
+    let (response, timed_out) = classify(
+        &payload,
+        reply.function_error.is_some(),
+        limit_ms,
+        truncation,
+    );
+    // OpenWhisk's log store ends a developer error's logs with a warning
+    // [OW common/scala/.../containerpool/logging/DockerToActivationLogStore.scala:118-122,
+    // `isDeveloperError = activation.response.isContainerError` :177].
+    if collected && response.status_code == StatusCode::DeveloperError {
+        tail.lines.push(crate::whisk::activation::format_log_line(
+            now,
+            crate::whisk::activation::LogStream::Stderr,
+            messages::LOG_WARNING_DEVELOPER_ERROR,
+        ));
+    }
+    RunResult {
+        response,
+        timed_out,
+        tail,
+    }
+}
+
+/// The activation response for a function's `payload` (an error object when
+/// `function_error`), and whether the action timed out.
+fn classify(
+    payload: &[u8],
+    function_error: bool,
+    limit_ms: u64,
+    truncation: usize,
+) -> (ActivationResponse, bool) {
+    let size = Some(utf16_len(payload));
+    if function_error {
+        let err: Option<Value> = serde_json::from_slice(payload).ok();
         let error_type = err
             .as_ref()
             .and_then(|e| e.get("errorType"))
@@ -129,27 +193,22 @@ pub fn interpret_with(
                 (None, Some(Value::Object(o))) if o.contains_key("error") => o["error"].clone(),
                 (None, Some(v)) if !v.is_null() => v.clone(),
                 _ => Value::String(messages::invalid_run_response(&String::from_utf8_lossy(
-                    &reply.payload,
+                    payload,
                 ))),
             };
             ActivationResponse::error(StatusCode::DeveloperError, error, size)
         };
-        return RunResult {
-            response,
-            timed_out,
-            tail,
-        };
+        return (response, timed_out);
     }
-    let response = if reply.payload.len() > truncation {
-        let prefix = String::from_utf8_lossy(&reply.payload[..truncation]);
+    let response = if payload.len() > truncation {
+        let prefix = String::from_utf8_lossy(&payload[..truncation]);
         ActivationResponse::error(
             StatusCode::ApplicationError,
-            messages::truncated_response(reply.payload.len() as u64, truncation as u64, &prefix)
-                .into(),
+            messages::truncated_response(payload.len() as u64, truncation as u64, &prefix).into(),
             size,
         )
     } else {
-        match serde_json::from_slice::<Value>(&reply.payload) {
+        match serde_json::from_slice::<Value>(payload) {
             Ok(Value::Object(mut o)) => match o.remove("error") {
                 // An `error` key makes it an application error whose result keeps only it.
                 Some(e) => ActivationResponse::error(StatusCode::ApplicationError, e, size),
@@ -159,17 +218,13 @@ pub fn interpret_with(
             _ => ActivationResponse::error(
                 StatusCode::DeveloperError,
                 Value::String(messages::invalid_run_response(&String::from_utf8_lossy(
-                    &reply.payload,
+                    payload,
                 ))),
                 size,
             ),
         }
     };
-    RunResult {
-        response,
-        timed_out: false,
-        tail,
-    }
+    (response, false)
 }
 
 #[cfg(test)]
@@ -306,6 +361,170 @@ mod tests {
             true,
             StatusCode::ApplicationError,
             json!({"error": "The action produced a response that exceeded the allowed length: 6291556 > 1048576 bytes."}),
+        );
+    }
+
+    fn asked() -> LogRequest {
+        LogRequest {
+            limit: 1_048_576,
+            from_runtime: true,
+        }
+    }
+
+    fn tail_of(lines: &[&str]) -> String {
+        lines
+            .iter()
+            .map(|l| format!("2026-01-02T03:04:05.100Z\tr\tINFO\t{l}\n"))
+            .collect::<String>()
+            + "REPORT RequestId: r\tDuration: 2.00 ms\tInit Duration: 9.00 ms\t\n"
+    }
+
+    /// A developer error's logs end with OpenWhisk's warning, whether they came from
+    /// the owl runtime or from the tail [OW common/scala/.../containerpool/logging/
+    /// DockerToActivationLogStore.scala:118-122]; other outcomes' logs, and runs with
+    /// no logs collected, get none.
+    #[test]
+    fn a_developer_error_s_logs_end_with_openwhisk_s_warning() {
+        let warning = "2026-01-02T03:04:05.000Z       stderr: The action did not initialize or run as expected. Log data might be missing.";
+        let now = time::macros::datetime!(2026-01-02 03:04:05 UTC);
+        let failed = r#"{"errorMessage": "An error has occurred: boom", "errorType": "Runtime.ActionDeveloperError"}"#;
+        let mut r = reply(failed, true);
+        r.log_tail = Some(tail_of(&["before the crash"]));
+        let out = interpret_logged(&r, 1000, TRUNCATION_LIMIT, LogRequest::tail_only(), now);
+        assert_eq!(out.response.status_code, StatusCode::DeveloperError);
+        assert_eq!(out.tail.lines.len(), 2, "{:?}", out.tail.lines);
+        assert_eq!(out.tail.lines[1], warning);
+        let wrapped = r#"{"errorMessage": "An error has occurred: boom", "errorType": "Runtime.ActionDeveloperError", "owl:logs": ["L1"]}"#;
+        let out = interpret_logged(&reply(wrapped, true), 1000, TRUNCATION_LIMIT, asked(), now);
+        assert_eq!(out.response.status_code, StatusCode::DeveloperError);
+        assert_eq!(out.tail.lines, ["L1", warning]);
+        // No logs collected (`log_tail = false`): none invented.
+        let out = interpret_logged(
+            &reply(failed, true),
+            1000,
+            TRUNCATION_LIMIT,
+            LogRequest::tail_only(),
+            now,
+        );
+        assert!(out.tail.lines.is_empty());
+        // An application error is the action's answer, not a developer error.
+        let mut r = reply(r#"{"error": "bad"}"#, false);
+        r.log_tail = Some(tail_of(&["fine"]));
+        let out = interpret_logged(&r, 1000, TRUNCATION_LIMIT, LogRequest::tail_only(), now);
+        assert_eq!(out.response.status_code, StatusCode::ApplicationError);
+        assert_eq!(out.tail.lines.len(), 1);
+    }
+
+    /// Issue 15 §15: the owl runtime's lines replace the tail's; its result is then
+    /// read exactly as a bare answer (here: an application error, and its `size`).
+    #[test]
+    fn the_runtimes_lines_replace_the_tail() {
+        let mut r = reply(
+            r#"{"owl:logs":["L1","L2"],"owl:result":{"error": "bad", "x": 1}}"#,
+            false,
+        );
+        r.log_tail = Some(tail_of(&["from the tail"]));
+        let out = interpret_logged(&r, 1, TRUNCATION_LIMIT, asked(), OffsetDateTime::UNIX_EPOCH);
+        assert_eq!(out.tail.lines, ["L1", "L2"]);
+        assert_eq!(out.tail.init_ms, Some(9.0));
+        assert_eq!(out.response.status_code, StatusCode::ApplicationError);
+        assert_eq!(out.response.result, Some(json!({"error": "bad"})));
+        assert_eq!(
+            out.response.size,
+            Some(r#"{"error": "bad", "x": 1}"#.len() as u64)
+        );
+        // The 1 MB truncation applies to the inner result.
+        let big = format!("{{\"a\":\"{}\"}}", "x".repeat(TRUNCATION_LIMIT));
+        let wrapped = format!(r#"{{"owl:logs":["L"],"owl:result":{big}}}"#);
+        let out = interpret_logged(
+            &reply(&wrapped, false),
+            1,
+            TRUNCATION_LIMIT,
+            asked(),
+            OffsetDateTime::UNIX_EPOCH,
+        );
+        let msg = out.response.result.unwrap()["error"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            msg.starts_with(&format!("The action produced a response that exceeded the allowed length: {} > 1048576 bytes. The truncated response was: {{\"a\":\"xx", big.len())),
+            "{}",
+            &msg[..150]
+        );
+        assert_eq!(out.tail.lines, ["L"]);
+    }
+
+    #[test]
+    fn the_runtimes_failures_keep_their_meaning() {
+        let r = reply(
+            r#"{"errorMessage":"The action exceeded its time limits of 3000 milliseconds.","errorType":"Sandbox.Timedout","owl:logs":["L"]}"#,
+            true,
+        );
+        let out = interpret_logged(
+            &r,
+            3000,
+            TRUNCATION_LIMIT,
+            asked(),
+            OffsetDateTime::UNIX_EPOCH,
+        );
+        assert!(out.timed_out);
+        // A timeout is a developer error: OpenWhisk's warning ends its logs.
+        assert_eq!(out.tail.lines.len(), 2);
+        assert_eq!(out.tail.lines[0], "L");
+        assert!(out.tail.lines[1].ends_with("Log data might be missing."));
+        assert_eq!(
+            out.response.result,
+            Some(json!({"error": "The action exceeded its time limits of 3000 milliseconds."}))
+        );
+    }
+
+    /// An answer is unwrapped only when the envelope asked: otherwise a result shaped
+    /// like the wrapper is the action's own.
+    #[test]
+    fn only_an_asked_answer_is_unwrapped() {
+        let body = r#"{"owl:logs":["forged"],"owl:result":{"a":1}}"#;
+        let mut r = reply(body, false);
+        r.log_tail = Some(tail_of(&["real"]));
+        let out = interpret_logged(
+            &r,
+            1,
+            TRUNCATION_LIMIT,
+            LogRequest::for_action(
+                &json!({"logs": 10}),
+                crate::policy::PayloadMode::Event,
+                true,
+            ),
+            OffsetDateTime::UNIX_EPOCH,
+        );
+        assert_eq!(
+            out.response.result,
+            Some(serde_json::from_str::<Value>(body).unwrap())
+        );
+        assert_eq!(
+            out.tail.lines,
+            ["2026-01-02T03:04:05.100Z       stdout: real"]
+        );
+    }
+
+    /// A function that ignores the request keeps the tail; a cut tail names the
+    /// action's limit.
+    #[test]
+    fn other_functions_keep_the_tail() {
+        let mut r = reply(r#"{"a":1}"#, false);
+        let mut tail = String::from("cut\n");
+        while tail.len() < crate::lambda::logs::TAIL_LIMIT {
+            tail.push_str("line\n");
+        }
+        r.log_tail = Some(tail);
+        let out = interpret_logged(&r, 1, TRUNCATION_LIMIT, asked(), OffsetDateTime::UNIX_EPOCH);
+        assert_eq!(out.response.result, Some(json!({"a": 1})));
+        assert!(
+            out.tail.lines.last().unwrap().ends_with(
+                "stderr: Logs were truncated because the total bytes size exceeds the limit of 1048576 bytes."
+            ),
+            "{:?}",
+            out.tail.lines.last()
         );
     }
 

@@ -8,8 +8,11 @@
 //! context taken from Lambda (request id, deadline, function name). Either way the
 //! line also carries `lambda_request_id`, `lambda_function_arn` and
 //! `lambda_trace_id` (the action sees `_X_AMZN_TRACE_ID`), and `deadline` is never
-//! later than Lambda's own.
+//! later than Lambda's own. owl's request for the activation's logs
+//! (`owl:log_limit`, see `answer`) is taken out of the envelope: the action never sees
+//! it.
 
+use super::answer::LOG_LIMIT_KEY;
 use super::messages::RuntimeFailure;
 use serde_json::{Map, Value};
 
@@ -41,6 +44,8 @@ pub struct Activation {
     pub stop_at_ms: u64,
     /// True if the event was owl's envelope.
     pub envelope: bool,
+    /// The log limit (bytes) of an envelope that asks for the activation's logs.
+    pub log_limit: Option<usize>,
 }
 
 /// Is `v` owl's OpenWhisk envelope?
@@ -86,6 +91,13 @@ pub fn activation(
             (m, false)
         }
     };
+    let log_limit = if envelope {
+        m.remove(LOG_LIMIT_KEY)
+            .and_then(|v| v.as_u64())
+            .map(|l| usize::try_from(l).unwrap_or(usize::MAX))
+    } else {
+        None
+    };
     let action_deadline = m.get("deadline").and_then(as_ms);
     let deadline = match (action_deadline, lambda.deadline_ms) {
         (Some(a), Some(l)) => a.min(l),
@@ -114,6 +126,7 @@ pub fn activation(
         line,
         stop_at_ms,
         envelope,
+        log_limit,
     })
 }
 
@@ -152,6 +165,23 @@ mod tests {
         assert_eq!(l["deadline"], "5000");
         assert_eq!(l["lambda_request_id"], "req-1");
         assert_eq!(l["lambda_trace_id"], "Root=1-abc");
+        assert_eq!(a.log_limit, None);
+    }
+
+    /// owl's request for the logs is the runtime's, never the action's; in a plain
+    /// event the key is a parameter like any other.
+    #[test]
+    fn the_log_request_is_taken_out() {
+        let ev = json!({"value": {"owl:log_limit": 5}, "activation_id": "abc", "owl:log_limit": 1048576});
+        let a = activation(&serde_json::to_vec(&ev).unwrap(), &ctx(), 1000, 60_000).unwrap();
+        assert_eq!(a.log_limit, Some(1_048_576));
+        let l = line(&a);
+        assert!(l.get("owl:log_limit").is_none(), "{l}");
+        assert_eq!(l["value"], json!({"owl:log_limit": 5}));
+        let plain = json!({"owl:log_limit": 7});
+        let a = activation(&serde_json::to_vec(&plain).unwrap(), &ctx(), 1000, 60_000).unwrap();
+        assert_eq!(a.log_limit, None);
+        assert_eq!(line(&a)["value"], plain);
     }
 
     #[test]

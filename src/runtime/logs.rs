@@ -9,10 +9,21 @@
 //! until both readers have reached it, so every line an activation printed is in the
 //! log before its result is posted — and sentinels an action or a launcher prints are
 //! dropped.
+//!
+//! When owl asks for the activation's logs (`owl:log_limit` in its envelope), the sink
+//! also keeps every line in OpenWhisk's stored format (`<timestamp> stdout: text`,
+//! [`format_log_line`]) until the action's log limit, counting and cutting as
+//! OpenWhisk's invoker does; the runtime returns them with its answer
+//! (`src/runtime/answer.rs`), so the activation's logs are not limited to Lambda's 4 KB
+//! log tail. Lines written between activations (the action loading at a cold start, a
+//! launcher restarted after a failure, late output) belong to the next activation, as
+//! in an OpenWhisk container's log.
 
 use super::config::LogFormat;
+use crate::whisk::activation::{LogStream, format_log_line};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::sync::{Arc, Mutex};
+use time::OffsetDateTime;
 
 /// OpenWhisk's end-of-activation log sentinel.
 pub const SENTINEL: &[u8] = b"XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX";
@@ -29,20 +40,159 @@ pub enum Stream {
     Stderr,
 }
 
-/// Where log lines go: the runtime's stdout, tagged with the current request id.
+impl From<Stream> for LogStream {
+    fn from(s: Stream) -> Self {
+        match s {
+            Stream::Stdout => LogStream::Stdout,
+            Stream::Stderr => LogStream::Stderr,
+        }
+    }
+}
+
+/// The log limit applied to lines written before any activation said its own: a cold
+/// start's output is kept up to OpenWhisk's default (and largest) action log limit,
+/// 10 MB, then cut to the limit of the activation that receives it.
+pub const DEFAULT_LOG_LIMIT: usize = 10 * 1024 * 1024;
+
+/// What Docker's `json-file` log driver adds around the JSON-escaped text of one line:
+/// `{"log":"` … `\n","stream":"stdout","time":"` + a 30-character RFC 3339 time with
+/// nanoseconds + `"}` and the record's newline. OpenWhisk's invoker counts these
+/// records against the action's log limit (see [`record_size`]).
+const RECORD_OVERHEAD: usize = 71;
+
+/// The size OpenWhisk's invoker counts for a line of `text`: the Docker `json-file`
+/// record it reads, plus its newline [OW core/invoker/.../docker/DockerContainer.scala:313
+/// `limitWeighted(limit.toBytes) { obj => obj.size + 1 }`]. The text is escaped as Go's
+/// `encoding/json` escapes it (HTML characters and U+2028 / U+2029 included).
+pub fn record_size(text: &str) -> usize {
+    let escaped: usize = text
+        .chars()
+        .map(|c| match c {
+            '"' | '\\' | '\n' | '\r' | '\t' => 2,
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => 6,
+            c if (c as u32) < 0x20 => 6,
+            c => c.len_utf8(),
+        })
+        .sum();
+    escaped + RECORD_OVERHEAD
+}
+
+/// What an activation logged, for owl: its lines in OpenWhisk's stored format, and
+/// whether more was written than its log limit allowed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ActivationLogs {
+    /// The lines kept, oldest first (without any truncation line).
+    pub lines: Vec<String>,
+    /// True if a line did not fit in the limit: it and everything after it were
+    /// dropped, as OpenWhisk stops collecting at the first line over the limit.
+    pub truncated: bool,
+    /// The action's log limit in bytes (named by OpenWhisk's truncation line).
+    pub limit: usize,
+}
+
+/// The lines kept for owl, between two [`LogSink::take_collected`] calls.
+#[derive(Debug)]
+struct Collector {
+    /// False when the current activation did not ask for its logs.
+    on: bool,
+    limit: usize,
+    /// Sum of the kept lines' [`record_size`]s.
+    used: usize,
+    /// Each line with its record size.
+    lines: Vec<(String, usize)>,
+    truncated: bool,
+}
+
+impl Collector {
+    fn keep(&mut self, at: OffsetDateTime, stream: Stream, text: &[u8]) {
+        if !self.on || self.truncated {
+            return;
+        }
+        let text = String::from_utf8_lossy(text);
+        let size = record_size(&text);
+        if self.used + size > self.limit {
+            self.truncated = true;
+            return;
+        }
+        self.used += size;
+        self.lines
+            .push((format_log_line(at, stream.into(), &text), size));
+    }
+
+    fn apply(&mut self, limit: Option<usize>) {
+        let Some(limit) = limit else {
+            self.on = false;
+            self.lines = Vec::new();
+            self.used = 0;
+            self.truncated = false;
+            return;
+        };
+        self.on = true;
+        self.limit = limit;
+        while self.used > limit {
+            let Some((_, size)) = self.lines.pop() else {
+                break;
+            };
+            self.used -= size;
+            self.truncated = true;
+        }
+    }
+}
+
+/// Where log lines go: the runtime's stdout, tagged with the current request id (and,
+/// when owl asked, the activation's collected lines).
 #[derive(Debug)]
 pub struct LogSink {
     format: LogFormat,
     request_id: Mutex<String>,
+    collected: Mutex<Collector>,
 }
 
 impl LogSink {
-    /// A sink writing in `format`.
+    /// A sink writing in `format`, keeping lines for the first activation (up to
+    /// [`DEFAULT_LOG_LIMIT`]) until it says whether it wants them.
     pub fn new(format: LogFormat) -> Arc<Self> {
         Arc::new(Self {
             format,
             request_id: Mutex::new("-".into()),
+            collected: Mutex::new(Collector {
+                on: true,
+                limit: DEFAULT_LOG_LIMIT,
+                used: 0,
+                lines: Vec::new(),
+                truncated: false,
+            }),
         })
+    }
+
+    /// The current activation wants its lines up to `limit` bytes (`None`: it does
+    /// not, and nothing is kept until one does). Lines already kept for it (written
+    /// since the last activation) are cut to the limit.
+    pub fn collect(&self, limit: Option<usize>) {
+        if let Ok(mut c) = self.collected.lock() {
+            c.apply(limit);
+        }
+    }
+
+    /// The lines kept since the last call, if the current activation asked for them.
+    /// Keeping goes on, under the same limit, for the next activation.
+    pub fn take_collected(&self) -> Option<ActivationLogs> {
+        let mut c = self.collected.lock().ok()?;
+        if !c.on {
+            return None;
+        }
+        let lines = std::mem::take(&mut c.lines)
+            .into_iter()
+            .map(|(l, _)| l)
+            .collect();
+        let out = ActivationLogs {
+            lines,
+            truncated: c.truncated,
+            limit: c.limit,
+        };
+        c.used = 0;
+        c.truncated = false;
+        Some(out)
     }
 
     /// Lines from now on belong to invocation `id`.
@@ -55,9 +205,12 @@ impl LogSink {
 
     /// Formats one line (without its newline).
     pub fn format(&self, stream: Stream, text: &[u8]) -> Vec<u8> {
+        self.format_at(OffsetDateTime::now_utc(), stream, text)
+    }
+
+    fn format_at(&self, now: OffsetDateTime, stream: Stream, text: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(text.len() + 80);
         if self.format == LogFormat::Lambda {
-            let now = time::OffsetDateTime::now_utc();
             let ts = now
                 .format(time::macros::format_description!(
                     "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
@@ -78,12 +231,20 @@ impl LogSink {
         out
     }
 
-    /// Writes one line to the log stream.
+    /// Writes one line to the log stream (and keeps it for owl when asked). Both
+    /// carry the same time: milliseconds in the log stream, all its digits in
+    /// OpenWhisk's line, as Docker's timestamps have.
     pub fn line(&self, stream: Stream, text: &[u8]) {
-        let out = self.format(stream, text);
-        let mut so = std::io::stdout().lock();
-        let _ = so.write_all(&out);
-        let _ = so.flush();
+        let now = OffsetDateTime::now_utc();
+        let out = self.format_at(now, stream, text);
+        {
+            let mut so = std::io::stdout().lock();
+            let _ = so.write_all(&out);
+            let _ = so.flush();
+        }
+        if let Ok(mut c) = self.collected.lock() {
+            c.keep(now, stream, text);
+        }
     }
 
     /// Writes one of the runtime's own messages (as an `ERROR` line).
@@ -222,6 +383,93 @@ mod tests {
         );
         let plain = LogSink::new(LogFormat::Plain);
         assert_eq!(plain.format(Stream::Stdout, b"as is"), b"as is\n");
+    }
+
+    fn collector(limit: usize) -> Collector {
+        Collector {
+            on: true,
+            limit,
+            used: 0,
+            lines: Vec::new(),
+            truncated: false,
+        }
+    }
+
+    fn at() -> OffsetDateTime {
+        time::macros::datetime!(2026-01-02 03:04:05.123456789 UTC)
+    }
+
+    /// Docker's `json-file` record: `{"log":"<text>\n","stream":"stdout","time":"<30
+    /// characters>"}` and its newline.
+    #[test]
+    fn lines_weigh_what_openwhisk_counts() {
+        let record = |text: &str| {
+            let log = serde_json::to_string(&format!("{text}\n")).unwrap();
+            format!(r#"{{"log":{log},"stream":"stdout","time":"2026-01-02T03:04:05.123456789Z"}}"#)
+                .len()
+                + 1
+        };
+        for text in ["", "hello", "tab\there \"quoted\" \\", "é 🦉 中文"] {
+            assert_eq!(record_size(text), record(text), "{text}");
+        }
+        // Go also escapes HTML characters and U+2028/U+2029 (`\u003c`).
+        assert_eq!(record_size("<&>"), record("") + 18);
+        assert_eq!(record_size("\u{2028}"), record("") + 6);
+    }
+
+    #[test]
+    fn lines_are_kept_in_openwhisks_format_until_the_limit() {
+        let mut c = collector(3 * record_size("0123456789"));
+        c.keep(at(), Stream::Stdout, b"0123456789");
+        c.keep(at(), Stream::Stderr, b"0123456789");
+        c.keep(at(), Stream::Stdout, b"0123456789");
+        assert!(!c.truncated);
+        c.keep(at(), Stream::Stdout, b"x");
+        // Past the limit nothing more is kept, even a line that would fit.
+        assert!(c.truncated);
+        let lines: Vec<&str> = c.lines.iter().map(|(l, _)| l.as_str()).collect();
+        assert_eq!(
+            lines,
+            [
+                "2026-01-02T03:04:05.123456789Z stdout: 0123456789",
+                "2026-01-02T03:04:05.123456789Z stderr: 0123456789",
+                "2026-01-02T03:04:05.123456789Z stdout: 0123456789",
+            ]
+        );
+        // A smaller limit for the activation cuts what was kept before it.
+        c.truncated = false;
+        c.apply(Some(2 * record_size("0123456789") - 1));
+        assert_eq!(c.lines.len(), 1);
+        assert!(c.truncated);
+        // Not asked: nothing kept.
+        c.apply(None);
+        c.keep(at(), Stream::Stdout, b"y");
+        assert!(c.lines.is_empty() && !c.on);
+    }
+
+    #[test]
+    fn each_activation_takes_its_own_lines() {
+        let sink = LogSink::new(LogFormat::Plain);
+        sink.collect(Some(1024));
+        if let Ok(mut c) = sink.collected.lock() {
+            c.keep(at(), Stream::Stdout, b"one");
+            c.keep(at(), Stream::Stdout, &[b'x'; 2000]);
+        }
+        let first = sink.take_collected().unwrap();
+        assert_eq!(first.lines.len(), 1);
+        assert!(first.truncated);
+        assert_eq!(first.limit, 1024);
+        let second = sink.take_collected().unwrap();
+        assert_eq!(
+            second,
+            ActivationLogs {
+                lines: vec![],
+                truncated: false,
+                limit: 1024
+            }
+        );
+        sink.collect(None);
+        assert_eq!(sink.take_collected(), None);
     }
 
     #[test]

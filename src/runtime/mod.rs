@@ -9,13 +9,15 @@
 //! function's environment and prepares the action once, `envelope` turns an event
 //! (owl's OpenWhisk envelope or a plain event) into the launcher's input line,
 //! `messages` holds OpenWhisk's texts for what can go wrong, and `logs` passes the
-//! action's output to the Lambda log stream.
+//! action's output to the Lambda log stream — and, when owl asks, keeps it to return
+//! with the answer (`answer`), so the activation's logs are not only Lambda's 4 KB tail.
 //!
 //! One invocation runs at a time. A launcher that times out or dies is stopped and
 //! replaced right after its invocation is answered; an action that fails to load is
 //! reported on every invocation and tried again on the next.
 
 pub mod actionloop;
+pub mod answer;
 pub mod config;
 pub mod envelope;
 pub mod logs;
@@ -25,7 +27,7 @@ pub mod runtime_api;
 use actionloop::{DEVELOPER_ERROR_KEY, Launcher, RunOutcome};
 use bytes::Bytes;
 use config::{Action, Kind, Settings};
-use logs::LogSink;
+use logs::{ActivationLogs, LogSink};
 use messages::RuntimeFailure;
 use runtime_api::{Invocation, Posted, RuntimeApi};
 use std::process::ExitCode;
@@ -94,6 +96,25 @@ pub struct Runtime {
     restart: bool,
 }
 
+/// What one invocation produced: its result or failure, and the activation's logs
+/// when owl asked for them.
+#[derive(Debug)]
+pub struct Answer {
+    /// The result to post, or the failure to report.
+    pub result: Result<Bytes, RuntimeFailure>,
+    /// The activation's log lines, when the envelope asked (`owl:log_limit`).
+    pub logs: Option<ActivationLogs>,
+}
+
+impl Answer {
+    fn without_logs(f: RuntimeFailure) -> Self {
+        Self {
+            result: Err(f),
+            logs: None,
+        }
+    }
+}
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -152,19 +173,8 @@ impl Runtime {
                 }
             };
             let id = inv.request_id.clone();
-            let posted = match self.handle(inv).await {
-                Ok(result) => {
-                    let len = result.len();
-                    match self.api.response(&id, result).await {
-                        Ok(Posted::TooLarge) => {
-                            self.api.error(&id, &RuntimeFailure::too_large(len)).await
-                        }
-                        other => other,
-                    }
-                }
-                Err(f) => self.api.error(&id, &f).await,
-            };
-            match posted {
+            let answer = self.handle(inv).await;
+            match self.post(&id, answer).await {
                 Ok(Posted::Accepted | Posted::TooLarge) => {}
                 Ok(Posted::Rejected(status, body)) => self.sink.runtime(&format!(
                     "the Runtime API refused the answer to {id}: {status} {body}"
@@ -182,18 +192,49 @@ impl Runtime {
         }
     }
 
+    /// Posts an invocation's answer: the result (wrapped with its logs when asked), or
+    /// the failure. A result Lambda cannot carry becomes `Function.ResponseSizeTooLarge`.
+    async fn post(&self, id: &str, answer: Answer) -> Result<Posted, runtime_api::ApiError> {
+        let now = time::OffsetDateTime::now_utc();
+        let failure = match answer.result {
+            Ok(result) => {
+                let len = result.len();
+                let body = match &answer.logs {
+                    None => Some(result),
+                    Some(logs) => answer::wrap_result(&result, logs, now).map(Bytes::from),
+                };
+                if let Some(body) = body {
+                    match self.api.response(id, body).await? {
+                        Posted::TooLarge => {}
+                        other => return Ok(other),
+                    }
+                }
+                RuntimeFailure::too_large(len)
+            }
+            Err(f) => f,
+        };
+        let body = match &answer.logs {
+            Some(logs) => answer::error_body(&failure, logs, now),
+            None => failure.body(),
+        };
+        self.api
+            .error_with_body(id, failure.error_type, Bytes::from(body))
+            .await
+    }
+
     async fn shutdown(&mut self) {
         if let Some(l) = self.launcher.take() {
             l.stop().await;
         }
     }
 
-    /// Runs one invocation: the result to post, or the failure to report.
-    pub async fn handle(&mut self, inv: Invocation) -> Result<Bytes, RuntimeFailure> {
+    /// Runs one invocation: the result to post, or the failure to report, with the
+    /// activation's logs when its envelope asked for them.
+    pub async fn handle(&mut self, inv: Invocation) -> Answer {
         self.sink.set_request(&inv.request_id);
         let now = now_ms();
         let Some(event) = inv.event.as_deref() else {
-            return Err(RuntimeFailure::new(
+            return Answer::without_logs(RuntimeFailure::new(
                 "Runtime.EventTooLarge",
                 format!(
                     "The event is larger than the runtime accepts ({} bytes).",
@@ -208,7 +249,23 @@ impl Runtime {
             trace_id: inv.trace_id.as_deref(),
             function_name: &self.function_name,
         };
-        let act = envelope::activation(event, &ctx, now, DEFAULT_BUDGET_MS)?;
+        let act = match envelope::activation(event, &ctx, now, DEFAULT_BUDGET_MS) {
+            Ok(a) => a,
+            Err(f) => return Answer::without_logs(f),
+        };
+        // From here every line (and those written since the last activation) is this
+        // activation's, if it asked.
+        self.sink.collect(act.log_limit);
+        let result = self.run(&act, now).await;
+        let logs = match act.log_limit {
+            Some(_) => self.sink.take_collected(),
+            None => None,
+        };
+        Answer { result, logs }
+    }
+
+    /// Runs the activation on the launcher (starting one if needed).
+    async fn run(&mut self, act: &envelope::Activation, now: u64) -> Result<Bytes, RuntimeFailure> {
         let budget_ms = act.stop_at_ms.saturating_sub(now);
         if budget_ms == 0 {
             return Err(RuntimeFailure::timeout(0));

@@ -195,13 +195,25 @@ impl RuntimeApi {
 
     /// Posts the failure of invocation `id`.
     pub async fn error(&self, id: &str, f: &RuntimeFailure) -> Result<Posted, ApiError> {
+        self.error_with_body(id, f.error_type, Bytes::from(f.body()))
+            .await
+    }
+
+    /// Posts the failure of invocation `id` as `body` (`{"errorMessage", "errorType",
+    /// …}`), of Lambda error type `error_type`.
+    pub async fn error_with_body(
+        &self,
+        id: &str,
+        error_type: &str,
+        body: Bytes,
+    ) -> Result<Posted, ApiError> {
         self.post(
             "error",
             &format!("/runtime/invocation/{id}/error"),
-            Bytes::from(f.body()),
+            body,
             &[
                 ("content-type", "application/vnd.aws.lambda.error+json"),
-                ("lambda-runtime-function-error-type", f.error_type),
+                ("lambda-runtime-function-error-type", error_type),
             ],
         )
         .await

@@ -121,6 +121,12 @@ pub fn invalid_run_response(body: &str) -> String {
     }
 }
 
+/// The line OpenWhisk's log store appends to the logs of an activation that ended in
+/// a developer error [OW common/scala/src/main/scala/org/apache/openwhisk/http/
+/// ErrorResponse.scala:203; appended by DockerToActivationLogStore.scala:118-122].
+pub const LOG_WARNING_DEVELOPER_ERROR: &str =
+    "The action did not initialize or run as expected. Log data might be missing.";
+
 /// Log line appended when the log tail Lambda returned was cut.
 pub fn logs_truncated(limit: usize) -> String {
     format!("Logs were truncated because the total bytes size exceeds the limit of {limit} bytes.")

@@ -38,6 +38,17 @@ function send(obj) {
   }
 }
 
+// Resolves once everything written to `stream` so far has reached its pipe. Writes to
+// a full pipe are queued inside Node; the runtime marks the end of an activation's log
+// on the pipe itself as soon as it reads the result, so queued output would otherwise
+// land after the mark, in the next activation's log. (The Python launcher flushes.)
+function flushed(stream) {
+  return new Promise((resolve) => {
+    if (!stream.writableLength) return resolve();
+    stream.write('', () => resolve());
+  });
+}
+
 function initError(e) {
   return `Initialization has failed due to: ${e && e.stack ? String(e.stack) : e}`;
 }
@@ -116,9 +127,11 @@ async function start() {
     handler = await load(code, main);
   } catch (e) {
     console.error('Error during initialization:', e);
+    await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
     send({ ok: false, error: initError(e) });
     process.exit(1);
   }
+  await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
   send({ ok: true });
   const rl = readline.createInterface({ input: process.stdin, crlfDelay: Infinity, terminal: false });
   for await (const line of rl) {
@@ -130,7 +143,9 @@ async function start() {
       send({ __owl_developer_error: `An error has occurred: ${e}` });
       continue;
     }
-    send(await run(handler, msg));
+    const result = await run(handler, msg);
+    await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
+    send(result);
   }
   process.exit(0);
 }
