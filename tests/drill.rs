@@ -244,9 +244,11 @@ struct Window {
 async fn drill() {
     let soak = std::env::var("OWL_DRILL_SOAK")
         .ok()
+        .filter(|s| !s.is_empty())
         .map(|s| parse_duration(&s));
     let fault_for = std::env::var("OWL_DRILL_FAULT")
         .ok()
+        .filter(|s| !s.is_empty())
         .map(|s| parse_duration(&s))
         .unwrap_or(if soak.is_some() {
             Duration::from_secs(10)
