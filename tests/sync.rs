@@ -108,6 +108,37 @@ impl World {
         .expect("syncer")
     }
 
+    /// The policy of a sync polling `controller` with guest's key, one route
+    /// (`action`, `function` templates as in the policy file).
+    fn polling_policy(&self, controller: &str, action: &str, function: &str) -> String {
+        let key_file = self.dir.path().join("sync.key");
+        std::fs::write(&key_file, format!("{}\n", guest_key())).unwrap();
+        policy(
+            controller,
+            &self.lambda,
+            &format!(
+                "[[route]]\naction = \"{action}\"\nfunction = \"{}-{function}\"\n\n\
+                 [sync]\nrole = \"{ROLE}\"\nsource = \"controller\"\nkey_file = \"{}\"\nbootstrap = \"{}\"\n",
+                self.prefix,
+                key_file.display(),
+                self.dir.path().join("bootstrap").display()
+            ),
+        )
+    }
+
+    /// A syncer for a policy text made here.
+    async fn syncer_for(text: &str) -> Syncer {
+        Syncer::new(
+            Policy::parse(text, "sync.toml", Path::new("/")).unwrap(),
+            SyncOptions {
+                dry_run: false,
+                lambda_credentials: Some(owl::lambda::StaticCredentials::emulator()),
+            },
+        )
+        .await
+        .unwrap()
+    }
+
     fn doc_url(&self, id: &str) -> String {
         format!(
             "{}/{}/{}",
@@ -1100,28 +1131,9 @@ async fn the_controller_can_be_polled_instead_of_the_database() {
         .unwrap()
         .insert("polled".into(), action(NODE_V1, "0.0.1"));
     let controller = fake_controller::start(actions.clone()).await;
+    let text = w.polling_policy(&controller, "guest/*", "{namespace}-{action}");
     let key_file = w.dir.path().join("sync.key");
-    std::fs::write(&key_file, format!("{}\n", guest_key())).unwrap();
-    let text = policy(
-        &controller,
-        &w.lambda,
-        &format!(
-            "[[route]]\naction = \"guest/*\"\nfunction = \"{}-{{namespace}}-{{action}}\"\n\n\
-             [sync]\nrole = \"{ROLE}\"\nsource = \"controller\"\nkey_file = \"{}\"\nbootstrap = \"{}\"\n",
-            w.prefix,
-            key_file.display(),
-            w.dir.path().join("bootstrap").display()
-        ),
-    );
-    let sync = Syncer::new(
-        Policy::parse(&text, "sync.toml", Path::new("/")).unwrap(),
-        SyncOptions {
-            dry_run: false,
-            lambda_credentials: Some(owl::lambda::StaticCredentials::emulator()),
-        },
-    )
-    .await
-    .unwrap();
+    let sync = World::syncer_for(&text).await;
     let report = sync.once().await.unwrap();
     assert_eq!(
         outcome(&report, "guest/polled"),
@@ -1208,28 +1220,12 @@ async fn polling_sees_a_package_change_on_its_actions() {
         .unwrap()
         .insert("utils".into(), package("0.0.1"));
     let controller = fake_controller::start_with_packages(actions.clone(), packages.clone()).await;
-    let key_file = w.dir.path().join("sync.key");
-    std::fs::write(&key_file, format!("{}\n", guest_key())).unwrap();
-    let text = policy(
+    let text = w.polling_policy(
         &controller,
-        &w.lambda,
-        &format!(
-            "[[route]]\naction = \"guest/utils/*\"\nfunction = \"{}-{{namespace}}-{{package}}-{{action}}\"\n\n\
-             [sync]\nrole = \"{ROLE}\"\nsource = \"controller\"\nkey_file = \"{}\"\nbootstrap = \"{}\"\n",
-            w.prefix,
-            key_file.display(),
-            w.dir.path().join("bootstrap").display()
-        ),
+        "guest/utils/*",
+        "{namespace}-{package}-{action}",
     );
-    let sync = Syncer::new(
-        Policy::parse(&text, "sync.toml", Path::new("/")).unwrap(),
-        SyncOptions {
-            dry_run: false,
-            lambda_credentials: Some(owl::lambda::StaticCredentials::emulator()),
-        },
-    )
-    .await
-    .unwrap();
+    let sync = World::syncer_for(&text).await;
     let report = sync.once().await.unwrap();
     assert_eq!(
         outcome(&report, "guest/utils/hello"),
