@@ -96,14 +96,16 @@ fn parameters(doc: &Value) -> Vec<Value> {
 }
 
 /// `base` overridden by `over`, by key, keeping first-seen order.
+/// Linear in the parameters: a tenant's documents decide how many there are.
 fn merge_params(base: Vec<Value>, over: Vec<Value>) -> Vec<Value> {
-    let key = |p: &Value| p.get("key").and_then(Value::as_str).map(str::to_string);
+    fn key(p: &Value) -> Option<&str> {
+        p.get("key").and_then(Value::as_str)
+    }
+    let overridden: std::collections::HashSet<Option<&str>> = over.iter().map(key).collect();
     let mut out: Vec<Value> = base
-        .into_iter()
-        .filter(|p| {
-            let k = key(p);
-            !over.iter().any(|o| key(o) == k)
-        })
+        .iter()
+        .filter(|p| !overridden.contains(&key(p)))
+        .cloned()
         .collect();
     out.extend(over);
     out

@@ -539,7 +539,8 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         "d" => n * 86_400.0,
         _ => return None,
     };
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+    // `try_`: a number too large for a `Duration` is not a duration (no panic).
+    Duration::try_from_secs_f64(secs).ok()
 }
 
 /// Formats a duration the way the policy file writes it.

@@ -81,10 +81,15 @@ fn parameters(v: &Value) -> Vec<Parameter> {
 /// wins, as when OpenWhisk reads the list into its map.
 pub fn merge_parameters(under: &[Parameter], over: &[Parameter]) -> Vec<Parameter> {
     let mut out: Vec<Parameter> = Vec::with_capacity(under.len() + over.len());
+    // Where each name sits in `out`: linear in the parameters, however many.
+    let mut at: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
     for p in under.iter().chain(over) {
-        match out.iter_mut().find(|q| q.key == p.key) {
-            Some(q) => *q = p.clone(),
-            None => out.push(p.clone()),
+        match at.get(p.key.as_str()) {
+            Some(&i) => out[i] = p.clone(),
+            None => {
+                at.insert(p.key.as_str(), out.len());
+                out.push(p.clone());
+            }
         }
     }
     out

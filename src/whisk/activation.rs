@@ -281,9 +281,10 @@ impl Activation {
         );
     }
 
-    /// Duration in ms (`end - start`), or `None` while the end is unknown.
+    /// Duration in ms (`end - start`), or `None` while the end is unknown. Saturates:
+    /// times read from documents can be anything, and must not overflow.
     pub fn duration(&self) -> Option<i64> {
-        (self.end != 0).then(|| self.end - self.start)
+        (self.end != 0).then(|| self.end.saturating_sub(self.start))
     }
 
     /// API form (`toExtendedJson`), with or without logs (blocking responses carry `[]`).
@@ -332,7 +333,10 @@ impl Activation {
         m.insert("start".into(), self.start.into());
         if self.end != 0 {
             m.insert("end".into(), self.end.into());
-            m.insert("duration".into(), (self.end - self.start).into());
+            m.insert(
+                "duration".into(),
+                self.end.saturating_sub(self.start).into(),
+            );
             m.insert("statusCode".into(), self.response.status_code.code().into());
         }
         if let Some(c) = &self.cause {
@@ -378,7 +382,18 @@ pub fn format_log_line(timestamp: time::OffsetDateTime, stream: LogStream, text:
     // Java's `Instant.toString` (what OpenWhisk's LogLine prints): the fraction in
     // groups of three digits — but never none, since `wsk activation logs --strip`
     // matches `.\d+Z` (a whole second gets `.000`).
-    let t = timestamp.to_offset(time::UtcOffset::UTC);
+    // An instant past the range `time` holds in UTC (`9999-12-31T23:59:59-01:00` in
+    // a function's log line) is clamped to that range's end, not a panic.
+    let t = timestamp
+        .checked_to_offset(time::UtcOffset::UTC)
+        .unwrap_or_else(|| {
+            let edge = if timestamp.offset().is_negative() {
+                time::PrimitiveDateTime::MAX
+            } else {
+                time::PrimitiveDateTime::MIN
+            };
+            edge.assume_utc()
+        });
     let nanos = t.nanosecond();
     let fraction = if nanos.is_multiple_of(1_000_000) {
         format!("{:03}", nanos / 1_000_000)

@@ -16,15 +16,18 @@ pub fn merge(
 ) -> Result<Map<String, Value>, FinalParameterViolation> {
     // `final` is read with getAs[Boolean]: only JSON `true` counts.
     let final_params = action.annotation("final") == Some(&Value::Bool(true));
-    if final_params
-        && body.keys().any(|k| {
-            action
-                .parameters
-                .iter()
-                .any(|p| &p.key == k && !p.value.is_null())
-        })
-    {
-        return Err(FinalParameterViolation);
+    // Sets, not nested loops: the client decides the body's keys, the tenant the
+    // action's parameters; their product must not be the work done.
+    if final_params {
+        let fixed: std::collections::HashSet<&str> = action
+            .parameters
+            .iter()
+            .filter(|p| !p.value.is_null())
+            .map(|p| p.key.as_str())
+            .collect();
+        if body.keys().any(|k| fixed.contains(k.as_str())) {
+            return Err(FinalParameterViolation);
+        }
     }
     let mut merged = Map::with_capacity(action.parameters.len() + body.len());
     for p in &action.parameters {
@@ -38,8 +41,14 @@ pub fn merge(
     // init [OW core/invoker/.../containerpool/ContainerProxy.scala:1091
     // `partitionArguments`, called from `initializeAndRun`:782]. On Lambda they are
     // the function's environment (`owl sync`), never the event.
-    for p in action.parameters.iter().filter(|p| p.init) {
-        merged.shift_remove(&p.key);
+    if action.parameters.iter().any(|p| p.init) {
+        let init: std::collections::HashSet<&str> = action
+            .parameters
+            .iter()
+            .filter(|p| p.init)
+            .map(|p| p.key.as_str())
+            .collect();
+        merged.retain(|k, _| !init.contains(k.as_str()));
     }
     Ok(merged)
 }
