@@ -92,6 +92,9 @@ def dockerfile():
             if section == "bench":
                 path = target.get("path") or f"benches/{target['name']}.rs"
             needed.add(pathlib.PurePath(path).parts[0])
+    for member in cargo.get("workspace", {}).get("members", []):
+        if member != ".":
+            needed.add(pathlib.PurePath(member).parts[0])
     if "lib" in cargo and "path" in cargo["lib"]:
         needed.add(pathlib.PurePath(cargo["lib"]["path"]).parts[0])
     if isinstance(cargo["package"].get("build"), str) or (ROOT / "build.rs").exists():

@@ -29,4 +29,5 @@ pub mod server;
 pub mod standin;
 pub mod sync;
 pub mod telemetry;
-pub mod whisk;
+/// OpenWhisk's vocabulary, a crate of its own (`crates/owl-whisk`): no I/O, no other crate of owl.
+pub use owl_whisk as whisk;

@@ -2,7 +2,7 @@
 //! and as it is stored in the whisks database: what owl needs to invoke an action
 //! faithfully (version, kind, limits, parameters, annotations).
 
-use super::names::ActionPath;
+use crate::names::ActionPath;
 use serde_json::{Value, json};
 
 /// Default action time limit (reference §5.3).

@@ -2,7 +2,7 @@
 //! merged with package and binding parameters by the metadata source) are overridden by
 //! the invoke body; with `final: true`, parameters with non-null defaults are immutable.
 
-use super::action::ActionMetadata;
+use crate::action::ActionMetadata;
 use serde_json::{Map, Value};
 
 /// The body tried to redefine a `final` parameter.
