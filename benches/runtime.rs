@@ -19,7 +19,14 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const RUNTIME: &str = env!("CARGO_BIN_EXE_owl-runtime");
+/// The owl runtime's binary, built beside `owl` (`cargo bench` builds the workspace's
+/// default members).
+fn runtime_binary() -> String {
+    std::path::Path::new(env!("CARGO_BIN_EXE_owl"))
+        .with_file_name("owl-runtime")
+        .display()
+        .to_string()
+}
 
 const NODE_ACTION: &str =
     "function main(params) { console.log('invoked'); return { ok: true, n: params.n }; }\n";
@@ -185,13 +192,13 @@ impl Subject {
             }
             Subject::Node => {
                 std::fs::write(dir.join("action.js"), NODE_ACTION).unwrap();
-                let mut c = tokio::process::Command::new(RUNTIME);
+                let mut c = tokio::process::Command::new(runtime_binary());
                 c.env("_HANDLER", "action.main");
                 c
             }
             Subject::Python => {
                 std::fs::write(dir.join("action.py"), PYTHON_ACTION).unwrap();
-                let mut c = tokio::process::Command::new(RUNTIME);
+                let mut c = tokio::process::Command::new(runtime_binary());
                 c.env("_HANDLER", "action.main");
                 c
             }
@@ -290,7 +297,7 @@ async fn through_ministack(n: usize) -> Option<Vec<(String, Vec<f64>)>> {
             runtime: "provided.al2023".into(),
             handler: "action.main".into(),
             files: vec![
-                ("bootstrap".into(), boot(RUNTIME), true),
+                ("bootstrap".into(), boot(&runtime_binary()), true),
                 ("action.js".into(), NODE_ACTION.as_bytes().to_vec(), false),
             ],
             timeout_s: 10,

@@ -24,7 +24,6 @@ pub mod loadtest;
 pub mod metadata;
 pub mod policy;
 pub mod reload;
-pub mod runtime;
 pub mod server;
 pub mod standin;
 pub mod sync;

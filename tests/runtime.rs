@@ -15,8 +15,6 @@ use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-const BOOTSTRAP: &str = env!("CARGO_BIN_EXE_owl-runtime");
-
 /// A Node.js action in OpenWhisk's style (a global `main`, no exports).
 const NODE_ACTION: &str = r#"
 function main(params) {
@@ -121,7 +119,7 @@ fn short_hash(parts: &[&[u8]]) -> String {
 /// A `bootstrap` that starts the freshly built runtime (a 25 MB debug binary need not
 /// travel through every function zip; deploy/runtime/package.sh ships the binary).
 fn bootstrap_script() -> Vec<u8> {
-    format!("#!/bin/sh\nexec '{BOOTSTRAP}'\n").into_bytes()
+    format!("#!/bin/sh\nexec '{}'\n", runtime_binary()).into_bytes()
 }
 
 /// Deploys (once per emulator) a provided.al2023 function running `source` and
@@ -129,7 +127,11 @@ fn bootstrap_script() -> Vec<u8> {
 async fn runtime_function(endpoint: &str, base: &str, file: &str, source: &str) -> String {
     let name = format!(
         "{base}-{}",
-        short_hash(&[source.as_bytes(), BOOTSTRAP.as_bytes(), file.as_bytes()])
+        short_hash(&[
+            source.as_bytes(),
+            runtime_binary().as_bytes(),
+            file.as_bytes()
+        ])
     );
     let spec = FunctionSpec {
         name: name.clone(),
@@ -845,7 +847,7 @@ impl Boot {
                 std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
             }
         }
-        let mut cmd = tokio::process::Command::new(BOOTSTRAP);
+        let mut cmd = tokio::process::Command::new(runtime_binary());
         cmd.env("AWS_LAMBDA_RUNTIME_API", api.addr.to_string())
             .env("LAMBDA_TASK_ROOT", dir.path())
             .env("TMPDIR", dir.path())

@@ -18,7 +18,6 @@ use owl::sync::{SyncOptions, Syncer};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
-const BOOTSTRAP: &str = env!("CARGO_BIN_EXE_owl-runtime");
 const ROLE: &str = "arn:aws:iam::000000000000:role/owl-actions";
 
 const NODE_V1: &str = r#"
@@ -52,7 +51,7 @@ impl World {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("bootstrap"),
-            format!("#!/bin/sh\nexec '{BOOTSTRAP}'\n"),
+            format!("#!/bin/sh\nexec '{}'\n", runtime_binary()),
         )
         .unwrap();
         Self {

@@ -62,7 +62,8 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 
 if [ -z "$binary" ]; then
-  args=(build --bin owl-runtime --profile "$profile")
+  # Only the runtime's crate and the vocabulary it uses: not the gateway.
+  args=(build -p owl-runtime --bin owl-runtime --profile "$profile")
   [ -n "$target" ] && args+=(--target "$target")
   echo "==> cargo ${args[*]}"
   cargo "${args[@]}"

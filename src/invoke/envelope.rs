@@ -12,7 +12,7 @@
 
 use crate::lambda::logs::LogRequest;
 use crate::policy::PayloadMode;
-use crate::runtime::answer::LOG_LIMIT_KEY;
+use crate::whisk::contract::LOG_LIMIT_KEY;
 use bytes::Bytes;
 use serde_json::{Map, Value};
 

@@ -7,8 +7,8 @@
 //! shaped like the wrapper reaches its client intact otherwise.
 
 use crate::policy::PayloadMode;
-use crate::runtime::answer::{LOGS_KEY, RESULT_KEY};
 use crate::whisk::activation::{LogStream, format_log_line};
+use crate::whisk::contract::{LOGS_KEY, RESULT_KEY};
 use crate::whisk::messages;
 use bytes::Bytes;
 use serde_json::Value;
@@ -308,8 +308,8 @@ REPORT RequestId: 8f5\tDuration: 12.34 ms\tBilled Duration: 13 ms\tMemory Size: 
     /// whatever the spacing and order (an emulator may re-serialise it).
     #[test]
     fn the_runtimes_answer_is_unwrapped() {
-        use crate::runtime::answer::wrap_result;
-        use crate::runtime::logs::ActivationLogs;
+        use owl_runtime::answer::wrap_result;
+        use owl_runtime::logs::ActivationLogs;
         let logs = ActivationLogs {
             lines: vec!["a \"q\"".into(), "é".into()],
             truncated: false,

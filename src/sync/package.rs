@@ -31,10 +31,10 @@ pub struct Package {
 /// How the runtime would run `kind`, or `None` if the shipped launchers cannot run
 /// source text of that kind.
 fn source_file(kind: &str) -> Option<&'static str> {
-    match crate::runtime::config::Kind::parse(kind) {
-        crate::runtime::config::Kind::Nodejs => Some("action.js"),
-        crate::runtime::config::Kind::Python => Some("action.py"),
-        crate::runtime::config::Kind::ActionLoop => None,
+    match crate::whisk::contract::Kind::parse(kind) {
+        crate::whisk::contract::Kind::Nodejs => Some("action.js"),
+        crate::whisk::contract::Kind::Python => Some("action.py"),
+        crate::whisk::contract::Kind::ActionLoop => None,
     }
 }
 

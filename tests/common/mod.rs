@@ -9,6 +9,20 @@ pub mod owl_process;
 pub mod switch;
 pub mod upstream;
 
+/// The owl runtime's binary (`crates/owl-runtime`), built beside `owl` by a build of
+/// the workspace (`tests/run`, `cargo test`, `cargo nextest run` from the top). A
+/// binary of another package has no `CARGO_BIN_EXE_` variable here.
+#[allow(dead_code)]
+pub fn runtime_binary() -> String {
+    let path = std::path::Path::new(env!("CARGO_BIN_EXE_owl")).with_file_name("owl-runtime");
+    assert!(
+        path.exists(),
+        "{} is missing: build the workspace (cargo build -p owl-runtime)",
+        path.display()
+    );
+    path.display().to_string()
+}
+
 use owl::demo::ministack::{self, FunctionSpec, MiniStack};
 use owl::gateway::{BuildOptions, Gateway};
 use owl::policy::Policy;

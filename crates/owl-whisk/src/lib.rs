@@ -8,6 +8,7 @@
 
 pub mod action;
 pub mod activation;
+pub mod contract;
 pub mod messages;
 pub mod names;
 pub mod params;

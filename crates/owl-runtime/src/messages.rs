@@ -25,7 +25,7 @@ pub const TIMEOUT_TYPE: &str = "Sandbox.Timedout";
 
 /// Developer error for a run past the deadline.
 pub fn timed_out(limit_ms: u64) -> String {
-    crate::whisk::messages::timed_out(limit_ms)
+    owl_whisk::messages::timed_out(limit_ms)
 }
 
 /// Developer error for an initialization past its time limit.

@@ -20,7 +20,7 @@
 //! in an OpenWhisk container's log.
 
 use super::config::LogFormat;
-use crate::whisk::activation::{LogStream, format_log_line};
+use owl_whisk::activation::{LogStream, format_log_line};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::sync::{Arc, Mutex};
 use time::OffsetDateTime;

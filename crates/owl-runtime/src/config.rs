@@ -13,34 +13,7 @@ pub const NODE_LAUNCHER: &str = include_str!("launchers/launcher.js");
 /// The Python launcher, shipped inside the binary.
 pub const PYTHON_LAUNCHER: &str = include_str!("launchers/launcher.py");
 
-/// Which launcher runs the action.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// Node.js, through the runtime's own `launcher.js`.
-    Nodejs,
-    /// Python 3, through the runtime's own `launcher.py`.
-    Python,
-    /// Any ActionLoop executable (an OpenWhisk runtime's `exec`): the generic bridge.
-    ActionLoop,
-}
-
-impl Kind {
-    /// Reads an OpenWhisk kind (`nodejs:20`, `python:3.11`, `go:1.22`, `actionloop`…).
-    pub fn parse(kind: &str) -> Kind {
-        let family = kind.split(':').next().unwrap_or("").trim();
-        match family {
-            "nodejs" | "node" | "js" => Kind::Nodejs,
-            "python" | "python3" | "py" => Kind::Python,
-            _ => Kind::ActionLoop,
-        }
-    }
-
-    /// True for the launchers shipped with the runtime (they speak the runtime's small
-    /// extensions: an init error text in the ack, developer errors).
-    pub fn is_own(self) -> bool {
-        !matches!(self, Kind::ActionLoop)
-    }
-}
+pub use owl_whisk::contract::Kind;
 
 /// How action output lines are written to the Lambda log stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -371,6 +344,24 @@ pub fn prepare(s: &Settings) -> Result<Action, RuntimeFailure> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A zip of `(name, bytes, executable)` entries, as an action's zip is made.
+    fn zip_files(files: &[(String, Vec<u8>, bool)]) -> zip::result::ZipResult<Vec<u8>> {
+        use std::io::Write;
+        let mut out = std::io::Cursor::new(Vec::new());
+        {
+            let mut z = zip::ZipWriter::new(&mut out);
+            for (name, data, exec) in files {
+                let opts = zip::write::SimpleFileOptions::default()
+                    .compression_method(zip::CompressionMethod::Deflated)
+                    .unix_permissions(if *exec { 0o755 } else { 0o644 });
+                z.start_file(name.as_str(), opts)?;
+                z.write_all(data)?;
+            }
+            z.finish()?;
+        }
+        Ok(out.into_inner())
+    }
     use std::collections::HashMap;
 
     fn settings(root: &Path, vars: &[(&str, &str)]) -> Settings {
@@ -452,7 +443,7 @@ mod tests {
     #[test]
     fn zips_are_extracted_and_kinds_inferred() {
         let d = tempfile::tempdir().unwrap();
-        let zip = crate::demo::ministack::zip_files(&[
+        let zip = zip_files(&[
             (
                 "package.json".into(),
                 br#"{"main":"lib/a.js"}"#.to_vec(),

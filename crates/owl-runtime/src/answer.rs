@@ -21,17 +21,11 @@
 
 use super::logs::ActivationLogs;
 use super::messages::{RESPONSE_LIMIT, RuntimeFailure};
-use crate::whisk::activation::{LogStream, format_log_line};
-use crate::whisk::messages;
+use owl_whisk::activation::{LogStream, format_log_line};
+use owl_whisk::messages;
 use time::OffsetDateTime;
 
-/// The envelope key by which owl asks for the activation's logs: the action's log
-/// limit in bytes. The runtime removes it before the action sees the envelope.
-pub const LOG_LIMIT_KEY: &str = "owl:log_limit";
-/// The answer's key holding the activation's log lines.
-pub const LOGS_KEY: &str = "owl:logs";
-/// The answer's key holding the action's result.
-pub const RESULT_KEY: &str = "owl:result";
+pub use owl_whisk::contract::{LOG_LIMIT_KEY, LOGS_KEY, RESULT_KEY};
 
 const OPEN: &[u8] = b"{\"owl:logs\":";
 const BETWEEN: &[u8] = b",\"owl:result\":";
