@@ -238,7 +238,8 @@ fn load(
 /// A fault's window, for the report.
 struct Window {
     label: &'static str,
-    /// When it ended (epoch ms).
+    /// When it began and ended (epoch ms).
+    start: u64,
     end: u64,
 }
 
@@ -655,6 +656,14 @@ timeout = "2s"
         per_minute.iter().collect::<Vec<_>>(),
         to_controller.iter().collect::<Vec<_>>()
     ));
+    // Which faults ran in which calendar minute (to read the throttle's figures).
+    let mut faults_by_minute: BTreeMap<u64, Vec<&'static str>> = BTreeMap::new();
+    for w in &windows {
+        for minute in w.start / 60_000..=w.end / 60_000 {
+            faults_by_minute.entry(minute).or_default().push(w.label);
+        }
+    }
+    report.push_str(&format!("Faults by minute: {faults_by_minute:?}\n"));
     // 5xx answers, by status and text.
     let mut errors: BTreeMap<(u16, String), usize> = BTreeMap::new();
     for a in answers
@@ -722,7 +731,11 @@ timeout = "2s"
 
 fn begin(fault: &Arc<Mutex<&'static str>>, label: &'static str) -> Window {
     *fault.lock().unwrap() = label;
-    Window { label, end: 0 }
+    Window {
+        label,
+        start: epoch_ms(),
+        end: 0,
+    }
 }
 
 fn end(fault: &Arc<Mutex<&'static str>>, mut w: Window) -> Window {
