@@ -501,3 +501,61 @@ async fn a_full_record_queue_never_holds_up_answers() {
         assert_eq!(r.status(), 200);
     }
 }
+
+/// Found by the fault drill's long form (issue 20): with the CouchDB store, a
+/// non-blocking invocation Lambda refuses after the client holds owl's id is not sent
+/// to the controller — it ends as a whisk error under that id — so its attempt must
+/// stay counted, as OpenWhisk counts every accepted activation
+/// [OW core/controller/.../entitlement/Entitlement.scala `checkThrottles`: every
+/// attempt counts]. Before, owl gave the attempt back as if the controller would count
+/// it, and the namespace's limit stopped holding while Lambda refused.
+#[tokio::test]
+async fn attempts_ending_as_whisk_errors_stay_counted() {
+    // Counts are per calendar minute: start well inside one.
+    let second = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        % 60;
+    if second > 45 {
+        tokio::time::sleep(Duration::from_secs(61 - second)).await;
+    }
+    let couch = couchdb().await;
+    let db = couch.fresh_db("whisk_test_activations_").await;
+    let fake = FakeLambda::start(Fault::Throttle {
+        reason: "ReservedFunctionConcurrentInvocationLimitExceeded",
+        retry_after: None,
+    })
+    .await;
+    let controller = StandinBuilder::with_guest()
+        .limits("guest", json!({"invocationsPerMinute": 2}))
+        .action(StandinAction::new("guest/act", Behaviour::Echo))
+        .spawn()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let p = couch_store_policy(dir.path(), &controller.url(), &fake.url, &couch.url, &db);
+    let gw = TestGateway::start(&std::fs::read_to_string(&p).unwrap()).await;
+    let url = gw.invoke_url("guest/act", "");
+    for n in 0..2 {
+        let (status, headers, _) = invoke(&url, Some(&guest_auth()), None).await;
+        assert_eq!(status, 202, "attempt {n}");
+        let id = headers["x-openwhisk-activation-id"].to_str().unwrap();
+        let record = couch_record(&couch.url, &db, id).await;
+        assert_eq!(
+            record["response"]["statusCode"], 3,
+            "Lambda refused it: a whisk error under the id the client holds: {record}"
+        );
+    }
+    assert_eq!(
+        controller.invocations(),
+        0,
+        "nothing went to the controller"
+    );
+    let (status, _, body) = invoke(&url, Some(&guest_auth()), None).await;
+    assert_eq!(status, 429, "both attempts still count: {body}");
+    assert_eq!(
+        body["error"],
+        "Too many requests in the last minute (count: 3, allowed: 2)."
+    );
+}

@@ -586,21 +586,28 @@ async fn lambda_path(
             response::completed(&activation, opts.result, tid)
         }
         Outcome::Fallback(f) => {
-            tracing::info!(tid = %f.ctx.tid, reason = %f.error, "Lambda unavailable; invocation sent to the controller");
-            f.ctx.timings.set_path(Path::Fallback);
+            let FallbackJob {
+                slot,
+                rt,
+                replay,
+                ctx,
+                error,
+                ..
+            } = *f;
+            // The controller counts it (throttled once).
+            if let Some(slot) = slot {
+                slot.refund();
+            }
+            tracing::info!(tid = %ctx.tid, reason = %error, "Lambda unavailable; invocation sent to the controller");
+            ctx.timings.set_path(Path::Fallback);
             // In its own task: a client that disconnects now must not cancel the only
             // attempt to run the invocation.
-            let span = f.ctx.span.clone();
-            let forward =
-                tokio::spawn(
-                    traces::scope(
-                        traces::current(),
-                        async move {
-                            proxy::forward(&f.rt.controller, f.replay.to_request(), &f.ctx).await
-                        }
-                        .instrument(span),
-                    ),
-                );
+            let span = ctx.span.clone();
+            let forward = tokio::spawn(traces::scope(
+                traces::current(),
+                async move { proxy::forward(&rt.controller, replay.to_request(), &ctx).await }
+                    .instrument(span),
+            ));
             match forward.await {
                 Ok(resp) => resp,
                 Err(_) => WhiskError::internal().render(tid),
@@ -649,6 +656,11 @@ struct Job {
 
 /// An invocation Lambda did not run, on its way to the controller.
 struct FallbackJob {
+    /// The namespace's slot: given back (attempt and concurrency) once the invocation
+    /// is handed to the controller, which counts it itself; only released when the
+    /// invocation ends here after all (then the attempt stays counted, as OpenWhisk
+    /// counts every accepted activation).
+    slot: Option<crate::limits::Slot>,
     rt: Arc<Runtime>,
     recorder: Arc<Recorder>,
     replay: Arc<ReplayableRequest>,
@@ -771,7 +783,7 @@ impl FallbackJob {
     /// Sends the invocation to the controller and waits for its activation, then
     /// records it under owl's activation id (the one the client holds), annotated with
     /// the controller's id.
-    async fn run_in_background(self) {
+    async fn run_in_background(mut self) {
         let tid = self.ctx.tid.clone();
         if self.recorder.store_kind() == "couchdb"
             && self.ctx.id_given.load(std::sync::atomic::Ordering::SeqCst)
@@ -780,6 +792,8 @@ impl FallbackJob {
             // and the controller's activation would both be listed for one invocation, so
             // the invocation ends as OpenWhisk ends an accepted activation it cannot run:
             // a whisk error under the id the client holds.
+            // Ends here: the slot is released, its attempt stays counted (dropped
+            // below), as OpenWhisk counts every accepted activation.
             tracing::warn!(%tid, reason = %self.error, "Lambda did not run an accepted invocation; recorded as a whisk error (no fallback once the client holds the id, with the couchdb store)");
             let mut record = *self.skeleton;
             record.end = crate::context::epoch_ms(SystemTime::now()).max(record.start);
@@ -788,6 +802,10 @@ impl FallbackJob {
             return;
         }
         tracing::info!(%tid, reason = %self.error, "Lambda unavailable; invocation sent to the controller in the background");
+        // The controller counts it (throttled once).
+        if let Some(slot) = self.slot.take() {
+            slot.refund();
+        }
         let resp = proxy::forward(
             &self.rt.controller,
             self.replay.to_blocking_request(),
@@ -940,8 +958,8 @@ impl Job {
                     && !matches!(error, LambdaError::TooLarge)
                 {
                     let skeleton = Box::new(self.skeleton());
-                    self.slot.refund();
                     return Outcome::Fallback(Box::new(FallbackJob {
+                        slot: Some(self.slot),
                         rt: self.rt,
                         recorder: self.recorder,
                         replay: self.replay,
