@@ -341,7 +341,7 @@ async fn serve(
     // SIGTERM: readiness fails first; after shutdown_delay (time for load balancers to
     // notice) new connections are refused and in-flight requests drain.
     let stop = async move {
-        shutdown_signal().await;
+        crate::shutdown::signal().await;
         draining.begin_drain();
         tokio::time::sleep(shutdown_delay).await;
     };
@@ -386,30 +386,7 @@ async fn sync(args: SyncArgs) -> anyhow::Result<()> {
         });
     }
     tracing::info!("owl sync is following its source");
-    syncer.run(shutdown_signal()).await?;
+    syncer.run(crate::shutdown::signal()).await?;
     tracing::info!("owl sync stopped");
     Ok(())
-}
-
-/// Resolves on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
-    tracing::info!("shutdown requested");
 }

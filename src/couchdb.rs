@@ -80,9 +80,8 @@ impl CouchDb {
             }
             (None, None) => None,
         };
-        let tls =
-            crate::server::tls::client_config(cfg.ca_file.as_deref(), cfg.accept_invalid_certs)
-                .map_err(|e| anyhow::anyhow!("[couchdb] {e}"))?;
+        let tls = crate::net::tls::client_config(cfg.ca_file.as_deref(), cfg.accept_invalid_certs)
+            .map_err(|e| anyhow::anyhow!("[couchdb] {e}"))?;
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
@@ -129,12 +128,12 @@ impl CouchDb {
                 .request(req)
                 .await
                 // The chain names the cause (a refused certificate, a reset).
-                .map_err(|e| CouchError::Unreachable(crate::controller::client::describe(&e)))?;
+                .map_err(|e| CouchError::Unreachable(crate::net::describe(&e)))?;
             let status = resp.status();
             let body = http_body_util::Limited::new(resp.into_body(), MAX_RESPONSE)
                 .collect()
                 .await
-                .map_err(|e| CouchError::Unreachable(crate::controller::client::describe(&*e)))?
+                .map_err(|e| CouchError::Unreachable(crate::net::describe(&*e)))?
                 .to_bytes();
             Ok((status, body))
         };
@@ -174,5 +173,5 @@ impl CouchDb {
 
 /// Escapes a database name or document id for a URL path.
 pub fn escape(s: &str) -> String {
-    crate::controller::api::encode_segment(s)
+    crate::net::encode_segment(s)
 }

@@ -20,10 +20,11 @@ use crate::policy::{Policy, StoreKind};
 use crate::telemetry::{Metrics, ReloadLabels};
 use arc_swap::ArcSwapOption;
 use serde::Serialize;
+use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
@@ -98,6 +99,17 @@ pub struct ReloadStatus {
     pub last_error: Option<String>,
 }
 
+/// How long the outcome of a remote readiness check is reused.
+const CHECK_CACHE: Duration = Duration::from_secs(5);
+/// Budget of each remote readiness check.
+const CHECK_BUDGET: Duration = Duration::from_secs(2);
+
+/// Cached outcomes of the readiness checks that leave the process.
+#[derive(Default)]
+struct RemoteChecks {
+    cached: Mutex<Option<(Instant, Value, bool)>>,
+}
+
 /// The gateway: the current runtime plus what outlives policy changes.
 pub struct Gateway {
     runtime: ArcSwapOption<Runtime>,
@@ -120,7 +132,7 @@ pub struct Gateway {
     draining: AtomicBool,
     reloads: Mutex<ReloadStatus>,
     /// Cached outcomes of readiness checks that leave the process.
-    pub remote_checks: crate::server::health::RemoteChecks,
+    remote_checks: RemoteChecks,
     /// What the first policy fixed for the process lifetime (changes need a restart).
     fixed: Fixed,
 }
@@ -150,6 +162,48 @@ impl Fixed {
 }
 
 impl Gateway {
+    /// The readiness checks that leave the process — the controller answers, Lambda
+    /// credentials resolve, the throttles' Redis is probed — each within a budget and
+    /// cached for a few seconds, so frequent probes do not turn into load. Returns each
+    /// check's outcome and whether all passed.
+    pub async fn remote_checks(&self) -> (Value, bool) {
+        if let Some((at, v, ok)) = self
+            .remote_checks
+            .cached
+            .lock()
+            .ok()
+            .and_then(|c| c.clone())
+            && at.elapsed() < CHECK_CACHE
+        {
+            return (v, ok);
+        }
+        let rt = self.runtime();
+        let controller = async {
+            let req = http::Request::get(rt.controller.uri("/api/v1"))
+                .body(axum::body::Body::empty())
+                .expect("static request");
+            match rt.controller.send_within(req, CHECK_BUDGET).await {
+                Ok(r) if !r.status().is_server_error() => Ok(()),
+                Ok(r) => Err(format!("the controller answered {}", r.status())),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        let (controller, credentials, ()) = tokio::join!(
+            controller,
+            rt.lambda.credentials_resolvable(CHECK_BUDGET),
+            self.throttles.probe()
+        );
+        let ok = controller.is_ok() && credentials.is_ok();
+        let v = json!({
+            "controller": { "ok": controller.is_ok(), "error": controller.err() },
+            "lambda_credentials": { "ok": credentials.is_ok(), "error": credentials.err() },
+        });
+        if let Ok(mut c) = self.remote_checks.cached.lock() {
+            *c = Some((Instant::now(), v.clone(), ok));
+        }
+        (v, ok)
+    }
+
     /// Opens what lives for the whole process from `policy` (activation store,
     /// throttle counters), then applies `policy` as the first reload.
     pub async fn start(policy: Policy, opts: &BuildOptions) -> anyhow::Result<Arc<Self>> {

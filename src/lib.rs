@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod activation;
+pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod context;
@@ -22,11 +23,16 @@ pub mod lambda;
 pub mod limits;
 pub mod loadtest;
 pub mod metadata;
+pub mod net;
 pub mod policy;
 pub mod reload;
 pub mod server;
+pub mod shutdown;
 pub mod standin;
 pub mod sync;
 pub mod telemetry;
 /// OpenWhisk's vocabulary, a crate of its own (`crates/owl-whisk`): no I/O, no other crate of owl.
 pub use owl_whisk as whisk;
+
+#[cfg(test)]
+mod layering;

@@ -143,7 +143,7 @@ impl World {
             "{}/{}/{}",
             self.dbs.url,
             self.dbs.whisks,
-            owl::controller::api::encode_segment(id)
+            owl::net::encode_segment(id)
         )
     }
 

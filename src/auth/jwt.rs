@@ -583,7 +583,7 @@ impl Jwks {
         if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
             anyhow::bail!("[auth.jwt]: `jwks_url` \"{url}\" is not an http(s) URL");
         }
-        let tls = crate::server::tls::native_roots_client_config()?;
+        let tls = crate::net::tls::native_roots_client_config()?;
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_connect_timeout(Some(JWKS_FETCH_TIMEOUT));

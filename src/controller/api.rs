@@ -5,20 +5,13 @@
 
 use super::client::{ControllerClient, ControllerError};
 use crate::error::WhiskError;
+use crate::net::encode_segment;
 use crate::whisk::{ActionMetadata, ActionPath, TransactionId};
 use axum::body::Body;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use std::time::Duration;
-
-/// Characters escaped in a path segment.
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
 
 /// Largest controller answer owl reads for metadata (action metadata carries
 /// parameters, which OpenWhisk bounds at 1 MB).
@@ -41,11 +34,6 @@ impl ApiFailure {
             Self::Rejected(e) | Self::Failed(e) => e,
         }
     }
-}
-
-/// Percent-encodes one path segment.
-pub fn encode_segment(s: &str) -> String {
-    utf8_percent_encode(s, SEGMENT).to_string()
 }
 
 async fn get(
@@ -194,18 +182,6 @@ pub async fn action_metadata(
             tracing::warn!(%tid, action = %path, "controller's action metadata could not be read");
             ApiFailure::Failed(WhiskError::internal())
         })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn segments_are_escaped() {
-        assert_eq!(encode_segment("hello world"), "hello%20world");
-        assert_eq!(encode_segment("a/b"), "a%2Fb");
-        assert_eq!(encode_segment("a.b-c_d"), "a.b-c_d");
-    }
 }
 
 /// The runtime kinds the controller's manifest marks deprecated (`GET /`, its

@@ -36,8 +36,7 @@ pub struct ControllerClient {
 impl ControllerClient {
     /// Builds the client for `cfg` (reads the CA file, if any).
     pub fn new(cfg: &ControllerConfig) -> anyhow::Result<Self> {
-        let tls =
-            crate::server::tls::client_config(cfg.ca_file.as_deref(), cfg.accept_invalid_certs)?;
+        let tls = crate::net::tls::client_config(cfg.ca_file.as_deref(), cfg.accept_invalid_certs)?;
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
@@ -92,24 +91,9 @@ impl ControllerClient {
     ) -> Result<Response<Incoming>, ControllerError> {
         match tokio::time::timeout(timeout, self.client.request(req)).await {
             Err(_) => Err(ControllerError::Timeout(timeout)),
-            Ok(Err(e)) if crate::server::idle_body::is_stall(&e) => {
-                Err(ControllerError::BodyStalled)
-            }
-            Ok(Err(e)) => Err(ControllerError::Unreachable(describe(&e))),
+            Ok(Err(e)) if crate::net::idle_body::is_stall(&e) => Err(ControllerError::BodyStalled),
+            Ok(Err(e)) => Err(ControllerError::Unreachable(crate::net::describe(&e))),
             Ok(Ok(r)) => Ok(r),
         }
     }
-}
-
-/// An error with its chain of sources (`a: b: c`): hyper's connection errors say
-/// what went wrong (a refused certificate, a reset) only in their sources.
-pub(crate) fn describe(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        src = inner.source();
-    }
-    s
 }

@@ -218,48 +218,17 @@ pub fn zip_files(files: &[(String, Vec<u8>, bool)]) -> anyhow::Result<Vec<u8>> {
 
 /// Creates (or replaces) a function through Lambda's control plane at `endpoint`.
 pub async fn deploy(endpoint: &str, region: &str, spec: &FunctionSpec) -> anyhow::Result<()> {
-    use aws_sdk_lambda::primitives::Blob;
-    use aws_sdk_lambda::types::{Environment, FunctionCode, Runtime};
-    let cfg = crate::policy::LambdaConfig {
-        region: Some(region.into()),
-        endpoint_url: Some(endpoint.into()),
-        connect_timeout: Duration::from_secs(3),
-        log_tail: false,
-        ..Default::default()
-    };
-    let conf = crate::lambda::sdk_config(&cfg, Some(&crate::lambda::StaticCredentials::emulator()))
-        .await?;
-    let client = aws_sdk_lambda::Client::new(&conf);
-    let _ = client
-        .delete_function()
-        .function_name(&spec.name)
-        .send()
-        .await;
-    let mut env = Environment::builder();
-    for (k, v) in &spec.environment {
-        env = env.variables(k, v);
-    }
-    client
-        .create_function()
-        .function_name(&spec.name)
-        .runtime(Runtime::from(spec.runtime.as_str()))
-        .role("arn:aws:iam::000000000000:role/owl-demo")
-        .handler(&spec.handler)
-        .timeout(spec.timeout_s)
-        .environment(env.build())
-        .code(
-            FunctionCode::builder()
-                .zip_file(Blob::new(zip_files(&spec.files)?))
-                .build(),
-        )
-        .send()
-        .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "creating function {}: {}",
-                spec.name,
-                aws_sdk_lambda::error::DisplayErrorContext(e)
-            )
-        })?;
-    Ok(())
+    crate::lambda::control::replace(
+        endpoint,
+        region,
+        crate::lambda::control::Replacement {
+            name: &spec.name,
+            runtime: &spec.runtime,
+            handler: &spec.handler,
+            zip: zip_files(&spec.files)?,
+            timeout_s: spec.timeout_s,
+            environment: &spec.environment,
+        },
+    )
+    .await
 }

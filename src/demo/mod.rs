@@ -154,7 +154,7 @@ pub async fn run(policy_file: PathBuf, listen: SocketAddr, once: bool) -> anyhow
     );
     if !once {
         println!("\nServing until Ctrl-C.");
-        crate::cli::shutdown_signal().await;
+        crate::shutdown::signal().await;
     }
     let _ = stop_tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;

@@ -187,7 +187,7 @@ pub async fn read_body(body: Body, max: u64, read_timeout: Duration) -> Result<B
             Err(_) => return Err(stalled()),
             Ok(None) => break,
             Ok(Some(Err(e))) => {
-                if crate::server::idle_body::is_stall(&e) {
+                if crate::net::idle_body::is_stall(&e) {
                     return Err(stalled());
                 }
                 return Err(WhiskError::rejected(messages::malformed_content(

@@ -6,6 +6,7 @@
 //! error's class ([`LambdaError::ran`]), never from message text.
 
 pub mod breaker;
+pub mod control;
 pub mod logs;
 pub mod outcome;
 mod trace_context;

@@ -160,7 +160,7 @@ impl IdentityStore {
 
 /// Rows of the identities view for `key` (limits documents included).
 async fn view(db: &CouchDb, name: &str, key: &Value) -> Result<Vec<Value>, WhiskError> {
-    let key = crate::controller::api::encode_segment(&key.to_string());
+    let key = crate::net::encode_segment(&key.to_string());
     let path = format!(
         "/{}/{IDENTITIES_VIEW}?key={key}&include_docs=true&limit=2",
         escape(name)

@@ -4,69 +4,23 @@
 //! Readiness fails while draining for shutdown, when activation records cannot be
 //! written, when Redis is unreachable and throttles are set to reject, when Lambda
 //! credentials cannot be resolved, or when the controller does not answer within a
-//! budget. Checks that leave the process are cached for a few seconds so frequent
-//! probes do not turn into load.
+//! budget. Checks that leave the process are the gateway's
+//! ([`Gateway::remote_checks`]), cached there so frequent probes do not turn into load.
 
 use crate::gateway::Gateway;
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
-use serde_json::{Value, json};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
-
-/// How long the outcome of a remote check is reused.
-const CHECK_CACHE: Duration = Duration::from_secs(5);
-/// Budget of each remote check.
-const CHECK_BUDGET: Duration = Duration::from_secs(2);
-
-/// Cached outcomes of the checks that leave the process.
-#[derive(Default)]
-pub struct RemoteChecks {
-    cached: Mutex<Option<(Instant, Value, bool)>>,
-}
+use serde_json::json;
 
 /// Liveness: 200 while the process answers.
 pub fn liveness() -> Response {
     (StatusCode::OK, axum::Json(json!({ "status": "ok" }))).into_response()
 }
 
-async fn remote(gw: &Gateway) -> (Value, bool) {
-    if let Some((at, v, ok)) = gw.remote_checks.cached.lock().ok().and_then(|c| c.clone())
-        && at.elapsed() < CHECK_CACHE
-    {
-        return (v, ok);
-    }
-    let rt = gw.runtime();
-    let controller = async {
-        let req = http::Request::get(rt.controller.uri("/api/v1"))
-            .body(axum::body::Body::empty())
-            .expect("static request");
-        match rt.controller.send_within(req, CHECK_BUDGET).await {
-            Ok(r) if !r.status().is_server_error() => Ok(()),
-            Ok(r) => Err(format!("the controller answered {}", r.status())),
-            Err(e) => Err(e.to_string()),
-        }
-    };
-    let (controller, credentials, ()) = tokio::join!(
-        controller,
-        rt.lambda.credentials_resolvable(CHECK_BUDGET),
-        gw.throttles.probe()
-    );
-    let ok = controller.is_ok() && credentials.is_ok();
-    let v = json!({
-        "controller": { "ok": controller.is_ok(), "error": controller.err() },
-        "lambda_credentials": { "ok": credentials.is_ok(), "error": credentials.err() },
-    });
-    if let Ok(mut c) = gw.remote_checks.cached.lock() {
-        *c = Some((Instant::now(), v.clone(), ok));
-    }
-    (v, ok)
-}
-
 /// Readiness: 200 when every check passes, else 503 with what failed.
 pub async fn readiness(gw: &Gateway) -> Response {
     let store = gw.recorder.health();
-    let (mut checks, remote_ok) = remote(gw).await;
+    let (mut checks, remote_ok) = gw.remote_checks().await;
     let throttles = gw.throttles.health();
     let throttles_ok = throttles.reachable || throttles.on_error == "local";
     checks["policy"] = json!({ "ok": true, "routes": gw.runtime().policy.routes.len() });

@@ -3,15 +3,15 @@
 
 mod conn;
 pub mod health;
-pub mod idle_body;
 pub mod tls;
 
-use crate::activation;
+use crate::api;
 use crate::auth::Caller;
 use crate::context::RequestContext;
 use crate::controller::proxy;
 use crate::gateway::Gateway;
 use crate::invoke;
+use crate::net::idle_body;
 use crate::telemetry::timing::{Phase, Timings};
 use crate::telemetry::{logging, traces};
 use crate::whisk::TransactionId;
@@ -156,7 +156,7 @@ fn span_name(method: &Method, path: &str) -> &'static str {
     if *method == Method::POST && split_invoke_path(path).is_some() {
         return "POST /api/v1/namespaces/{namespace}/actions/{action}";
     }
-    if *method == Method::GET && activation::api::split_path(path).is_some() {
+    if *method == Method::GET && api::activations::split_path(path).is_some() {
         return "GET /api/v1/namespaces/{namespace}/activations";
     }
     match *method {
@@ -204,10 +204,10 @@ async fn route(gw: Arc<Gateway>, req: Request, mut ctx: RequestContext) -> Respo
         return invoke::handle(gw.clone(), rt, req, ctx, target).await;
     }
     if req.method() == Method::GET
-        && let Some(target) = activation::api::split_path(path)
+        && let Some(target) = api::activations::split_path(path)
     {
         // Boxed for the same reason as the Lambda path: keep the request's future small.
-        return Box::pin(activation::api::handle(gw.clone(), rt, req, ctx, target)).await;
+        return Box::pin(api::activations::handle(gw.clone(), rt, req, ctx, target)).await;
     }
     if req.method() == Method::OPTIONS && path.starts_with("/api/v1/namespaces") {
         return invoke::response::options(&ctx.tid);

@@ -17,18 +17,17 @@
 
 pub mod action;
 pub mod couch;
-pub mod lambda;
 pub mod package;
 pub mod plan;
 pub mod poll;
 pub mod status;
 
 use crate::lambda::StaticCredentials;
+use crate::lambda::control::{self as lambda, Control};
 use crate::policy::{Policy, Route, SyncConfig, SyncSource};
 use action::{ActionDoc, Code, CodeRef};
 use couch::{Change, StateFile, Whisks};
 use futures_util::StreamExt;
-use lambda::Control;
 use plan::{Decision, Step};
 use poll::{ControllerSource, Listed};
 use serde_json::Value;
@@ -114,7 +113,10 @@ impl Syncer {
             &policy.lambda,
             opts.lambda_credentials.as_ref(),
             cfg.retries,
-            metrics.clone(),
+            {
+                let metrics = metrics.clone();
+                Arc::new(move |reason| metrics.retry(reason))
+            },
         )
         .await?;
         Ok(Self {

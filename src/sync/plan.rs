@@ -4,8 +4,10 @@
 //! init parameters and code.
 
 use super::action::ActionDoc;
-use super::lambda::{ACTION_TAG, Function, FunctionSpec, MANAGED_TAG, MANAGED_VALUE, Settings};
 use super::package::Package;
+use crate::lambda::control::{
+    ACTION_TAG, Function, FunctionSpec, MANAGED_TAG, MANAGED_VALUE, Settings,
+};
 use crate::policy::{Route, SyncConfig};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -249,7 +251,7 @@ pub fn describe(steps: &[Step], spec: &FunctionSpec) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sync::lambda::Version;
+    use crate::lambda::control::Version;
 
     fn spec() -> FunctionSpec {
         let mut tags = BTreeMap::new();

@@ -9,7 +9,7 @@
 
 use super::action::ActionDoc;
 use crate::controller::ControllerClient;
-use crate::controller::api::encode_segment;
+use crate::net::encode_segment;
 use axum::body::Body;
 use base64::Engine;
 use http::{HeaderValue, Method, Request, header};

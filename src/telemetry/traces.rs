@@ -774,7 +774,7 @@ impl std::fmt::Debug for OtlpHttpClient {
 
 impl OtlpHttpClient {
     fn new(runtime: tokio::runtime::Handle, timeout: Duration) -> anyhow::Result<Self> {
-        let tls = crate::server::tls::native_roots_client_config()?;
+        let tls = crate::net::tls::native_roots_client_config()?;
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()

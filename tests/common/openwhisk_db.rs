@@ -175,5 +175,5 @@ impl OpenWhiskDbs {
 }
 
 fn urlencode(s: &str) -> String {
-    owl::controller::api::encode_segment(s)
+    owl::net::encode_segment(s)
 }

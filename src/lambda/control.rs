@@ -1,6 +1,7 @@
 //! Lambda's control plane, as `owl sync` uses it: read a function (configuration,
 //! tags, the alias and the version it points to), create, update code and
-//! configuration, publish a version, move an alias, delete, list owl's functions.
+//! configuration, publish a version, move an alias, delete, list owl's functions;
+//! and [`replace`], the one-call deployment the demo and the tests use.
 //!
 //! Every call has a timeout and is retried with jittered exponential backoff when
 //! Lambda throttles (429), answers that the function is still being updated
@@ -9,8 +10,7 @@
 //! function is `Active` and its last update `Successful`, as Lambda requires before
 //! the next change.
 
-use super::status::Metrics;
-use crate::lambda::StaticCredentials;
+use super::StaticCredentials;
 use crate::policy::LambdaConfig;
 use aws_sdk_lambda::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_lambda::primitives::Blob;
@@ -191,8 +191,11 @@ pub struct FunctionSpec {
 pub struct Control {
     client: aws_sdk_lambda::Client,
     retries: u32,
-    metrics: Arc<Metrics>,
+    on_retry: OnRetry,
 }
+
+/// Told the reason of every retry (`owl sync` counts them in its metrics).
+pub type OnRetry = Arc<dyn Fn(&'static str) + Send + Sync>;
 
 impl Control {
     /// Builds the client from `[lambda]` (region, endpoint) and the AWS default
@@ -201,13 +204,13 @@ impl Control {
         cfg: &LambdaConfig,
         credentials: Option<&StaticCredentials>,
         retries: u32,
-        metrics: Arc<Metrics>,
+        on_retry: OnRetry,
     ) -> anyhow::Result<Self> {
-        let conf = crate::lambda::sdk_config(cfg, credentials).await?;
+        let conf = super::sdk_config(cfg, credentials).await?;
         Ok(Self {
             client: aws_sdk_lambda::Client::new(&conf),
             retries,
-            metrics,
+            on_retry,
         })
     }
 
@@ -245,7 +248,7 @@ impl Control {
                 return Err(err);
             }
             attempt += 1;
-            self.metrics.retry(reason);
+            (self.on_retry)(reason);
             let base = 200u64 << attempt.min(6);
             let mut delay = Duration::from_millis(rand::rng().random_range(base / 2..=base));
             if let Some(s) = err.retry_after {
@@ -677,4 +680,54 @@ fn version_of_output(
     c: &aws_sdk_lambda::operation::get_function_configuration::GetFunctionConfigurationOutput,
 ) -> Version {
     version_from!(c)
+}
+
+/// A function [`replace`] deploys.
+#[derive(Debug, Clone)]
+pub struct Replacement<'a> {
+    /// Function name.
+    pub name: &'a str,
+    /// Lambda runtime, e.g. `python3.11`, `nodejs20.x`, `provided.al2023`.
+    pub runtime: &'a str,
+    /// Handler string.
+    pub handler: &'a str,
+    /// The code zip.
+    pub zip: Vec<u8>,
+    /// Timeout in seconds.
+    pub timeout_s: i32,
+    /// Environment variables.
+    pub environment: &'a [(String, String)],
+}
+
+/// Deletes `f.name` if it exists and creates it afresh through the control plane at
+/// `endpoint` with emulator credentials: the demo's and the tests' deployment to a
+/// local Lambda (MiniStack). `owl sync` uses [`Control`] instead.
+pub async fn replace(endpoint: &str, region: &str, f: Replacement<'_>) -> anyhow::Result<()> {
+    let cfg = LambdaConfig {
+        region: Some(region.into()),
+        endpoint_url: Some(endpoint.into()),
+        connect_timeout: Duration::from_secs(3),
+        log_tail: false,
+        ..Default::default()
+    };
+    let conf = super::sdk_config(&cfg, Some(&StaticCredentials::emulator())).await?;
+    let client = aws_sdk_lambda::Client::new(&conf);
+    let _ = client.delete_function().function_name(f.name).send().await;
+    let mut env = Environment::builder();
+    for (k, v) in f.environment {
+        env = env.variables(k, v);
+    }
+    client
+        .create_function()
+        .function_name(f.name)
+        .runtime(Runtime::from(f.runtime))
+        .role("arn:aws:iam::000000000000:role/owl-demo")
+        .handler(f.handler)
+        .timeout(f.timeout_s)
+        .environment(env.build())
+        .code(FunctionCode::builder().zip_file(Blob::new(f.zip)).build())
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("creating function {}: {}", f.name, DisplayErrorContext(e)))?;
+    Ok(())
 }

@@ -7,14 +7,14 @@
 //! and the controller's list: newest first, with `skip` / `limit` applied to the merged
 //! sequence, so paging stays correct across both sources.
 
-use super::query;
-use super::store::{ActivationReader, ListQuery};
+use crate::activation::query;
+use crate::activation::{ActivationReader, ListQuery};
 use crate::auth::{Caller, Identity};
 use crate::context::RequestContext;
-use crate::controller::api::encode_segment;
 use crate::controller::proxy;
 use crate::error::{WhiskError, add_cors};
 use crate::gateway::{Gateway, Runtime};
+use crate::net::encode_segment;
 use crate::whisk::ActivationId;
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
@@ -250,7 +250,7 @@ async fn list(
     json_response(StatusCode::OK, &Value::Array(page), ctx)
 }
 
-fn store_failure(e: super::StoreError, ctx: &RequestContext) -> Response {
+fn store_failure(e: crate::activation::StoreError, ctx: &RequestContext) -> Response {
     tracing::error!(tid = %ctx.tid, error = %e, "activation store read failed");
     WhiskError::internal().render(&ctx.tid)
 }

@@ -1,0 +1,58 @@
+//! Network helpers every layer above may use and that use nothing of owl's: client
+//! TLS configurations, the request body that fails on a stalled sender, the
+//! description of a client error with its causes, and URL path-segment encoding.
+//! They sit here, at the bottom, so the server, the controller client, CouchDB,
+//! JWKS and OTLP can share them without importing one another.
+
+pub mod idle_body;
+pub mod tls;
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+/// Characters escaped in a path segment.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Percent-encodes one path segment (of a controller or CouchDB URL).
+pub fn encode_segment(s: &str) -> String {
+    utf8_percent_encode(s, SEGMENT).to_string()
+}
+
+/// An error with its chain of sources (`a: b: c`): hyper's connection errors say
+/// what went wrong (a refused certificate, a reset) only in their sources.
+pub fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_are_escaped() {
+        assert_eq!(encode_segment("hello world"), "hello%20world");
+        assert_eq!(encode_segment("a/b"), "a%2Fb");
+        assert_eq!(encode_segment("a.b-c_d"), "a.b-c_d");
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("client error")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn describe_follows_the_sources() {
+        let e = Outer(std::io::Error::other("certificate unknown"));
+        assert_eq!(e.to_string(), "client error");
+        assert_eq!(describe(&e), "client error: certificate unknown");
+    }
+}
