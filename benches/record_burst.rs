@@ -7,9 +7,8 @@
 //! can. Prints p50 / p99 for both. Run: `cargo bench --bench record_burst`.
 
 use owl::activation::store::Record;
-use owl::gateway::{BuildOptions, Gateway};
+use owl::gateway::BuildOptions;
 use owl::policy::Policy;
-use owl::server::{self, ServerLimits};
 use owl::standin::{Behaviour, GUEST_KEY, GUEST_UUID, StandinAction, StandinBuilder};
 use owl::whisk::{Activation, ActivationId, ActivationResponse};
 use serde_json::json;
@@ -93,13 +92,17 @@ fn main() {
             data.path().display()
         );
         let policy = Policy::parse(&text, "bench.toml", Path::new(".")).unwrap();
-        let gw = Gateway::start(policy, &BuildOptions::emulator()).await.unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let serving = owl::serve::start(owl::serve::Config {
+            options: BuildOptions::emulator(),
+            ..owl::serve::Config::new(policy, "127.0.0.1:0".parse().unwrap(), None)
+        })
+        .await
+        .unwrap();
+        let gw = serving.gateway().clone();
         let url = format!(
-            "http://{}/api/v1/namespaces/guest/actions/bench?blocking=true&result=true",
-            listener.local_addr().unwrap()
+            "{}/api/v1/namespaces/guest/actions/bench?blocking=true&result=true",
+            serving.url()
         );
-        tokio::spawn(server::run(listener, server::app(gw.clone()), None, ServerLimits::default(), std::future::pending()));
         let auth = {
             use base64::Engine;
             format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{GUEST_UUID}:{GUEST_KEY}")))
@@ -137,6 +140,6 @@ fn main() {
                 BURST as f64 / took.as_secs_f64()
             );
         }
-        gw.shutdown(Duration::from_secs(5)).await;
+        serving.shutdown(owl::serve::Shutdown::Fast).await.unwrap();
     });
 }

@@ -10,9 +10,8 @@
 //!
 //! Run: `cargo bench --bench telemetry`.
 
-use owl::gateway::{BuildOptions, Gateway};
+use owl::gateway::BuildOptions;
 use owl::policy::Policy;
-use owl::server::{self, ServerLimits};
 use owl::standin::{Behaviour, GUEST_KEY, GUEST_UUID, StandinAction, StandinBuilder};
 use std::io::{BufRead, Write};
 use std::path::Path;
@@ -88,29 +87,24 @@ fn child(mode: &str) {
             data.path().display()
         );
         let policy = Policy::parse(&text, "bench.toml", Path::new(".")).unwrap();
-        let gw = Gateway::start(policy, &BuildOptions::emulator())
-            .await
-            .unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let serving = owl::serve::start(owl::serve::Config {
+            options: BuildOptions::emulator(),
+            ..owl::serve::Config::new(policy, "127.0.0.1:0".parse().unwrap(), None)
+        })
+        .await
+        .unwrap();
         println!(
-            "READY http://{}/api/v1/namespaces/guest/actions/bench?blocking=true&result=true",
-            listener.local_addr().unwrap()
+            "READY {}/api/v1/namespaces/guest/actions/bench?blocking=true&result=true",
+            serving.url()
         );
         std::io::stdout().flush().unwrap();
-        tokio::spawn(server::run(
-            listener,
-            server::app(gw.clone()),
-            None,
-            ServerLimits::default(),
-            std::future::pending(),
-        ));
         // Serve until the parent closes stdin.
         let _ = tokio::task::spawn_blocking(|| {
             let mut line = String::new();
             while std::io::stdin().lock().read_line(&mut line).unwrap_or(0) > 0 {}
         })
         .await;
-        gw.shutdown(Duration::from_secs(5)).await;
+        serving.shutdown(owl::serve::Shutdown::Fast).await.unwrap();
         let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
     });
 }

@@ -164,7 +164,7 @@ def rendered(path, policy_out=None):
     elif "subPath" in pm:
         fail("the policy volume is mounted with subPath: ConfigMap updates would never arrive")
 
-    # preStop + shutdown_delay + 2 × drain_timeout fit in the grace period.
+    # preStop + shutdown_delay + drain_timeout fit in the grace period.
     policy = None
     cms = [d for d in docs if d["kind"] == "ConfigMap" and "policy.toml" in d.get("data", {})]
     if cms:
@@ -181,9 +181,9 @@ def rendered(path, policy_out=None):
         drain = seconds(server.get("drain_timeout", "30s"))
         pre = c.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
         grace = pod.get("terminationGracePeriodSeconds", 30)
-        if grace < pre + delay + 2 * drain:
+        if grace < pre + delay + drain:
             fail(f"terminationGracePeriodSeconds {grace} < preStop {pre} + shutdown_delay "
-                 f"{delay} + 2 × drain_timeout {drain}")
+                 f"{delay} + drain_timeout {drain}")
         data_dir = policy.get("activations", {}).get("data_dir")
         if data_dir not in {m["mountPath"] for m in mounts.values()}:
             fail(f"[activations] data_dir {data_dir!r} is not a mounted volume")
@@ -207,7 +207,7 @@ def rendered(path, policy_out=None):
     if any(labels.get(k) != v for k, v in svc.items()):
         fail("the Service does not select owl's pods")
     done(f"{pathlib.Path(path).name}: probes, no static keys, non-root, policy mounted as a "
-         "directory, grace period ≥ preStop + shutdown_delay + 2 × drain_timeout, selectors")
+         "directory, grace period ≥ preStop + shutdown_delay + drain_timeout, selectors")
 
 
 # --- IAM -------------------------------------------------------------------------------

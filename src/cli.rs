@@ -1,16 +1,13 @@
 //! The command line: `owl serve`, `owl policy check|explain`, `owl demo`, `owl bench`,
 //! `owl sync`.
 
-use crate::gateway::Gateway;
 use crate::policy::{Policy, explain::explain};
-use crate::server::{self, ServerLimits};
 use crate::telemetry;
 use crate::whisk::ActionPath;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 /// owl: an edge gateway for Apache OpenWhisk that answers mapped invocations from AWS
 /// Lambda and proxies everything else to the controller.
@@ -298,57 +295,26 @@ async fn serve(
     admin_listen: SocketAddr,
 ) -> anyhow::Result<()> {
     let policy = Policy::load(&policy_file).map_err(|e| anyhow::anyhow!("invalid policy:\n{e}"))?;
-    let tls = match (&policy.server.tls_cert, &policy.server.tls_key) {
-        (Some(c), Some(k)) => Some(server::tls::acceptor(c, k)?),
-        _ => None,
-    };
-    let limits = ServerLimits::from(&policy.server);
-    let shutdown_delay = policy.server.shutdown_delay;
-    let gw = Gateway::start(policy, &crate::gateway::BuildOptions::default()).await?;
+    let serving = crate::serve::start(crate::serve::Config::new(
+        policy,
+        listen,
+        Some(admin_listen),
+    ))
+    .await?;
+    let gw = serving.gateway().clone();
     let _watch = crate::reload::watch(gw.clone(), policy_file.clone())
         .map_err(|e| tracing::warn!(error = %e, "cannot watch the policy file; reload with SIGHUP"))
         .ok();
     crate::reload::reload_on_sighup(gw.clone(), policy_file.clone());
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
-    let admin_listener = tokio::net::TcpListener::bind(admin_listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {admin_listen} (--admin-listen): {e}"))?;
-    // The admin listener outlives the drain: probes see readiness fail while in-flight
-    // requests finish, and metrics stay readable until owl exits.
-    let admin_stop = tokio_util::sync::CancellationToken::new();
-    let admin = tokio::spawn(server::run(
-        admin_listener,
-        server::admin_app(gw.clone()),
-        None,
-        ServerLimits {
-            drain_timeout: Duration::from_secs(1),
-            ..limits.clone()
-        },
-        admin_stop.clone().cancelled_owned(),
-    ));
     tracing::info!(
-        address = %listener.local_addr()?,
+        address = %serving.local_addr(),
         admin = %admin_listen,
-        tls = tls.is_some(),
+        url = %serving.url(),
         routes = gw.runtime().policy.routes.len(),
         controller = %gw.runtime().policy.controller.url,
         "owl is serving"
     );
-    let drain = limits.drain_timeout;
-    let draining = gw.clone();
-    // SIGTERM: readiness fails first; after shutdown_delay (time for load balancers to
-    // notice) new connections are refused and in-flight requests drain.
-    let stop = async move {
-        crate::shutdown::signal().await;
-        draining.begin_drain();
-        tokio::time::sleep(shutdown_delay).await;
-    };
-    server::run(listener, server::app(gw.clone()), tls, limits, stop).await?;
-    gw.shutdown(drain).await;
-    admin_stop.cancel();
-    let _ = admin.await;
+    serving.run_until(crate::shutdown::signal()).await?;
     tracing::info!("owl stopped");
     Ok(())
 }

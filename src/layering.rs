@@ -28,6 +28,8 @@ const LAYERS: &[&[&str]] = &[
     &["invoke", "api", "reload"],
     // Sockets and dispatch.
     &["server"],
+    // One gateway's lifecycle: start, serve, shut down.
+    &["serve"],
     // The other deployables' logic.
     &["sync", "loadtest", "standin"],
     &["demo"],

@@ -26,6 +26,7 @@ pub mod metadata;
 pub mod net;
 pub mod policy;
 pub mod reload;
+pub mod serve;
 pub mod server;
 pub mod shutdown;
 pub mod standin;

@@ -630,6 +630,55 @@ async fn sigterm_fails_readiness_first_then_drains_and_exits() {
     );
 }
 
+/// One drain deadline: open requests and running invocations share `drain_timeout`
+/// from the moment the listener closes (docs/operations.md, "Shutdown"); it used to
+/// be applied once to connections and again to invocations.
+#[tokio::test]
+async fn requests_and_invocations_drain_under_one_deadline() {
+    let fake = FakeLambda::start(Fault::Delay(Duration::from_secs(60), json!({"ok": true}))).await;
+    let c = controller().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("policy.toml");
+    let p = policy(&c.url(), &fake.url, &route(""));
+    std::fs::write(
+        &file,
+        format!(
+            "{p}\n[server]\nshutdown_delay = \"0s\"\ndrain_timeout = \"4s\"\n[activations]\ndata_dir = \"{}\"\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let mut owl = OwlProcess::start(&file).await;
+    let auth = guest_auth();
+    // A running invocation nobody waits for, and a blocking request still in flight.
+    let (s, _, b) = invoke(
+        &owl.invoke_url("guest/act", "blocking=false"),
+        Some(&auth),
+        None,
+    )
+    .await;
+    assert_eq!(s, 202, "{b}");
+    let _waiting = tokio::spawn({
+        let url = owl.invoke_url("guest/act", "blocking=true&timeout=60000");
+        let auth = auth.clone();
+        async move { invoke(&url, Some(&auth), None).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let signalled = std::time::Instant::now();
+    owl.signal("TERM");
+    let status = owl.exited(Duration::from_secs(30)).await;
+    let took = signalled.elapsed();
+    assert!(status.success(), "{status}");
+    assert!(
+        took >= Duration::from_secs(4),
+        "owl waited the drain deadline for what was running: {took:?}"
+    );
+    assert!(
+        took < Duration::from_secs(7),
+        "one deadline of 4 s, not one for requests and another for invocations: {took:?}"
+    );
+}
+
 #[tokio::test]
 async fn owl_serve_reloads_on_file_change_and_on_sighup_and_keeps_the_old_policy_when_invalid() {
     let fake = FakeLambda::start(Fault::Reply(json!({"from": "lambda"}))).await;

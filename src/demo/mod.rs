@@ -9,15 +9,14 @@
 
 pub mod ministack;
 
-use crate::gateway::{BuildOptions, Gateway};
+use crate::gateway::BuildOptions;
 use crate::policy::Policy;
-use crate::server::{self, ServerLimits};
 use crate::standin::{Behaviour, GUEST_KEY, GUEST_UUID, StandinAction, StandinBuilder};
 use anyhow::Context;
 use http_body_util::BodyExt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// The sample function deployed into MiniStack: an OpenWhisk-style action written as
 /// a plain Python Lambda handler that reads the owl envelope.
@@ -102,22 +101,12 @@ pub async fn run(policy_file: PathBuf, listen: SocketAddr, once: bool) -> anyhow
         "• Controller: stand-in controller (NOT OpenWhisk) at http://127.0.0.1:{controller_port} with actions guest/hello, guest/echo"
     );
 
-    let gw = Gateway::start(policy, &BuildOptions::emulator()).await?;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    let addr = listener.local_addr()?;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(server::run(
-        listener,
-        server::app(gw.clone()),
-        None,
-        ServerLimits::default(),
-        async move {
-            let _ = stop_rx.await;
-        },
-    ));
-    let base = format!("http://{addr}");
+    let serving = crate::serve::start(crate::serve::Config {
+        options: BuildOptions::emulator(),
+        ..crate::serve::Config::new(policy, listen, None)
+    })
+    .await?;
+    let base = serving.url();
     let auth = format!("{GUEST_UUID}:{GUEST_KEY}");
     println!(
         "• Gateway:    owl at {base} with {}\n",
@@ -156,9 +145,7 @@ pub async fn run(policy_file: PathBuf, listen: SocketAddr, once: bool) -> anyhow
         println!("\nServing until Ctrl-C.");
         crate::shutdown::signal().await;
     }
-    let _ = stop_tx.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
-    gw.shutdown(Duration::from_secs(5)).await;
+    serving.shutdown(crate::serve::Shutdown::Fast).await?;
     drop(lambda);
     let _ = std::fs::remove_dir_all(&data_dir);
     Ok(())

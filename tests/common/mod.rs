@@ -26,7 +26,7 @@ pub fn runtime_binary() -> String {
 use owl::demo::ministack::{self, FunctionSpec, MiniStack};
 use owl::gateway::{BuildOptions, Gateway};
 use owl::policy::Policy;
-use owl::server::{self, ServerLimits};
+use owl::server::ServerLimits;
 pub use owl::standin::{Behaviour, GUEST_KEY, GUEST_UUID, Standin, StandinAction, StandinBuilder};
 use std::path::Path;
 use std::time::Duration;
@@ -268,9 +268,7 @@ pub struct TestGateway {
     pub gw: std::sync::Arc<Gateway>,
     /// The data directory (removed on drop unless the policy named one).
     pub data: Option<tempfile::TempDir>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    _admin_stop: tokio::sync::oneshot::Sender<()>,
-    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    serving: Option<owl::serve::Serving>,
 }
 
 impl TestGateway {
@@ -310,50 +308,27 @@ impl TestGateway {
             policy.activations.data_dir = d.path().to_path_buf();
             Some(d)
         };
-        let tls = match (&policy.server.tls_cert, &policy.server.tls_key) {
-            (Some(c), Some(k)) => Some(server::tls::acceptor(c, k).expect("tls")),
-            _ => None,
-        };
-        let scheme = if tls.is_some() { "https" } else { "http" };
-        let gw = match store {
-            Some(store) => {
-                Gateway::start_with_store(policy, &BuildOptions::emulator(), store).await
-            }
-            None => Gateway::start(policy, &BuildOptions::emulator()).await,
-        }
+        let serving = owl::serve::start(owl::serve::Config {
+            options: BuildOptions::emulator(),
+            store,
+            limits: Some(limits),
+            ..owl::serve::Config::new(
+                policy,
+                "127.0.0.1:0".parse().unwrap(),
+                Some("127.0.0.1:0".parse().unwrap()),
+            )
+        })
+        .await
         .expect("gateway");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(server::run(
-            listener,
-            server::app(gw.clone()),
-            tls,
-            limits,
-            async move {
-                let _ = rx.await;
-            },
-        ));
-        let admin_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let admin = format!("http://{}", admin_listener.local_addr().unwrap());
-        let (admin_tx, admin_rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(server::run(
-            admin_listener,
-            server::admin_app(gw.clone()),
-            None,
-            ServerLimits::default(),
-            async move {
-                let _ = admin_rx.await;
-            },
-        ));
         Self {
-            url: format!("{scheme}://{addr}"),
-            admin,
-            _admin_stop: admin_tx,
-            gw,
+            url: serving.url(),
+            admin: format!(
+                "http://{}",
+                serving.admin_addr().expect("an admin listener")
+            ),
+            gw: serving.gateway().clone(),
             data,
-            stop: Some(tx),
-            task: Some(task),
+            serving: Some(serving),
         }
     }
 
@@ -370,26 +345,17 @@ impl TestGateway {
 
     /// Stops the gateway, waits for it to drain, and flushes its records.
     pub async fn stop(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
+        if let Some(serving) = self.serving.take() {
+            serving
+                .shutdown(owl::serve::Shutdown::Fast)
+                .await
+                .expect("a clean shutdown");
         }
-        if let Some(t) = self.task.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(35), t).await;
-        }
-        self.gw.shutdown(Duration::from_secs(30)).await;
     }
 
     /// Waits until every record queued so far is written.
     pub async fn flush(&self) {
         self.gw.recorder.flush().await;
-    }
-}
-
-impl Drop for TestGateway {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
     }
 }
 

@@ -38,14 +38,14 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 {{- end -}}
 
-{{/* The grace period: preStop + shutdown_delay + 2 × drain_timeout + 10 s of margin. */}}
+{{/* The grace period: preStop + shutdown_delay + drain_timeout + 10 s of margin. */}}
 {{- define "owl.gracePeriod" -}}
 {{- $s := .Values.shutdown -}}
-{{- $needed := add (int $s.preStopSleepSeconds) (int $s.delaySeconds) (mul 2 (int $s.drainTimeoutSeconds)) -}}
+{{- $needed := add (int $s.preStopSleepSeconds) (int $s.delaySeconds) (int $s.drainTimeoutSeconds) -}}
 {{- if kindIs "invalid" $s.terminationGracePeriodSeconds -}}
 {{- add $needed 10 -}}
 {{- else if lt (int $s.terminationGracePeriodSeconds) (int $needed) -}}
-{{- fail (printf "shutdown.terminationGracePeriodSeconds (%d) must be at least preStopSleepSeconds + delaySeconds + 2 × drainTimeoutSeconds = %d" (int $s.terminationGracePeriodSeconds) (int $needed)) -}}
+{{- fail (printf "shutdown.terminationGracePeriodSeconds (%d) must be at least preStopSleepSeconds + delaySeconds + drainTimeoutSeconds = %d" (int $s.terminationGracePeriodSeconds) (int $needed)) -}}
 {{- else -}}
 {{- int $s.terminationGracePeriodSeconds -}}
 {{- end -}}
