@@ -112,7 +112,7 @@ fn main() {
         let (p50, p99) = measure(&client, &url, &auth).await;
         println!("invoke path, quiet store                      p50 {p50:>9.1?}  p99 {p99:>9.1?}");
         for (label, rate) in [("20k records/s", Some(20_000u64)), ("as fast as possible", None)] {
-            let recorder = gw.recorder.clone();
+            let recorder = gw.recorder().clone();
             // Serialised beforehand, as invocation tasks serialise their own records:
             // the burst measures the writer's effect on the invoke path.
             let records: Vec<Record> = (0..BURST).map(|i| Record::new(record(i))).collect();

@@ -310,8 +310,8 @@ async fn serve(
         address = %serving.local_addr(),
         admin = %admin_listen,
         url = %serving.url(),
-        routes = gw.runtime().policy.routes.len(),
-        controller = %gw.runtime().policy.controller.url,
+        routes = gw.snapshot().policy.routes.len(),
+        controller = %gw.snapshot().policy.controller.url,
         "owl is serving"
     );
     serving.run_until(crate::shutdown::signal()).await?;

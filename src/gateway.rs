@@ -1,13 +1,12 @@
 //! The gateway's shared state.
 //!
-//! A [`Runtime`] is everything built from one policy: the routing table, the
+//! A [`Snapshot`] is everything built from one policy: the routing table, the
 //! controller client, the Lambda client, the identity and metadata sources and their
-//! caches. The [`Gateway`] holds the current runtime behind an atomic pointer; a
-//! request takes a snapshot when it arrives and finishes on it, whatever happens to
-//! the policy meanwhile. Start-up is a reload from empty: the first policy goes through
-//! the same [`Gateway::apply`] as every later one. What outlives a policy — the
-//! activation recorder, throttle counters, circuit breakers, metrics, running
-//! invocations — lives in the gateway itself.
+//! caches. The [`Gateway`] holds the current snapshot behind an atomic pointer; a
+//! request takes it when it arrives and finishes on it, whatever happens to the
+//! policy meanwhile. What outlives a policy — the activation recorder, throttle
+//! counters, circuit breakers, metrics, running invocations, and the restart-only
+//! [`Settings`] the first policy fixed — lives in the gateway itself, behind methods.
 
 use crate::activation::Recorder;
 use crate::controller::ControllerClient;
@@ -18,7 +17,7 @@ use crate::limits::Throttles;
 use crate::metadata::Directory;
 use crate::policy::{Policy, StoreKind};
 use crate::telemetry::{Metrics, ReloadLabels};
-use arc_swap::ArcSwapOption;
+use arc_swap::ArcSwap;
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -28,8 +27,8 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
-/// Everything built from one policy.
-pub struct Runtime {
+/// Everything built from one policy: what a request works on from arrival to answer.
+pub struct Snapshot {
     /// The compiled policy.
     pub policy: Arc<Policy>,
     /// Client to the controller.
@@ -58,8 +57,8 @@ impl BuildOptions {
     }
 }
 
-impl Runtime {
-    /// Builds the runtime for `policy`.
+impl Snapshot {
+    /// Builds the snapshot for `policy`.
     pub async fn build(
         policy: Arc<Policy>,
         opts: &BuildOptions,
@@ -110,45 +109,50 @@ struct RemoteChecks {
     cached: Mutex<Option<(Instant, Value, bool)>>,
 }
 
-/// The gateway: the current runtime plus what outlives policy changes.
+/// The gateway: the current snapshot plus what outlives policy changes.
 pub struct Gateway {
-    runtime: ArcSwapOption<Runtime>,
+    snapshot: ArcSwap<Snapshot>,
     opts: BuildOptions,
     /// Bounds the invocations running on Lambda (blocking and non-blocking), so
     /// invocations whose clients stopped waiting cannot pile up.
-    pub invocations: Arc<Semaphore>,
+    invocations: Arc<Semaphore>,
     /// Bounds the requests in flight (`[server] max_in_flight`).
-    pub in_flight: Arc<Semaphore>,
+    in_flight: Arc<Semaphore>,
     /// Every invocation task, so shutdown can wait for them.
-    pub tasks: TaskTracker,
-    /// Activation records.
-    pub recorder: Arc<Recorder>,
-    /// Namespace throttles.
-    pub throttles: Throttles,
-    /// Circuit breakers of Lambda functions.
-    pub breakers: Breakers,
-    /// Metrics.
-    pub metrics: Arc<Metrics>,
+    tasks: TaskTracker,
+    recorder: Arc<Recorder>,
+    throttles: Throttles,
+    breakers: Breakers,
+    metrics: Arc<Metrics>,
     draining: AtomicBool,
     reloads: Mutex<ReloadStatus>,
     /// Cached outcomes of readiness checks that leave the process.
     remote_checks: RemoteChecks,
     /// What the first policy fixed for the process lifetime (changes need a restart).
-    fixed: Fixed,
+    settings: Settings,
 }
 
-/// Settings read once at start-up.
+/// The restart-only settings: read from the first policy at start-up and kept for the
+/// process lifetime. A reload that changes them is applied otherwise and warned about;
+/// readers of these values use [`Gateway::settings`], never the current snapshot's
+/// policy, so a reload cannot half-apply them.
 #[derive(Debug, Clone, PartialEq)]
-struct Fixed {
-    server: crate::policy::ServerConfig,
-    activations_store: StoreKind,
-    data_dir: PathBuf,
-    throttle_backend: crate::policy::ThrottleBackend,
-    throttle_lease: std::time::Duration,
-    max_invocations: usize,
+pub struct Settings {
+    /// `[server]`: listeners, connection limits, body and drain timeouts.
+    pub server: crate::policy::ServerConfig,
+    /// `[activations] store`.
+    pub activations_store: StoreKind,
+    /// `[activations] data_dir`.
+    pub data_dir: PathBuf,
+    /// `[limits] backend`.
+    pub throttle_backend: crate::policy::ThrottleBackend,
+    /// `[limits] lease`.
+    pub throttle_lease: std::time::Duration,
+    /// `[lambda] max_invocations`.
+    pub max_invocations: usize,
 }
 
-impl Fixed {
+impl Settings {
     fn of(p: &Policy) -> Self {
         Self {
             server: p.server.clone(),
@@ -177,7 +181,7 @@ impl Gateway {
         {
             return (v, ok);
         }
-        let rt = self.runtime();
+        let rt = self.snapshot();
         let controller = async {
             let req = http::Request::get(rt.controller.uri("/api/v1"))
                 .body(axum::body::Body::empty())
@@ -235,30 +239,36 @@ impl Gateway {
         recorder: Arc<Recorder>,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Arc<Self>> {
+        for w in &policy.warnings {
+            tracing::warn!("{w}");
+        }
+        let settings = Settings::of(&policy);
+        let throttles = Throttles::new(&policy.limits, metrics.clone())?;
+        let source = policy.source.clone();
+        let snapshot = Snapshot::build(Arc::new(policy), opts, metrics.clone()).await?;
         let gw = Arc::new(Self {
-            runtime: ArcSwapOption::empty(),
+            invocations: Arc::new(Semaphore::new(settings.max_invocations)),
+            in_flight: Arc::new(Semaphore::new(settings.server.max_in_flight)),
+            snapshot: ArcSwap::from_pointee(snapshot),
             opts: opts.clone(),
-            invocations: Arc::new(Semaphore::new(policy.lambda.max_invocations)),
-            in_flight: Arc::new(Semaphore::new(policy.server.max_in_flight)),
             tasks: TaskTracker::new(),
             recorder,
-            throttles: Throttles::new(&policy.limits, metrics.clone())?,
+            throttles,
             breakers: Breakers::new(metrics.clone()),
             metrics,
             draining: AtomicBool::new(false),
             reloads: Mutex::new(ReloadStatus::default()),
             remote_checks: Default::default(),
-            fixed: Fixed::of(&policy),
+            settings,
         });
-        gw.apply(policy).await?;
+        gw.applied(source);
         Ok(gw)
     }
 
-    /// Builds a runtime for `policy` and makes it current. Requests in flight finish
-    /// on the runtime they started with.
+    /// Builds a snapshot for `policy` and makes it current (a reload). Requests in flight finish
+    /// on the snapshot they started with.
     pub async fn apply(&self, policy: Policy) -> anyhow::Result<()> {
-        let fixed = Fixed::of(&policy);
-        if fixed != self.fixed {
+        if Settings::of(&policy) != self.settings {
             tracing::warn!(
                 "the new policy changes [server], [activations] store or data_dir, [limits] backend or lease, or [lambda] max_invocations; those take effect at the next restart"
             );
@@ -267,18 +277,23 @@ impl Gateway {
             tracing::warn!("{w}");
         }
         let source = policy.source.clone();
-        let runtime = Runtime::build(Arc::new(policy), &self.opts, self.metrics.clone()).await?;
-        self.runtime.store(Some(Arc::new(runtime)));
+        let snapshot = Snapshot::build(Arc::new(policy), &self.opts, self.metrics.clone()).await?;
+        self.snapshot.store(Arc::new(snapshot));
+        self.applied(source);
+        Ok(())
+    }
+
+    /// Counts a policy made current (the first one included).
+    fn applied(&self, source: String) {
         if let Ok(mut r) = self.reloads.lock() {
             r.applied += 1;
             r.applied_at_ms = crate::context::epoch_ms(SystemTime::now());
             r.file = Some(source);
         }
-        Ok(())
     }
 
     /// Reloads the policy file at `path`: a file that does not compile (or whose
-    /// runtime cannot be built) keeps the current policy, is logged with every error,
+    /// snapshot cannot be built) keeps the current policy, is logged with every error,
     /// and is counted.
     pub async fn reload_from(&self, path: &Path) -> Result<(), String> {
         let result = match Policy::load(path) {
@@ -291,7 +306,7 @@ impl Gateway {
                     .reloads
                     .get_or_create(&ReloadLabels { result: "success" })
                     .inc();
-                tracing::info!(file = %path.display(), routes = self.runtime().policy.routes.len(), "policy reloaded");
+                tracing::info!(file = %path.display(), routes = self.snapshot().policy.routes.len(), "policy reloaded");
             }
             Err(e) => {
                 self.metrics
@@ -308,11 +323,49 @@ impl Gateway {
         result
     }
 
-    /// The current runtime (a request keeps this snapshot until it completes).
-    pub fn runtime(&self) -> Arc<Runtime> {
-        self.runtime
-            .load_full()
-            .expect("a gateway always has a runtime once started")
+    /// The current snapshot (a request keeps it until it completes).
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// The restart-only settings the first policy fixed.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Bounds the invocations running on Lambda (`[lambda] max_invocations`).
+    pub fn invocations(&self) -> &Arc<Semaphore> {
+        &self.invocations
+    }
+
+    /// Bounds the requests in flight (`[server] max_in_flight`).
+    pub fn in_flight(&self) -> &Arc<Semaphore> {
+        &self.in_flight
+    }
+
+    /// Every invocation task, so shutdown can wait for them.
+    pub fn tasks(&self) -> &TaskTracker {
+        &self.tasks
+    }
+
+    /// Activation records.
+    pub fn recorder(&self) -> &Arc<Recorder> {
+        &self.recorder
+    }
+
+    /// Namespace throttles.
+    pub fn throttles(&self) -> &Throttles {
+        &self.throttles
+    }
+
+    /// Circuit breakers of Lambda functions.
+    pub fn breakers(&self) -> &Breakers {
+        &self.breakers
+    }
+
+    /// The Prometheus registry.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// The reload bookkeeping.

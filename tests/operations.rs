@@ -1041,6 +1041,53 @@ async fn stalled_body(addr: &str, path: &str, auth: &str) -> (String, Duration) 
     )
 }
 
+/// `[server]` settings are restart-only (docs/operations.md, "Reload"): a reload that
+/// changes `body_read_timeout` or `max_in_flight` leaves the values the gateway
+/// started with in force, and `/owl/status` keeps counting against the bound it has.
+#[tokio::test]
+async fn server_settings_keep_their_start_up_values_across_a_reload() {
+    let fake = FakeLambda::start(Fault::Reply(json!({"ok": true}))).await;
+    let c = standin(vec![StandinAction::new("guest/act", Behaviour::Echo)]).await;
+    let with = |server: &str| policy(&c.url(), &fake.url, &(route("") + server));
+    let gw = TestGateway::start(&with(
+        "\n[server]\nbody_read_timeout = \"500ms\"\nmax_in_flight = 50\n",
+    ))
+    .await;
+    let reloaded = owl::policy::Policy::parse(
+        &with("\n[server]\nbody_read_timeout = \"60s\"\nmax_in_flight = 5000\n"),
+        "reloaded.toml",
+        std::path::Path::new("."),
+    )
+    .unwrap();
+    gw.gw.apply(reloaded).await.unwrap();
+    assert_eq!(
+        gw.gw.snapshot().policy.server.body_read_timeout,
+        Duration::from_secs(60),
+        "the reload was applied"
+    );
+    let addr = gw.url.trim_start_matches("http://").to_string();
+    let (answer, took) = stalled_body(
+        &addr,
+        "/api/v1/namespaces/_/actions/act?blocking=true",
+        &guest_auth(),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        took < Duration::from_secs(3),
+        "the start-up 500 ms still apply: {took:?}"
+    );
+    let status: Value = client()
+        .get(format!("{}/owl/status", gw.admin))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["requests_in_flight"], 0, "{status}");
+}
+
 #[tokio::test]
 async fn a_stalled_request_body_is_cut_off_on_both_paths() {
     let fake = FakeLambda::start(Fault::Reply(json!({"ok": true}))).await;

@@ -13,7 +13,7 @@ use crate::auth::{Caller, Identity};
 use crate::context::RequestContext;
 use crate::controller::proxy;
 use crate::error::{WhiskError, add_cors};
-use crate::gateway::{Gateway, Runtime};
+use crate::gateway::{Gateway, Snapshot};
 use crate::net::encode_segment;
 use crate::whisk::ActivationId;
 use axum::body::Body;
@@ -63,12 +63,12 @@ fn json_response(status: StatusCode, body: &Value, ctx: &RequestContext) -> Resp
 /// Handles a `GET` on the activations API.
 pub async fn handle(
     gw: Arc<Gateway>,
-    rt: Arc<Runtime>,
+    rt: Arc<Snapshot>,
     req: Request<Body>,
     ctx: RequestContext,
     (ns, id, sub): ActivationsTarget,
 ) -> Response {
-    let Some(reader) = gw.recorder.reader() else {
+    let Some(reader) = gw.recorder().reader() else {
         // The controller reads the shared database itself.
         return proxy::forward(&rt.controller, req, &ctx).await;
     };
@@ -137,7 +137,7 @@ fn start_and_id(v: &Value) -> (i64, String) {
 }
 
 async fn list(
-    rt: &Runtime,
+    rt: &Snapshot,
     reader: &dyn ActivationReader,
     req: Request<Body>,
     ctx: &RequestContext,
@@ -258,7 +258,7 @@ fn store_failure(e: crate::activation::StoreError, ctx: &RequestContext) -> Resp
 /// Asks the controller for its part of a list (or its count).
 #[allow(clippy::too_many_arguments)]
 async fn controller_list(
-    rt: &Runtime,
+    rt: &Snapshot,
     ctx: &RequestContext,
     identity: &Identity,
     ns: &str,

@@ -18,7 +18,7 @@ use crate::auth::{Caller, Identity};
 use crate::context::{RequestContext, epoch_ms};
 use crate::controller::proxy;
 use crate::error::WhiskError;
-use crate::gateway::{Gateway, Runtime};
+use crate::gateway::{Gateway, Snapshot};
 use crate::lambda::{self, InvokeRequest, LambdaError, Ran};
 use crate::policy::{Fallback, Route};
 use crate::telemetry::timing::{Path, Phase};
@@ -98,7 +98,7 @@ impl ReplayableRequest {
 /// Lambda and the controller, and answers.
 pub async fn handle(
     gw: Arc<Gateway>,
-    rt: Arc<Runtime>,
+    rt: Arc<Snapshot>,
     req: Request<Body>,
     ctx: RequestContext,
     (ns, pkg, action): (String, Option<String>, String),
@@ -123,7 +123,7 @@ pub async fn handle(
 /// A request some route may cover: authenticate, find the route, admit, invoke.
 async fn covered(
     gw: Arc<Gateway>,
-    rt: Arc<Runtime>,
+    rt: Arc<Snapshot>,
     req: Request<Body>,
     ctx: RequestContext,
     requested: ActionPath,
@@ -184,7 +184,7 @@ async fn covered(
     let admitted = timings
         .time(
             Phase::Throttle,
-            traces::start("throttle").instrument(gw.throttles.admit(&identity.namespace, limits)),
+            traces::start("throttle").instrument(gw.throttles().admit(&identity.namespace, limits)),
         )
         .await;
     let slot = match admitted {
@@ -257,7 +257,7 @@ fn find_route<'r>(routes: &'r crate::policy::RoutingTable, path: &ActionPath) ->
 /// Credentials parsed exactly as the controller parses them, and the caller's
 /// identity looked up (the `auth` phase).
 pub async fn authenticate(
-    rt: &Runtime,
+    rt: &Snapshot,
     headers: &HeaderMap,
     ctx: &RequestContext,
 ) -> Result<Arc<Identity>, WhiskError> {
@@ -286,7 +286,7 @@ fn is_composition(m: &ActionMetadata) -> bool {
 #[allow(clippy::too_many_arguments)]
 async fn lambda_path(
     gw: Arc<Gateway>,
-    rt: Arc<Runtime>,
+    rt: Arc<Snapshot>,
     route: Route,
     req: Request<Body>,
     ctx: RequestContext,
@@ -358,7 +358,7 @@ async fn lambda_path(
     let bytes = match request::read_body(
         body,
         deployment.payload_max,
-        rt.policy.server.body_read_timeout,
+        gw.settings().server.body_read_timeout,
     )
     .await
     {
@@ -459,7 +459,7 @@ async fn lambda_path(
     let binding = (metadata.path != path).then(|| path.entity_namespace());
     let job = Job {
         rt: rt.clone(),
-        recorder: gw.recorder.clone(),
+        recorder: gw.recorder().clone(),
         request: InvokeRequest {
             function,
             qualifier: route.qualifier.clone(),
@@ -481,15 +481,15 @@ async fn lambda_path(
 
     // Every invocation holds a slot while it runs on Lambda, so invocations whose
     // clients stopped waiting cannot pile up.
-    let permit = match tokio::time::timeout(SLOT_WAIT, gw.invocations.clone().acquire_owned()).await
-    {
-        Ok(Ok(p)) => p,
-        _ => {
-            tracing::warn!(%tid, "no invocation slot free");
-            return WhiskError::service_unavailable(crate::error::Origin::Internal, Some(1))
-                .render(tid);
-        }
-    };
+    let permit =
+        match tokio::time::timeout(SLOT_WAIT, gw.invocations().clone().acquire_owned()).await {
+            Ok(Ok(p)) => p,
+            _ => {
+                tracing::warn!(%tid, "no invocation slot free");
+                return WhiskError::service_unavailable(crate::error::Origin::Internal, Some(1))
+                    .render(tid);
+            }
+        };
 
     if !opts.blocking {
         // Durable before the 202: a crash from here on still ends with a record.
@@ -509,7 +509,7 @@ async fn lambda_path(
         ctx.id_given
             .store(true, std::sync::atomic::Ordering::SeqCst);
         // The invocation's task has its own span: it may outlive the request.
-        gw.tasks.spawn(
+        gw.tasks().spawn(
             traces::start("invocation").instrument(
                 async move {
                     let outcome = job.run().await;
@@ -525,7 +525,7 @@ async fn lambda_path(
     let (tx, mut rx) = oneshot::channel::<Delivered>();
     let recorder = job.recorder.clone();
     let skeleton = job.skeleton();
-    gw.tasks.spawn(
+    gw.tasks().spawn(
         traces::start("invocation").instrument(
             async move {
                 // The record is journaled before the answer can leave: a client that
@@ -634,7 +634,7 @@ fn refusal(error: &LambdaError) -> WhiskError {
 
 /// One invocation on Lambda, with everything needed to finish it anywhere.
 struct Job {
-    rt: Arc<Runtime>,
+    rt: Arc<Snapshot>,
     recorder: Arc<Recorder>,
     request: InvokeRequest,
     limit_ms: u64,
@@ -661,7 +661,7 @@ struct FallbackJob {
     /// invocation ends here after all (then the attempt stays counted, as OpenWhisk
     /// counts every accepted activation).
     slot: Option<crate::limits::Slot>,
-    rt: Arc<Runtime>,
+    rt: Arc<Snapshot>,
     recorder: Arc<Recorder>,
     replay: Arc<ReplayableRequest>,
     ctx: RequestContext,
@@ -979,7 +979,7 @@ impl Job {
                     wait_ms,
                 );
                 self.gw
-                    .metrics
+                    .metrics()
                     .openwhisk
                     .record(&activation, &self.identity.namespace);
                 return Outcome::Refused {
@@ -1023,7 +1023,7 @@ impl Job {
             "activation completed on Lambda"
         );
         self.gw
-            .metrics
+            .metrics()
             .openwhisk
             .record(&activation, &self.identity.namespace);
         Outcome::Done {
@@ -1065,11 +1065,11 @@ impl Job {
     async fn call_with_retries(&self) -> (Result<lambda::LambdaReply, LambdaError>, u32) {
         let cfg = &self.rt.policy.lambda;
         let function = self.request.function.as_str();
-        let metrics = &self.gw.metrics;
+        let metrics = &self.gw.metrics();
         let mut attempt = 0;
         loop {
             if let crate::lambda::breaker::Permit::Open(wait) =
-                self.gw.breakers.check(function, cfg.breaker_cooldown)
+                self.gw.breakers().check(function, cfg.breaker_cooldown)
             {
                 let e = LambdaError::BreakerOpen {
                     retry_after: wait.as_secs().max(1),
@@ -1096,7 +1096,7 @@ impl Job {
                     | LambdaError::Refused { .. }
                     | LambdaError::Indeterminate(_))
             );
-            self.gw.breakers.record(
+            self.gw.breakers().record(
                 function,
                 &self.route_pattern,
                 lambda_failed,
@@ -1123,7 +1123,7 @@ impl Job {
 
     /// Counts a Lambda call that produced no reply.
     fn count_error(&self, e: &LambdaError) {
-        let metrics = &self.gw.metrics;
+        let metrics = &self.gw.metrics();
         metrics
             .lambda_errors
             .get_or_create(&crate::telemetry::LambdaErrorLabels {

@@ -19,15 +19,15 @@ pub fn liveness() -> Response {
 
 /// Readiness: 200 when every check passes, else 503 with what failed.
 pub async fn readiness(gw: &Gateway) -> Response {
-    let store = gw.recorder.health();
+    let store = gw.recorder().health();
     let (mut checks, remote_ok) = gw.remote_checks().await;
-    let throttles = gw.throttles.health();
+    let throttles = gw.throttles().health();
     let throttles_ok = throttles.reachable || throttles.on_error == "local";
-    checks["policy"] = json!({ "ok": true, "routes": gw.runtime().policy.routes.len() });
+    checks["policy"] = json!({ "ok": true, "routes": gw.snapshot().policy.routes.len() });
     checks["draining"] = json!({ "ok": !gw.is_draining() });
     checks["activation_store"] = json!({
         "ok": store.healthy,
-        "kind": gw.recorder.store_kind(),
+        "kind": gw.recorder().store_kind(),
         "error": store.last_error,
     });
     checks["throttles"] = json!({
@@ -52,7 +52,7 @@ pub async fn readiness(gw: &Gateway) -> Response {
 
 /// `/owl/status`: policy, reloads, breakers, throttles, store, load.
 pub fn status(gw: &Gateway) -> Response {
-    let rt = gw.runtime();
+    let rt = gw.snapshot();
     let p = &rt.policy;
     let body = json!({
         "version": env!("CARGO_PKG_VERSION"),
@@ -63,14 +63,14 @@ pub fn status(gw: &Gateway) -> Response {
             "controller": p.controller.url.to_string(),
             "reloads": gw.reload_status(),
         },
-        "breakers": gw.breakers.status(),
-        "throttles": gw.throttles.health(),
+        "breakers": gw.breakers().status(),
+        "throttles": gw.throttles().health(),
         "activation_store": {
-            "kind": gw.recorder.store_kind(),
-            "healthy": gw.recorder.health().healthy,
+            "kind": gw.recorder().store_kind(),
+            "healthy": gw.recorder().health().healthy,
         },
-        "invocations_running": gw.tasks.len(),
-        "requests_in_flight": p.server.max_in_flight.saturating_sub(gw.in_flight.available_permits()),
+        "invocations_running": gw.tasks().len(),
+        "requests_in_flight": gw.settings().server.max_in_flight.saturating_sub(gw.in_flight().available_permits()),
     });
     (StatusCode::OK, axum::Json(body)).into_response()
 }

@@ -87,8 +87,8 @@ pub async fn dispatch(State(gw): State<Arc<Gateway>>, req: Request) -> Response 
         return crate::error::WhiskError::forbidden_path().render(&tid);
     }
     // A bound on work in flight: excess is refused at once, never queued.
-    let Ok(_permit) = gw.in_flight.clone().try_acquire_owned() else {
-        gw.metrics.overload_rejections.inc();
+    let Ok(_permit) = gw.in_flight().clone().try_acquire_owned() else {
+        gw.metrics().overload_rejections.inc();
         let tid = TransactionId::from_header(req.headers().get("x-request-id"));
         return crate::error::WhiskError::service_unavailable(
             crate::error::Origin::Internal,
@@ -173,7 +173,7 @@ fn span_name(method: &Method, path: &str) -> &'static str {
 
 /// Sends the request the way it must go.
 async fn route(gw: Arc<Gateway>, req: Request, mut ctx: RequestContext) -> Response {
-    let rt = gw.runtime();
+    let rt = gw.snapshot();
     ctx.trusted_peer = ctx.peer.is_some_and(|peer| {
         rt.policy
             .server
@@ -195,7 +195,7 @@ async fn route(gw: Arc<Gateway>, req: Request, mut ctx: RequestContext) -> Respo
     }
     // No request body may stall: each piece must arrive within body_read_timeout
     // (the Lambda path answers 408; a proxied upload is abandoned).
-    let idle = rt.policy.server.body_read_timeout;
+    let idle = gw.settings().server.body_read_timeout;
     let req = req.map(|b| Body::new(idle_body::IdleTimeout::new(b, idle)));
     let path = req.uri().path();
     if req.method() == Method::POST
@@ -237,7 +237,7 @@ fn finish(
         }
         trace.finish_request(resp.status().as_u16(), path.label());
     }
-    gw.metrics
+    gw.metrics()
         .observe_request(path.label(), resp.status(), total, timings.awaited());
     resp
 }
@@ -248,7 +248,7 @@ fn metrics(gw: &Gateway) -> Response {
             http::header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        gw.metrics.render(),
+        gw.metrics().render(),
     )
         .into_response()
 }

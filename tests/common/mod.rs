@@ -355,7 +355,7 @@ impl TestGateway {
 
     /// Waits until every record queued so far is written.
     pub async fn flush(&self) {
-        self.gw.recorder.flush().await;
+        self.gw.recorder().flush().await;
     }
 }
 
