@@ -21,9 +21,7 @@ pub mod gateway;
 pub mod invoke;
 pub mod lambda;
 pub mod limits;
-pub mod loadtest;
 pub mod metadata;
-pub mod net;
 pub mod policy;
 pub mod reload;
 pub mod serve;
@@ -33,6 +31,8 @@ pub mod standin;
 pub mod sync;
 pub mod telemetry;
 /// OpenWhisk's vocabulary, a crate of its own (`crates/owl-whisk`): no I/O, no other crate of owl.
+pub use owl_loadtest as loadtest;
+pub use owl_net as net;
 pub use owl_whisk as whisk;
 
 #[cfg(test)]

@@ -150,7 +150,7 @@ impl RunResult {
 /// A client for the generator: HTTP/1.1 keep-alive, HTTPS with the system's roots,
 /// at most `idle_per_host` idle connections kept.
 pub fn client(idle_per_host: usize) -> anyhow::Result<HttpsClient> {
-    let tls = crate::net::tls::native_roots_client_config()?;
+    let tls = owl_net::tls::native_roots_client_config()?;
     let mut http = HttpConnector::new();
     http.set_nodelay(true);
     http.enforce_http(false);

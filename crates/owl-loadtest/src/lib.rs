@@ -8,6 +8,11 @@
 //! - [`cpu`]: CPU time of a process, for CPU per request.
 //! - [`report`]: markdown tables, the machine's description, the SVG chart.
 //! - [`compare`]: `owl bench` against a real OpenWhisk and owl in front of it.
+//!
+//! The gateway re-exports it as `owl::loadtest`.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod compare;
 pub mod cpu;

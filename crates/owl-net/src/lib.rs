@@ -1,8 +1,12 @@
-//! Network helpers every layer above may use and that use nothing of owl's: client
+//! Network plumbing every owl crate may use, and that uses nothing of owl's: client
 //! TLS configurations, the request body that fails on a stalled sender, the
 //! description of a client error with its causes, and URL path-segment encoding.
-//! They sit here, at the bottom, so the server, the controller client, CouchDB,
-//! JWKS and OTLP can share them without importing one another.
+//! They sit here, at the bottom, so the gateway's server, controller client, CouchDB,
+//! JWKS and OTLP clients and the load generator share them without importing one
+//! another. The gateway re-exports this crate as `owl::net`.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod idle_body;
 pub mod tls;
