@@ -2,10 +2,8 @@
 //! the activations API exactly like the controller's, merged with the controller's
 //! list, never lost — across crashes, shutdowns and store failures.
 
-mod common;
-
-use common::fake_lambda::{FakeLambda, Fault};
-use common::*;
+use crate::common::fake_lambda::{FakeLambda, Fault};
+use crate::common::*;
 use owl::activation::store::{
     ActivationReader, ActivationStore, BoxFuture, ListQuery, Record, StoreError,
 };

@@ -1,9 +1,7 @@
 //! Issue 15, the multi-tenant audit: isolation between tenants, bounded work per
 //! request and the exactness fixes, each checked end to end through owl.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use owl::demo::ministack::FunctionSpec;
 
 use serde_json::json;
@@ -325,7 +323,7 @@ async fn text_logs_to_a_file_have_no_colour_codes() {
     )
     .unwrap();
     let log = dir.path().join("owl.log");
-    let mut owl = common::owl_process::OwlProcess::start_with(
+    let mut owl = crate::common::owl_process::OwlProcess::start_with(
         &file,
         &["--log-format", "text"],
         &[("OWL_LOG", "info")],
@@ -480,12 +478,13 @@ async fn activation_lists_cost_a_bounded_number_of_controller_requests() {
 /// choose the host the controller builds URLs from); a trusted proxy's are kept.
 #[tokio::test]
 async fn forwarded_host_is_only_taken_from_trusted_proxies() {
-    let up = common::upstream::echo().await;
+    let up = crate::common::upstream::echo().await;
     for (trusted, expect_kept) in [
         ("", false),
         ("[server]\ntrusted_proxies = [\"127.0.0.0/8\"]\n", true),
     ] {
-        let gw = TestGateway::start(&policy(&up.url, &common::upstream::down(), trusted)).await;
+        let gw =
+            TestGateway::start(&policy(&up.url, &crate::common::upstream::down(), trusted)).await;
         let r = client()
             .get(format!("{}/api/v1/namespaces/guest/triggers", gw.url))
             .header("x-forwarded-host", "evil.example")
@@ -734,7 +733,7 @@ async fn deployment_values_are_configurable() {
 /// readable, with the controller's outcome and a `fallback` annotation naming it.
 #[tokio::test]
 async fn a_late_fallback_is_listed_once() {
-    use common::fake_lambda::{FakeLambda, Fault};
+    use crate::common::fake_lambda::{FakeLambda, Fault};
     let fake = FakeLambda::start(Fault::Throttle {
         reason: "FunctionInvocationRateLimitExceeded",
         retry_after: None,

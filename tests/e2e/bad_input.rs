@@ -2,10 +2,8 @@
 //! internals: malformed paths, `..` and encoded slashes, huge headers, invalid UTF-8,
 //! malformed credentials, garbage on the wire.
 
-mod common;
-
-use common::fake_lambda::{FakeLambda, Fault};
-use common::*;
+use crate::common::fake_lambda::{FakeLambda, Fault};
+use crate::common::*;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -8,10 +8,8 @@
 //! here bundle the runtime (`[sync] bootstrap`, a two-line script starting the freshly
 //! built `owl-runtime`); layer configuration is checked on the function's settings.
 
-mod common;
-
-use common::openwhisk_db::OpenWhiskDbs;
-use common::*;
+use crate::common::openwhisk_db::OpenWhiskDbs;
+use crate::common::*;
 use owl::policy::Policy;
 use owl::sync::status::Outcome;
 use owl::sync::{SyncOptions, Syncer};

@@ -1,9 +1,7 @@
 //! TLS on both sides: owl terminating TLS (HTTP/1.1 and HTTP/2), and an https
 //! controller trusted through a CA file or, explicitly, accepted as self-signed.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use owl::server::{self, ServerLimits};
 use serde_json::json;
 

@@ -1,9 +1,7 @@
 //! The real `openwhisk` npm client (tests/js) invoking through the gateway: it must
 //! not be able to tell a Lambda-served action from a controller-served one.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::path::Path;
 
 #[tokio::test]

@@ -3,9 +3,7 @@
 //! invoke table (reference §1.6) served from Lambda, the envelope, parameters, logs
 //! and the record shape.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 fn routes() -> &'static str {

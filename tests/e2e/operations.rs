@@ -2,11 +2,9 @@
 //! circuit breakers and retries, overload, slowloris, hot reload under load, and the
 //! shutdown sequence — all by fault injection on loopback.
 
-mod common;
-
-use common::fake_lambda::{FakeLambda, Fault};
-use common::owl_process::OwlProcess;
-use common::*;
+use crate::common::fake_lambda::{FakeLambda, Fault};
+use crate::common::owl_process::OwlProcess;
+use crate::common::*;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

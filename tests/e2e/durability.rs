@@ -2,12 +2,10 @@
 //! non-blocking load and right after blocking answers, SIGTERM during load, a store
 //! that becomes read-only, and a record store (CouchDB) that is down.
 
-mod common;
-
-use common::fake_lambda::{FakeLambda, Fault};
-use common::owl_process::OwlProcess;
-use common::switch::Switch;
-use common::*;
+use crate::common::fake_lambda::{FakeLambda, Fault};
+use crate::common::owl_process::OwlProcess;
+use crate::common::switch::Switch;
+use crate::common::*;
 use serde_json::{Value, json};
 use std::path::Path;
 use std::process::Command;

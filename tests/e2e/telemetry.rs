@@ -3,11 +3,9 @@
 //! controller, `Server-Timing`, the activation's `owl` annotation, `/metrics` values
 //! after a scripted run, the Grafana dashboard's queries, and JSON logs.
 
-mod common;
-
-use common::fake_lambda::{FakeLambda, Fault};
-use common::owl_process::OwlProcess;
-use common::*;
+use crate::common::fake_lambda::{FakeLambda, Fault};
+use crate::common::owl_process::OwlProcess;
+use crate::common::*;
 use opentelemetry::trace::{SpanId, SpanKind, TraceId};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SimpleSpanProcessor, SpanData};
 use serde_json::{Value, json};

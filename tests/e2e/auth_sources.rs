@@ -3,11 +3,9 @@
 //! decided by owl exactly as OpenWhisk decides it; caches, revocation, stale serving;
 //! timing; a battery of malformed credentials.
 
-mod common;
-
-use common::fake_lambda::{FakeLambda, Fault};
-use common::openwhisk_db::OpenWhiskDbs;
-use common::*;
+use crate::common::fake_lambda::{FakeLambda, Fault};
+use crate::common::openwhisk_db::OpenWhiskDbs;
+use crate::common::*;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 

@@ -2,9 +2,7 @@
 //! (pouchdb-server): records land in OpenWhisk's activations database in the form an
 //! invoker writes, and the controller serves them with no interception by owl.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 use std::time::Duration;
 

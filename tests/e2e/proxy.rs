@@ -1,9 +1,7 @@
 //! The proxy path: everything that is not a mapped invocation goes to the controller
 //! unchanged, streamed both ways.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use futures_util::StreamExt;
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -212,7 +210,9 @@ async fn controller_down_is_502_and_slow_is_504() {
 
 #[tokio::test]
 async fn unmapped_actions_never_touch_identity_or_lambda() {
-    let fake = common::fake_lambda::FakeLambda::start(common::fake_lambda::Fault::Hang).await;
+    let fake =
+        crate::common::fake_lambda::FakeLambda::start(crate::common::fake_lambda::Fault::Hang)
+            .await;
     let c = standin(vec![StandinAction::new("guest/other", Behaviour::Echo)]).await;
     let gw = TestGateway::start(&policy(&c.url(), &fake.url, ROUTES)).await;
     let (status, _, _) = invoke(

@@ -3,10 +3,8 @@
 //! delayed in open loop, send what it was asked to, and `owl bench` must compare two
 //! real paths end to end. (Figures are never asserted: only behaviour.)
 
-mod common;
-
-use common::fake_lambda::{FakeLambda, Fault};
-use common::{Behaviour, StandinAction, TestGateway, guest_key, policy, standin};
+use crate::common::fake_lambda::{FakeLambda, Fault};
+use crate::common::{Behaviour, StandinAction, TestGateway, guest_key, policy, standin};
 use owl::loadtest::generator::{self, Target};
 use serde_json::json;
 use std::sync::Arc;

@@ -7,9 +7,7 @@
 //! edges (a failing `next`, a deadline already passed, huge events, error headers,
 //! launcher death, the generic ActionLoop bridge).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use owl::demo::ministack::FunctionSpec;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};

@@ -2,10 +2,8 @@
 //! errors — with and without fallback to the controller. A small fake Lambda injects
 //! the faults; one test throttles a real MiniStack function.
 
-mod common;
-
-use common::fake_lambda::{FakeLambda, Fault};
-use common::*;
+use crate::common::fake_lambda::{FakeLambda, Fault};
+use crate::common::*;
 use serde_json::json;
 use std::time::{Duration, Instant};
 

@@ -4,13 +4,9 @@
 //! identities, action metadata, activation records and `owl sync`'s reads go through
 //! it; without them the certificate is refused, with an error that says so.
 
-// The fixtures re-export the stand-in controller's types, which these tests do not use.
-#[allow(unused_imports)]
-mod common;
-
-use common::fake_lambda::{FakeLambda, Fault};
-use common::openwhisk_db::OpenWhiskDbs;
-use common::*;
+use crate::common::fake_lambda::{FakeLambda, Fault};
+use crate::common::openwhisk_db::OpenWhiskDbs;
+use crate::common::*;
 use owl::policy::Policy;
 use owl::sync::status::Outcome;
 use owl::sync::{SyncOptions, Syncer};

@@ -3,10 +3,8 @@
 //! the controller reached with the namespace's service key, key rotation, and every
 //! way a token can be wrong.
 
-mod common;
-
-use common::fake_lambda::{FakeLambda, Fault};
-use common::*;
+use crate::common::fake_lambda::{FakeLambda, Fault};
+use crate::common::*;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
