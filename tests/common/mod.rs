@@ -266,9 +266,11 @@ pub struct TestGateway {
     pub admin: String,
     /// The gateway (for its recorder and metrics).
     pub gw: std::sync::Arc<Gateway>,
+    /// Dropped before `data`: a gateway a test did not stop stops accepting before
+    /// its data directory goes.
+    serving: Option<owl::serve::Serving>,
     /// The data directory (removed on drop unless the policy named one).
     pub data: Option<tempfile::TempDir>,
-    serving: Option<owl::serve::Serving>,
 }
 
 impl TestGateway {
