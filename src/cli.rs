@@ -13,10 +13,10 @@ use std::process::ExitCode;
 /// Lambda and proxies everything else to the controller.
 #[derive(Debug, Parser)]
 #[command(name = "owl", version, about, long_about = None)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Log format.
     #[arg(long, global = true, env = "OWL_LOG_FORMAT", default_value = "text")]
-    pub log_format: LogFormat,
+    pub(crate) log_format: LogFormat,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -24,7 +24,7 @@ pub struct Cli {
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     /// Human-readable lines.
     Text,
     /// One JSON object per line.
@@ -91,7 +91,7 @@ pub struct SyncArgs {
     pub dry_run: bool,
     /// Serve /metrics, /status and /healthz on this address while running.
     #[arg(long, env = "OWL_SYNC_METRICS_LISTEN")]
-    pub metrics_listen: Option<SocketAddr>,
+    pub(crate) metrics_listen: Option<SocketAddr>,
 }
 
 /// `owl bench` options.

@@ -13,25 +13,21 @@ pub struct RequestContext {
     pub tid: TransactionId,
     /// When the request arrived (monotonic, for durations).
     pub received: Instant,
-    /// When the request arrived (wall clock, for records).
-    pub received_at: SystemTime,
     /// The client's address, when known.
-    pub peer: Option<SocketAddr>,
+    pub(crate) peer: Option<SocketAddr>,
     /// True if the client connected over TLS.
     pub tls: bool,
     /// True if the peer is a trusted proxy (`[server] trusted_proxies`): its
     /// `X-Forwarded-Host` / `-Proto` are passed on; anyone else's are replaced.
-    pub trusted_peer: bool,
-    /// True if the client sent its own `X-Request-ID` that owl adopted.
-    pub client_tid: bool,
+    pub(crate) trusted_peer: bool,
     /// The `Authorization` proxied requests carry instead of the client's (a bearer
     /// token exchanged for its namespace's service key, when configured).
-    pub proxy_authorization: Option<http::HeaderValue>,
+    pub(crate) proxy_authorization: Option<http::HeaderValue>,
     /// Where the request's time goes (shared with its invocation's task).
-    pub timings: Arc<Timings>,
+    pub(crate) timings: Arc<Timings>,
     /// Set once owl has answered with its own activation id (a 202): from then on the
     /// client holds that id (shared with the invocation's task).
-    pub id_given: Arc<std::sync::atomic::AtomicBool>,
+    pub(crate) id_given: Arc<std::sync::atomic::AtomicBool>,
     /// The request's log span (transaction id, trace id): tasks that work for the
     /// request run inside it, so their log lines carry both.
     pub span: tracing::Span,

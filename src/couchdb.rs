@@ -172,6 +172,6 @@ impl CouchDb {
 }
 
 /// Escapes a database name or document id for a URL path.
-pub fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     crate::net::encode_segment(s)
 }

@@ -6,7 +6,7 @@
 //! (401/403/404 for the caller's credentials) are replayed as they came, with only the
 //! `code` rewritten to the current transaction id.
 
-use crate::whisk::{TransactionId, messages};
+use crate::whisk::{TransactionId, messages, transaction};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
@@ -25,7 +25,7 @@ pub enum Origin {
 }
 
 /// The CORS headers OpenWhisk puts on every completed `/api/v1` response (§1.8).
-pub const CORS_HEADERS: [(&str, &str); 3] = [
+pub(crate) const CORS_HEADERS: [(&str, &str); 3] = [
     ("access-control-allow-origin", "*"),
     (
         "access-control-allow-methods",
@@ -38,7 +38,7 @@ pub const CORS_HEADERS: [(&str, &str); 3] = [
 ];
 
 /// Adds the CORS headers to `headers`.
-pub fn add_cors(headers: &mut HeaderMap) {
+pub(crate) fn add_cors(headers: &mut HeaderMap) {
     for (k, v) in CORS_HEADERS {
         headers.insert(HeaderName::from_static(k), HeaderValue::from_static(v));
     }
@@ -47,7 +47,7 @@ pub fn add_cors(headers: &mut HeaderMap) {
 /// A response the controller gave, kept so it can be replayed to later callers with
 /// the same credentials (negative caching).
 #[derive(Debug, Clone)]
-pub struct Replay {
+pub(crate) struct Replay {
     /// Response headers worth replaying (content type, CORS, `WWW-Authenticate`).
     pub headers: HeaderMap,
     /// The body as it came.
@@ -65,11 +65,11 @@ pub struct WhiskError {
     pub origin: Origin,
     /// True when OpenWhisk's answer carries CORS headers (errors produced inside the
     /// route); false for rejection-handler errors (401, 415, malformed input).
-    pub cors: bool,
+    pub(crate) cors: bool,
     /// Seconds for a `Retry-After` header.
     pub retry_after: Option<u64>,
     /// A controller answer to replay instead of rendering `message`.
-    pub replay: Option<Box<Replay>>,
+    pub(crate) replay: Option<Box<Replay>>,
 }
 
 impl WhiskError {
@@ -85,7 +85,7 @@ impl WhiskError {
     }
 
     /// 401: no credentials.
-    pub fn auth_required() -> Self {
+    pub(crate) fn auth_required() -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,
             messages::AUTH_REQUIRED,
@@ -95,7 +95,7 @@ impl WhiskError {
     }
 
     /// 401: malformed, wrong or unknown credentials.
-    pub fn auth_invalid() -> Self {
+    pub(crate) fn auth_invalid() -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,
             messages::AUTH_INVALID,
@@ -105,17 +105,17 @@ impl WhiskError {
     }
 
     /// 400 produced by the rejection handler (query or body malformed): no CORS.
-    pub fn rejected(message: impl Into<String>) -> Self {
+    pub(crate) fn rejected(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, message, Origin::Client, false)
     }
 
     /// 400 produced inside the route (e.g. final parameters): with CORS.
-    pub fn bad_request(message: impl Into<String>) -> Self {
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, message, Origin::Client, true)
     }
 
     /// 404 `The requested resource does not exist.`
-    pub fn not_found() -> Self {
+    pub(crate) fn not_found() -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
             messages::RESOURCE_DOES_NOT_EXIST,
@@ -125,7 +125,7 @@ impl WhiskError {
     }
 
     /// 403 naming `resource`.
-    pub fn forbidden(resource: &str) -> Self {
+    pub(crate) fn forbidden(resource: &str) -> Self {
         Self::new(
             StatusCode::FORBIDDEN,
             messages::not_authorized_for(resource),
@@ -136,7 +136,7 @@ impl WhiskError {
 
     /// 503 `System is overloaded, try again later.` (no capacity to run the action),
     /// with `Retry-After` when known.
-    pub fn system_overloaded(retry_after: Option<u64>) -> Self {
+    pub(crate) fn system_overloaded(retry_after: Option<u64>) -> Self {
         let mut e = Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             messages::SYSTEM_OVERLOADED,
@@ -149,14 +149,14 @@ impl WhiskError {
 
     /// 403 for a path the public listener never serves (`/metrics`, as OpenWhisk's
     /// edge denies it).
-    pub fn forbidden_path() -> Self {
+    pub(crate) fn forbidden_path() -> Self {
         Self::new(StatusCode::FORBIDDEN, "Forbidden", Origin::Client, false)
     }
 
     /// 403 for reading an action outside the caller's namespace under
     /// `shared-packages-execute-only` [OW common/scala/.../http/ErrorResponse.scala:268
     /// `forbiddenGetAction`].
-    pub fn forbidden_get_action(path: &str) -> Self {
+    pub(crate) fn forbidden_get_action(path: &str) -> Self {
         Self::new(
             StatusCode::FORBIDDEN,
             format!("GET not permitted for '{path}' since it's an action in a shared package"),
@@ -166,7 +166,7 @@ impl WhiskError {
     }
 
     /// 413 for a body over the payload limit.
-    pub fn payload_too_large(len: u64, max: u64) -> Self {
+    pub(crate) fn payload_too_large(len: u64, max: u64) -> Self {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             messages::request_too_large(len, max),
@@ -176,7 +176,7 @@ impl WhiskError {
     }
 
     /// 413 with the HTTP library's default text (merged arguments too large).
-    pub fn entity_too_large() -> Self {
+    pub(crate) fn entity_too_large() -> Self {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "The request content is larger than the server is willing or able to process.",
@@ -186,7 +186,7 @@ impl WhiskError {
     }
 
     /// 415 for a content type other than JSON.
-    pub fn unsupported_media_type(content_type: &str) -> Self {
+    pub(crate) fn unsupported_media_type(content_type: &str) -> Self {
         Self::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             messages::unsupported_content_type(content_type),
@@ -196,14 +196,14 @@ impl WhiskError {
     }
 
     /// 429 with `message`.
-    pub fn too_many_requests(message: impl Into<String>, retry_after: Option<u64>) -> Self {
+    pub(crate) fn too_many_requests(message: impl Into<String>, retry_after: Option<u64>) -> Self {
         let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, message, Origin::Lambda, true);
         e.retry_after = retry_after;
         e
     }
 
     /// 503 with the HTTP library's default text.
-    pub fn service_unavailable(origin: Origin, retry_after: Option<u64>) -> Self {
+    pub(crate) fn service_unavailable(origin: Origin, retry_after: Option<u64>) -> Self {
         let mut e = Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             messages::SERVICE_UNAVAILABLE,
@@ -215,7 +215,7 @@ impl WhiskError {
     }
 
     /// 408: the client paused too long while sending its request body.
-    pub fn body_stalled() -> Self {
+    pub(crate) fn body_stalled() -> Self {
         Self {
             status: StatusCode::REQUEST_TIMEOUT,
             message: messages::BODY_STALLED.into(),
@@ -227,7 +227,7 @@ impl WhiskError {
     }
 
     /// 502: the controller could not be reached.
-    pub fn controller_unreachable() -> Self {
+    pub(crate) fn controller_unreachable() -> Self {
         Self::new(
             StatusCode::BAD_GATEWAY,
             "The OpenWhisk controller could not be reached.",
@@ -237,7 +237,7 @@ impl WhiskError {
     }
 
     /// 504: the controller did not answer in time.
-    pub fn controller_timeout() -> Self {
+    pub(crate) fn controller_timeout() -> Self {
         Self::new(
             StatusCode::GATEWAY_TIMEOUT,
             "The OpenWhisk controller did not answer in time.",
@@ -247,7 +247,7 @@ impl WhiskError {
     }
 
     /// 500 with the HTTP library's default text.
-    pub fn internal() -> Self {
+    pub(crate) fn internal() -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             messages::INTERNAL_SERVER_ERROR,
@@ -257,7 +257,7 @@ impl WhiskError {
     }
 
     /// An answer of the controller, replayed as it came.
-    pub fn from_controller(status: StatusCode, headers: &HeaderMap, body: Bytes) -> Self {
+    pub(crate) fn from_controller(status: StatusCode, headers: &HeaderMap, body: Bytes) -> Self {
         let mut kept = HeaderMap::new();
         for name in [
             header::CONTENT_TYPE,
@@ -292,7 +292,7 @@ impl WhiskError {
     }
 
     /// True if this is a 401.
-    pub fn is_unauthorized(&self) -> bool {
+    pub(crate) fn is_unauthorized(&self) -> bool {
         self.status == StatusCode::UNAUTHORIZED
     }
 
@@ -325,14 +325,14 @@ impl WhiskError {
             }
         };
         if let Ok(v) = HeaderValue::from_str(tid.as_str()) {
-            headers.insert(HeaderName::from_static("x-request-id"), v);
+            headers.insert(HeaderName::from_static(transaction::HEADER), v);
         }
         (self.status, headers, body).into_response()
     }
 }
 
 /// `{"error": message, "code": tid}`, compact.
-pub fn error_body(message: &str, tid: &TransactionId) -> Bytes {
+pub(crate) fn error_body(message: &str, tid: &TransactionId) -> Bytes {
     Bytes::from(
         serde_json::to_vec(&serde_json::json!({ "error": message, "code": tid.as_str() }))
             .unwrap_or_default(),

@@ -38,7 +38,7 @@ pub struct Snapshot {
     /// Identity and action metadata.
     pub directory: Directory,
     /// Runtime kinds the controller no longer runs.
-    pub deprecated_kinds: crate::controller::api::DeprecatedKinds,
+    pub(crate) deprecated_kinds: crate::controller::api::DeprecatedKinds,
 }
 
 /// Start-up choices that are not part of the policy.
@@ -93,9 +93,9 @@ pub struct ReloadStatus {
     /// Reloads refused (the previous policy stayed).
     pub failed: u64,
     /// When the current policy was applied (epoch ms).
-    pub applied_at_ms: i64,
+    pub(crate) applied_at_ms: i64,
     /// Why the last refused reload was refused.
-    pub last_error: Option<String>,
+    pub(crate) last_error: Option<String>,
 }
 
 /// How long the outcome of a remote readiness check is reused.
@@ -141,15 +141,15 @@ pub struct Settings {
     /// `[server]`: listeners, connection limits, body and drain timeouts.
     pub server: crate::policy::ServerConfig,
     /// `[activations] store`.
-    pub activations_store: StoreKind,
+    pub(crate) activations_store: StoreKind,
     /// `[activations] data_dir`.
     pub data_dir: PathBuf,
     /// `[limits] backend`.
-    pub throttle_backend: crate::policy::ThrottleBackend,
+    pub(crate) throttle_backend: crate::policy::ThrottleBackend,
     /// `[limits] lease`.
-    pub throttle_lease: std::time::Duration,
+    pub(crate) throttle_lease: std::time::Duration,
     /// `[lambda] max_invocations`.
-    pub max_invocations: usize,
+    pub(crate) max_invocations: usize,
 }
 
 impl Settings {
@@ -170,7 +170,7 @@ impl Gateway {
     /// credentials resolve, the throttles' Redis is probed — each within a budget and
     /// cached for a few seconds, so frequent probes do not turn into load. Returns each
     /// check's outcome and whether all passed.
-    pub async fn remote_checks(&self) -> (Value, bool) {
+    pub(crate) async fn remote_checks(&self) -> (Value, bool) {
         if let Some((at, v, ok)) = self
             .remote_checks
             .cached
@@ -339,12 +339,12 @@ impl Gateway {
     }
 
     /// Bounds the requests in flight (`[server] max_in_flight`).
-    pub fn in_flight(&self) -> &Arc<Semaphore> {
+    pub(crate) fn in_flight(&self) -> &Arc<Semaphore> {
         &self.in_flight
     }
 
     /// Every invocation task, so shutdown can wait for them.
-    pub fn tasks(&self) -> &TaskTracker {
+    pub(crate) fn tasks(&self) -> &TaskTracker {
         &self.tasks
     }
 
@@ -354,12 +354,12 @@ impl Gateway {
     }
 
     /// Namespace throttles.
-    pub fn throttles(&self) -> &Throttles {
+    pub(crate) fn throttles(&self) -> &Throttles {
         &self.throttles
     }
 
     /// Circuit breakers of Lambda functions.
-    pub fn breakers(&self) -> &Breakers {
+    pub(crate) fn breakers(&self) -> &Breakers {
         &self.breakers
     }
 
@@ -374,7 +374,7 @@ impl Gateway {
     }
 
     /// Starts draining: readiness fails from now on.
-    pub fn begin_drain(&self) {
+    pub(crate) fn begin_drain(&self) {
         if !self.draining.swap(true, Ordering::SeqCst) {
             self.metrics.draining.set(1);
             tracing::info!("draining: readiness now fails");
@@ -382,7 +382,7 @@ impl Gateway {
     }
 
     /// True while draining.
-    pub fn is_draining(&self) -> bool {
+    pub(crate) fn is_draining(&self) -> bool {
         self.draining.load(Ordering::SeqCst)
     }
 

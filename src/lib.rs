@@ -7,32 +7,33 @@
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![warn(unreachable_pub)]
 
 pub mod activation;
-pub mod api;
+pub(crate) mod api;
 pub mod auth;
 pub mod cli;
 pub mod context;
-pub mod controller;
+pub(crate) mod controller;
 pub mod couchdb;
 pub mod demo;
 pub mod error;
 pub mod gateway;
 pub mod invoke;
-pub mod lambda;
-pub mod limits;
+pub(crate) mod limits;
 pub mod metadata;
 pub mod policy;
-pub mod reload;
+pub(crate) mod reload;
 pub mod serve;
 pub mod server;
-pub mod shutdown;
+pub(crate) mod shutdown;
 pub mod standin;
 pub mod sync;
-pub mod telemetry;
 /// OpenWhisk's vocabulary, a crate of its own (`crates/owl-whisk`): no I/O, no other crate of owl.
+pub use owl_lambda as lambda;
 pub use owl_loadtest as loadtest;
 pub use owl_net as net;
+pub use owl_telemetry as telemetry;
 pub use owl_whisk as whisk;
 
 #[cfg(test)]

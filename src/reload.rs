@@ -19,7 +19,7 @@ fn digest(path: &Path) -> Option<[u8; 32]> {
 }
 
 /// Keeps the watch alive; dropping it stops watching.
-pub struct Watch {
+pub(crate) struct Watch {
     _watcher: notify::RecommendedWatcher,
     task: tokio::task::JoinHandle<()>,
 }
@@ -31,7 +31,7 @@ impl Drop for Watch {
 }
 
 /// Watches `path` and reloads `gw` when its content changes.
-pub fn watch(gw: Arc<Gateway>, path: PathBuf) -> anyhow::Result<Watch> {
+pub(crate) fn watch(gw: Arc<Gateway>, path: PathBuf) -> anyhow::Result<Watch> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -65,7 +65,7 @@ pub fn watch(gw: Arc<Gateway>, path: PathBuf) -> anyhow::Result<Watch> {
 }
 
 /// Reloads `gw` from `path` on every SIGHUP.
-pub fn reload_on_sighup(gw: Arc<Gateway>, path: PathBuf) {
+pub(crate) fn reload_on_sighup(gw: Arc<Gateway>, path: PathBuf) {
     #[cfg(unix)]
     tokio::spawn(async move {
         let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())

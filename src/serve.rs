@@ -175,7 +175,7 @@ impl Serving {
     }
 
     /// Serves until `signal` resolves, then shuts down gracefully.
-    pub async fn run_until(self, signal: impl Future<Output = ()>) -> anyhow::Result<()> {
+    pub(crate) async fn run_until(self, signal: impl Future<Output = ()>) -> anyhow::Result<()> {
         signal.await;
         self.shutdown(Shutdown::Graceful).await
     }

@@ -2,7 +2,7 @@
 //! future, for `owl serve`, `owl sync` and `owl demo`.
 
 /// Resolves on SIGTERM or SIGINT.
-pub async fn signal() {
+pub(crate) async fn signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

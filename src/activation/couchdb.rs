@@ -11,14 +11,14 @@ use serde_json::{Value, json};
 use std::time::SystemTime;
 
 /// Activation records in a CouchDB database.
-pub struct CouchActivationStore {
+pub(crate) struct CouchActivationStore {
     db: CouchDb,
     name: String,
 }
 
 impl CouchActivationStore {
     /// Records go to database `name` on `db`.
-    pub fn new(db: CouchDb, name: String) -> Self {
+    pub(crate) fn new(db: CouchDb, name: String) -> Self {
         Self { db, name }
     }
 }

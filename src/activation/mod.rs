@@ -3,7 +3,7 @@
 //! ever losing one silently, and the parser of list queries. The activations API that
 //! reads them back is `api::activations`, above the gateway.
 
-pub mod couchdb;
+pub(crate) mod couchdb;
 pub mod query;
 pub mod recorder;
 pub mod sqlite;

@@ -70,11 +70,11 @@ enum JournalOp {
 
 /// Health of the record path, for readiness.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecorderHealth {
+pub(crate) struct RecorderHealth {
     /// True while the last write succeeded.
-    pub healthy: bool,
+    pub(crate) healthy: bool,
     /// The last write error, if the last write failed.
-    pub last_error: Option<String>,
+    pub(crate) last_error: Option<String>,
 }
 
 /// Writes activation records.
@@ -276,7 +276,7 @@ impl Recorder {
     /// store, or in the journal until the record store has it. For an answer that
     /// must not leave before its record is safe. On an error the record is still on
     /// its way to the store (retried); only the guarantee is missing.
-    pub async fn commit(&self, record: Record) -> Result<(), StoreError> {
+    pub(crate) async fn commit(&self, record: Record) -> Result<(), StoreError> {
         let (ack, done) = oneshot::channel();
         self.metrics.record_queue_depth.inc();
         if self
@@ -313,7 +313,7 @@ impl Recorder {
     }
 
     /// Forgets a journal entry whose invocation was answered elsewhere.
-    pub async fn discard(&self, id: ActivationId) {
+    pub(crate) async fn discard(&self, id: ActivationId) {
         let _ = self.journal_tx.send(JournalOp::Discard(id)).await;
     }
 
@@ -336,7 +336,7 @@ impl Recorder {
     /// Flushes and stops the writer and the sweep. A store that keeps failing is not
     /// waited for past `write_retry`: what it has not taken stays in the journal for
     /// the next start.
-    pub async fn close(&self) {
+    pub(crate) async fn close(&self) {
         if tokio::time::timeout(self.close_wait, self.flush())
             .await
             .is_err()
@@ -356,12 +356,12 @@ impl Recorder {
     }
 
     /// The store's kind.
-    pub fn store_kind(&self) -> &'static str {
+    pub(crate) fn store_kind(&self) -> &'static str {
         self.store.kind()
     }
 
     /// Current health.
-    pub fn health(&self) -> RecorderHealth {
+    pub(crate) fn health(&self) -> RecorderHealth {
         RecorderHealth {
             healthy: self.healthy.load(Ordering::SeqCst),
             last_error: self.last_error.lock().ok().and_then(|e| e.clone()),

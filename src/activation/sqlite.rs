@@ -96,7 +96,7 @@ impl SqliteStore {
     }
 
     /// Like [`open`](Self::open); with `fsync` every commit is synced to disk.
-    pub fn open_with(
+    pub(crate) fn open_with(
         dir: &Path,
         retention: Duration,
         max_records: u64,
@@ -244,7 +244,11 @@ impl SqliteStore {
 
     /// Completed records journaled before `before` (epoch ms) and not yet in the
     /// record store, oldest first, at most `limit`.
-    pub fn completed_backlog(&self, before: i64, limit: usize) -> Result<Vec<Record>, StoreError> {
+    pub(crate) fn completed_backlog(
+        &self,
+        before: i64,
+        limit: usize,
+    ) -> Result<Vec<Record>, StoreError> {
         self.with_reader(|conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT doc FROM pending WHERE done = 1 AND created < ?1 ORDER BY created LIMIT ?2",
@@ -266,7 +270,7 @@ impl SqliteStore {
     }
 
     /// Removes pending entries (completed elsewhere, e.g. a fallback the client saw).
-    pub fn discard_pending(&self, ids: &[ActivationId]) -> Result<(), StoreError> {
+    pub(crate) fn discard_pending(&self, ids: &[ActivationId]) -> Result<(), StoreError> {
         self.with_writer(|conn| {
             let tx = conn.transaction()?;
             {
@@ -282,7 +286,7 @@ impl SqliteStore {
 
     /// The skeletons in the journal (after a restart: invocations that never
     /// completed).
-    pub fn skeletons(&self) -> Result<Vec<Activation>, StoreError> {
+    pub(crate) fn skeletons(&self) -> Result<Vec<Activation>, StoreError> {
         self.with_reader(|conn| {
             let mut stmt =
                 conn.prepare("SELECT doc FROM pending WHERE done = 0 ORDER BY created")?;

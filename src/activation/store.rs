@@ -115,7 +115,7 @@ pub trait ActivationReader: Send + Sync {
 /// client already held owl's id: the controller's own activation (named in the
 /// `fallback` annotation) is the one listed, so one invocation is listed once; owl's
 /// record stays readable by the id the client holds.
-pub fn stands_for_another(act: &Activation) -> bool {
+pub(crate) fn stands_for_another(act: &Activation) -> bool {
     act.annotation("fallback")
         .and_then(|f| f.get("activationId"))
         .is_some()
@@ -124,7 +124,7 @@ pub fn stands_for_another(act: &Activation) -> bool {
 /// The key OpenWhisk's filters view uses for an activation's name: `pkg/name` when
 /// the action ran in a package (the binding's package when invoked through one),
 /// else `name`.
-pub fn name_key(act: &Activation) -> String {
+pub(crate) fn name_key(act: &Activation) -> String {
     let from = |key: &str| {
         act.annotation(key)
             .and_then(|v| v.as_str())

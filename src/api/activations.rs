@@ -15,7 +15,7 @@ use crate::controller::proxy;
 use crate::error::{WhiskError, add_cors};
 use crate::gateway::{Gateway, Snapshot};
 use crate::net::encode_segment;
-use crate::whisk::ActivationId;
+use crate::whisk::{ActivationId, transaction};
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
@@ -24,10 +24,10 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 
 /// The parts of an activations API path: namespace, id, sub-resource.
-pub type ActivationsTarget = (String, Option<String>, Option<String>);
+pub(crate) type ActivationsTarget = (String, Option<String>, Option<String>);
 
 /// Splits `/api/v1/namespaces/{ns}/activations[/{id}[/{sub}]]`.
-pub fn split_path(path: &str) -> Option<ActivationsTarget> {
+pub(crate) fn split_path(path: &str) -> Option<ActivationsTarget> {
     let rest = path.strip_prefix("/api/v1/namespaces/")?;
     let mut it = rest.splitn(4, '/');
     let ns = it.next().filter(|s| !s.is_empty())?;
@@ -55,13 +55,13 @@ fn json_response(status: StatusCode, body: &Value, ctx: &RequestContext) -> Resp
     );
     add_cors(&mut h);
     if let Ok(v) = HeaderValue::from_str(ctx.tid.as_str()) {
-        h.insert("x-request-id", v);
+        h.insert(transaction::HEADER, v);
     }
     (status, h, serde_json::to_vec(body).unwrap_or_default()).into_response()
 }
 
 /// Handles a `GET` on the activations API.
-pub async fn handle(
+pub(crate) async fn handle(
     gw: Arc<Gateway>,
     rt: Arc<Snapshot>,
     req: Request<Body>,
@@ -300,7 +300,7 @@ async fn controller_list(
         .header(header::AUTHORIZATION, key.authorization().clone())
         .header(header::ACCEPT, "application/json");
     if let Ok(v) = HeaderValue::from_str(ctx.tid.as_str()) {
-        req = req.header("x-request-id", v);
+        req = req.header(transaction::HEADER, v);
     }
     let mut req = req
         .body(Body::empty())

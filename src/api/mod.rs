@@ -2,4 +2,4 @@
 //! sit above the gateway (they read the current runtime) and below the server (which
 //! dispatches to them). The Lambda path's handler is `invoke`.
 
-pub mod activations;
+pub(crate) mod activations;

@@ -26,7 +26,7 @@ pub enum Doc {
 
 /// Outcome of a resolution: `Ok(Ok(..))` the action; `Ok(Err(..))` a definite
 /// rejection (cacheable); `Err(..)` the source failed (not cacheable).
-pub type Resolution = Result<Result<ActionMetadata, WhiskError>, WhiskError>;
+pub(crate) type Resolution = Result<Result<ActionMetadata, WhiskError>, WhiskError>;
 
 const CONFORMANCE: &str = "Resource by this name exists but is not in this collection.";
 const CORRUPTED: &str = "Resource is corrupted and cannot be read.";

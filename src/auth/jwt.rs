@@ -45,7 +45,7 @@ pub struct TokenIdentity {
     /// The subject (from the configured subject claim, else the namespace).
     pub subject: String,
     /// When the token expires (its `exp`).
-    pub expires_at: Option<SystemTime>,
+    pub(crate) expires_at: Option<SystemTime>,
 }
 
 /// Why a token was not accepted.

@@ -18,7 +18,7 @@ use std::fmt;
 pub const KEY_LENGTH: usize = 64;
 
 /// A SHA-256 digest used as a cache key in place of a secret.
-pub type CredentialHash = [u8; 32];
+pub(crate) type CredentialHash = [u8; 32];
 
 /// Basic credentials `uuid:key`.
 #[derive(Clone)]
@@ -213,7 +213,7 @@ pub struct Identity {
 }
 
 /// Hashes `parts` into a cache key.
-pub fn cache_key(parts: &[&[u8]]) -> CredentialHash {
+pub(crate) fn cache_key(parts: &[&[u8]]) -> CredentialHash {
     let mut hasher = Sha256::new();
     for p in parts {
         hasher.update((p.len() as u64).to_le_bytes());
@@ -223,7 +223,7 @@ pub fn cache_key(parts: &[&[u8]]) -> CredentialHash {
 }
 
 /// Compares two secrets in constant time (for equal lengths).
-pub fn secrets_equal(a: &str, b: &str) -> bool {
+pub(crate) fn secrets_equal(a: &str, b: &str) -> bool {
     use subtle::ConstantTimeEq;
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }

@@ -19,21 +19,12 @@ const MAX_METADATA_BODY: usize = 8 * 1024 * 1024;
 
 /// How a lookup failed.
 #[derive(Debug, Clone)]
-pub enum ApiFailure {
+pub(crate) enum ApiFailure {
     /// The controller answered with a definite rejection (401, 403, 404, 409): safe
     /// to cache briefly and replay.
     Rejected(WhiskError),
     /// The controller failed or could not be reached: not cached.
     Failed(WhiskError),
-}
-
-impl ApiFailure {
-    /// The error to answer with.
-    pub fn error(&self) -> &WhiskError {
-        match self {
-            Self::Rejected(e) | Self::Failed(e) => e,
-        }
-    }
 }
 
 async fn get(
@@ -100,7 +91,7 @@ async fn get(
 }
 
 /// The namespace the credentials in `authorization` belong to.
-pub async fn caller_namespace(
+pub(crate) async fn caller_namespace(
     client: &ControllerClient,
     authorization: &HeaderValue,
     tid: &TransactionId,
@@ -127,7 +118,7 @@ pub async fn caller_namespace(
 /// `Ok(None)` when the controller has no such endpoint (404, older controllers), a
 /// failure otherwise. A failed lookup must never pass for "no limits": a namespace
 /// blocked with a limit of 0 would run under the system defaults.
-pub async fn caller_limits(
+pub(crate) async fn caller_limits(
     client: &ControllerClient,
     authorization: &HeaderValue,
     tid: &TransactionId,
@@ -156,7 +147,7 @@ pub async fn caller_limits(
 }
 
 /// The metadata of the action at `path` (resolved namespace) as the caller may see it.
-pub async fn action_metadata(
+pub(crate) async fn action_metadata(
     client: &ControllerClient,
     authorization: &HeaderValue,
     path: &ActionPath,
@@ -191,7 +182,7 @@ pub async fn action_metadata(
 /// carries no such flag: OpenWhisk decides from its manifest, and refuses to invoke
 /// those actions [OW core/controller/.../actions/PostActionActivation.scala:59-63].
 #[derive(Debug, Clone, Default)]
-pub struct DeprecatedKinds {
+pub(crate) struct DeprecatedKinds {
     /// What is known: when it was read, how long it holds, the kinds.
     known: std::sync::Arc<arc_swap::ArcSwapOption<(std::time::Instant, Duration, Vec<String>)>>,
     /// A read is under way.
@@ -199,14 +190,19 @@ pub struct DeprecatedKinds {
 }
 
 /// How long the manifest read from the controller is used.
-pub const MANIFEST_TTL: Duration = Duration::from_secs(300);
+pub(crate) const MANIFEST_TTL: Duration = Duration::from_secs(300);
 /// How soon a failed manifest read is tried again.
-pub const MANIFEST_RETRY: Duration = Duration::from_secs(30);
+pub(crate) const MANIFEST_RETRY: Duration = Duration::from_secs(30);
 
 impl DeprecatedKinds {
     /// True if the manifest, as last read, marks `kind` deprecated (false while it has
     /// not been read); starts a background read when it is stale.
-    pub fn contains(&self, client: &ControllerClient, kind: &str, timeout: Duration) -> bool {
+    pub(crate) fn contains(
+        &self,
+        client: &ControllerClient,
+        kind: &str,
+        timeout: Duration,
+    ) -> bool {
         let known = self.known.load_full();
         if known.as_ref().is_none_or(|k| k.0.elapsed() >= k.1) {
             self.refresh(client, timeout);
@@ -217,7 +213,7 @@ impl DeprecatedKinds {
     }
 
     /// Starts a background read of the manifest, unless one is under way.
-    pub fn refresh(&self, client: &ControllerClient, timeout: Duration) {
+    pub(crate) fn refresh(&self, client: &ControllerClient, timeout: Duration) {
         use std::sync::atomic::Ordering;
         if self.reading.swap(true, Ordering::SeqCst) {
             return;

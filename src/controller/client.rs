@@ -84,7 +84,7 @@ impl ControllerClient {
     }
 
     /// Like [`send`](Self::send) with an explicit timeout.
-    pub async fn send_within(
+    pub(crate) async fn send_within(
         &self,
         req: Request<Body>,
         timeout: Duration,

@@ -2,8 +2,8 @@
 //! controller URL is https), the streaming reverse proxy, and the few API calls owl
 //! makes on a caller's behalf (who the caller is, what an action is).
 
-pub mod api;
-pub mod client;
-pub mod proxy;
+pub(crate) mod api;
+pub(crate) mod client;
+pub(crate) mod proxy;
 
-pub use client::{ControllerClient, ControllerError};
+pub(crate) use client::{ControllerClient, ControllerError};

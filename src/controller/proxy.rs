@@ -31,7 +31,7 @@ const HOP_BY_HOP: [&str; 8] = [
 
 /// Removes hop-by-hop headers, including those named in `Connection`.
 /// `Transfer-Encoding` is also connection-specific; hyper re-frames bodies itself.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -49,7 +49,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// Forwards `req` to the controller and streams the answer back.
-pub async fn forward(
+pub(crate) async fn forward(
     client: &ControllerClient,
     req: Request<Body>,
     ctx: &RequestContext,
@@ -108,7 +108,11 @@ pub async fn forward(
 }
 
 /// Applies owl's changes to a request's headers before it goes upstream.
-pub fn prepare_headers(headers: &mut HeaderMap, ctx: &RequestContext, original_uri: &http::Uri) {
+pub(crate) fn prepare_headers(
+    headers: &mut HeaderMap,
+    ctx: &RequestContext,
+    original_uri: &http::Uri,
+) {
     strip_hop_by_hop(headers);
     // HTTP/2 clients send the authority in the URI instead of a Host header.
     let client_host = headers.get(header::HOST).cloned().or_else(|| {

@@ -12,10 +12,10 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 /// The MiniStack version owl is tested with.
-pub const VERSION: &str = "1.5.33";
+pub(crate) const VERSION: &str = "1.5.33";
 
 /// Where `owl demo` installs MiniStack when it is not found.
-pub const DEFAULT_VENV: &str = ".owl/ministack-venv";
+pub(crate) const DEFAULT_VENV: &str = ".owl/ministack-venv";
 
 /// Finds a MiniStack executable: `$OWL_MINISTACK`, the default venv, then `PATH`.
 pub fn locate() -> Option<PathBuf> {

@@ -20,7 +20,7 @@ use std::time::Instant;
 
 /// The sample function deployed into MiniStack: an OpenWhisk-style action written as
 /// a plain Python Lambda handler that reads the owl envelope.
-pub const HELLO_PY: &str = r#"import os
+pub(crate) const HELLO_PY: &str = r#"import os
 
 def handler(event, context):
     # payload = "openwhisk": the parameters are in event["value"], the activation

@@ -44,7 +44,7 @@ pub fn build(mode: PayloadMode, params: Map<String, Value>, ctx: &ActivationCont
 
 /// Serialises the payload for `mode`; an `openwhisk` envelope asks for the logs when
 /// `logs` says the runtime should return them.
-pub fn build_for(
+pub(crate) fn build_for(
     mode: PayloadMode,
     params: Map<String, Value>,
     ctx: &ActivationContext<'_>,

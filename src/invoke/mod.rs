@@ -10,7 +10,7 @@
 
 pub mod envelope;
 pub mod request;
-pub mod response;
+pub(crate) mod response;
 
 use crate::activation::Recorder;
 use crate::activation::store::Record;
@@ -44,14 +44,14 @@ use tracing::Instrument;
 /// Lambda (Lambda enforces the function's own timeout; this is the safety net).
 const TIMEOUT_GRACE: Duration = Duration::from_secs(2);
 /// The activation annotation with owl's path and phase timings.
-pub const OWL_ANNOTATION: &str = "owl";
+pub(crate) const OWL_ANNOTATION: &str = "owl";
 /// How long an invocation waits for a free slot before 503.
 const SLOT_WAIT: Duration = Duration::from_secs(5);
 
 /// The original request, kept so it can be sent to the controller unchanged when the
 /// route falls back.
 #[derive(Debug, Clone)]
-pub struct ReplayableRequest {
+pub(crate) struct ReplayableRequest {
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -96,7 +96,7 @@ impl ReplayableRequest {
 
 /// Handles `POST /api/v1/namespaces/{ns}/actions/{[pkg/]action}`: decides between
 /// Lambda and the controller, and answers.
-pub async fn handle(
+pub(crate) async fn handle(
     gw: Arc<Gateway>,
     rt: Arc<Snapshot>,
     req: Request<Body>,

@@ -12,15 +12,13 @@ use serde_json::{Map, Value};
 use std::time::Duration;
 
 /// The default and largest blocking wait (`whisk.controller.activation.max-wait-for-blocking-activation`).
-pub const MAX_WAIT_MS: u64 = 60_000;
-/// Default payload limit (`whisk.activation.payload.max`, 1 MB).
-pub const MAX_PAYLOAD: u64 = 1_048_576;
+pub(crate) const MAX_WAIT_MS: u64 = 60_000;
 /// Kafka's serialisation overhead OpenWhisk allows on top of the payload limit for the
 /// whole activation message (`serdes-overhead`).
-pub const MESSAGE_OVERHEAD: usize = 6068;
+pub(crate) const MESSAGE_OVERHEAD: usize = 6068;
 /// Beyond this owl stops counting an oversized chunked body and closes the request
 /// (the controller's own `max-content-length`).
-pub const HARD_BODY_CAP: u64 = 50 * 1024 * 1024;
+pub(crate) const HARD_BODY_CAP: u64 = 50 * 1024 * 1024;
 
 /// Options from the query string.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,7 +33,7 @@ pub struct InvokeOptions {
 
 /// Parses `blocking`, `result` and `timeout`; the first malformed one (in that order)
 /// is the error, as with the controller's chained parameter directives.
-pub fn parse_query(query: Option<&str>) -> Result<InvokeOptions, WhiskError> {
+pub(crate) fn parse_query(query: Option<&str>) -> Result<InvokeOptions, WhiskError> {
     parse_query_with(query, MAX_WAIT_MS)
 }
 
@@ -121,7 +119,7 @@ fn parse_bool(name: &str, value: Option<&str>) -> Result<bool, WhiskError> {
 }
 
 /// The declared body length, if any.
-pub fn content_length(headers: &HeaderMap) -> Option<u64> {
+pub(crate) fn content_length(headers: &HeaderMap) -> Option<u64> {
     headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -129,7 +127,7 @@ pub fn content_length(headers: &HeaderMap) -> Option<u64> {
 }
 
 /// 413 when the declared length is over `max` (checked before reading anything).
-pub fn check_declared_length(headers: &HeaderMap, max: u64) -> Result<(), WhiskError> {
+pub(crate) fn check_declared_length(headers: &HeaderMap, max: u64) -> Result<(), WhiskError> {
     match content_length(headers) {
         Some(len) if len > max => Err(WhiskError::payload_too_large(len, max)),
         _ => Ok(()),
@@ -137,7 +135,7 @@ pub fn check_declared_length(headers: &HeaderMap, max: u64) -> Result<(), WhiskE
 }
 
 /// 415 unless the body is `application/json` (any parameters) or has no content type.
-pub fn check_content_type(headers: &HeaderMap) -> Result<(), WhiskError> {
+pub(crate) fn check_content_type(headers: &HeaderMap) -> Result<(), WhiskError> {
     let Some(ct) = headers.get(header::CONTENT_TYPE) else {
         return Ok(());
     };
@@ -176,7 +174,11 @@ fn render_content_type(raw: &str) -> String {
 /// for the whole body, as the controller's strict-entity timeout). A body over `max` is
 /// still counted (up to [`HARD_BODY_CAP`]) so the 413 names its real length, as the
 /// controller's does.
-pub async fn read_body(body: Body, max: u64, read_timeout: Duration) -> Result<Bytes, WhiskError> {
+pub(crate) async fn read_body(
+    body: Body,
+    max: u64,
+    read_timeout: Duration,
+) -> Result<Bytes, WhiskError> {
     let mut buf = BytesMut::new();
     let mut total: u64 = 0;
     let mut body = body;

@@ -1,13 +1,13 @@
 //! Invoke responses exactly as the controller shapes them (reference §1.6, §1.8).
 
 use crate::error::add_cors;
-use crate::whisk::{Activation, ActivationId, TransactionId};
+use crate::whisk::{Activation, ActivationId, TransactionId, transaction};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use serde_json::{Value, json};
 
 /// Header carrying the activation id on 200/202/500/502 invoke responses.
-pub const ACTIVATION_ID_HEADER: &str = "x-openwhisk-activation-id";
+pub(crate) const ACTIVATION_ID_HEADER: &str = "x-openwhisk-activation-id";
 
 fn headers(id: &ActivationId, tid: &TransactionId) -> HeaderMap {
     let mut h = HeaderMap::new();
@@ -19,14 +19,14 @@ fn headers(id: &ActivationId, tid: &TransactionId) -> HeaderMap {
         h.insert(HeaderName::from_static(ACTIVATION_ID_HEADER), v);
     }
     if let Ok(v) = HeaderValue::from_str(tid.as_str()) {
-        h.insert(HeaderName::from_static("x-request-id"), v);
+        h.insert(HeaderName::from_static(transaction::HEADER), v);
     }
     add_cors(&mut h);
     h
 }
 
 /// 202 `{"activationId": id}`: accepted (non-blocking) or still running (wait expired).
-pub fn accepted(id: &ActivationId, tid: &TransactionId) -> Response {
+pub(crate) fn accepted(id: &ActivationId, tid: &TransactionId) -> Response {
     let body = serde_json::to_vec(&json!({ "activationId": id.as_str() })).unwrap_or_default();
     (StatusCode::ACCEPTED, headers(id, tid), body).into_response()
 }
@@ -34,7 +34,7 @@ pub fn accepted(id: &ActivationId, tid: &TransactionId) -> Response {
 /// The answer to a blocking invocation that completed: 200 / 502 / 500 with the
 /// record (logs always `[]`) or, with `result=true`, the result alone. An array result
 /// is returned bare in either case.
-pub fn completed(act: &Activation, result_only: bool, tid: &TransactionId) -> Response {
+pub(crate) fn completed(act: &Activation, result_only: bool, tid: &TransactionId) -> Response {
     let status = act.response.status_code.http_status();
     let body = match &act.response.result {
         Some(a @ Value::Array(_)) => a.clone(),
@@ -47,7 +47,7 @@ pub fn completed(act: &Activation, result_only: bool, tid: &TransactionId) -> Re
 }
 
 /// `OPTIONS` on the REST API: 200 with the CORS headers and no authentication.
-pub fn options(tid: &TransactionId) -> Response {
+pub(crate) fn options(tid: &TransactionId) -> Response {
     let mut h = HeaderMap::new();
     add_cors(&mut h);
     h.insert(
@@ -55,7 +55,7 @@ pub fn options(tid: &TransactionId) -> Response {
         HeaderValue::from_static("text/plain; charset=UTF-8"),
     );
     if let Ok(v) = HeaderValue::from_str(tid.as_str()) {
-        h.insert(HeaderName::from_static("x-request-id"), v);
+        h.insert(HeaderName::from_static(transaction::HEADER), v);
     }
     (StatusCode::OK, h, "OK").into_response()
 }

@@ -26,17 +26,17 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The limits that apply to one namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Effective {
+pub(crate) struct Effective {
     /// Invocations per calendar minute.
     pub per_minute: u64,
     /// Invocations in flight.
-    pub concurrent: u64,
+    pub(crate) concurrent: u64,
 }
 
 impl Effective {
     /// Policy override for `ns`, else the namespace's own limits document, else the
     /// system defaults of the policy.
-    pub fn for_namespace(cfg: &LimitsConfig, ns: &str, doc: Option<&Value>) -> Self {
+    pub(crate) fn for_namespace(cfg: &LimitsConfig, ns: &str, doc: Option<&Value>) -> Self {
         let over = cfg
             .namespaces
             .iter()
@@ -57,7 +57,7 @@ impl Effective {
 }
 
 /// The 429 for the rate limit (`count` includes this request).
-pub fn rate_rejection(count: u64, allowed: u64) -> WhiskError {
+pub(crate) fn rate_rejection(count: u64, allowed: u64) -> WhiskError {
     let mut e = WhiskError::too_many_requests(
         crate::whisk::messages::too_many_per_minute(count, allowed),
         None,
@@ -67,7 +67,7 @@ pub fn rate_rejection(count: u64, allowed: u64) -> WhiskError {
 }
 
 /// The 429 for the concurrency limit (`count` excludes this request).
-pub fn concurrency_rejection(count: u64, allowed: u64) -> WhiskError {
+pub(crate) fn concurrency_rejection(count: u64, allowed: u64) -> WhiskError {
     let mut e = WhiskError::too_many_requests(
         crate::whisk::messages::too_many_in_flight(count, allowed),
         None,
@@ -77,7 +77,7 @@ pub fn concurrency_rejection(count: u64, allowed: u64) -> WhiskError {
 }
 
 /// The current calendar minute (`currentTimeMillis / 60000`).
-pub fn current_minute() -> u64 {
+pub(crate) fn current_minute() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64 / 60_000)
@@ -88,7 +88,7 @@ pub fn current_minute() -> u64 {
 /// else at least 1 [OW core/controller/.../entitlement/Entitlement.scala:121-133
 /// `calculateIndividualLimit`]. (OpenWhisk also dilates the limit by 20 % for
 /// unfair load balancing; owl does not, to stay within the limit.)
-pub fn share(limit: u64, replicas: u64) -> u64 {
+pub(crate) fn share(limit: u64, replicas: u64) -> u64 {
     if limit == 0 {
         0
     } else {
@@ -203,12 +203,10 @@ enum Held {
     Local(Arc<Local>),
     /// Counted in Redis, with this lease; also held in this gateway's own counts.
     Redis(Arc<Local>, Arc<RedisThrottle>, String),
-    /// Limits were not enforced (no slot).
-    None,
 }
 
 /// A concurrency slot; released when dropped.
-pub struct Slot {
+pub(crate) struct Slot {
     ns: String,
     /// The calendar minute the attempt was counted in.
     minute: u64,
@@ -220,14 +218,13 @@ impl Slot {
     /// cannot name, a fallback): the controller throttles it itself, so owl gives the
     /// attempt back to the minute it was counted in — a request is counted once — and
     /// the concurrency slot with it.
-    pub fn refund(self) {
+    pub(crate) fn refund(self) {
         match &self.held {
             Held::Local(l) => l.refund(&self.ns, self.minute),
             Held::Redis(l, r, _) => {
                 l.refund(&self.ns, self.minute);
                 r.refund(&self.ns, self.minute);
             }
-            Held::None => {}
         }
     }
 }
@@ -240,20 +237,19 @@ impl Drop for Slot {
                 l.release(&self.ns);
                 r.release(&self.ns, lease);
             }
-            Held::None => {}
         }
     }
 }
 
 /// Health of the shared counter, for readiness.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct ThrottleHealth {
+pub(crate) struct ThrottleHealth {
     /// `local` or `redis`.
     pub backend: &'static str,
     /// Redis answered the last call (always true for `local`).
-    pub reachable: bool,
+    pub(crate) reachable: bool,
     /// What happens while Redis is unreachable: `local` or `reject`.
-    pub on_error: &'static str,
+    pub(crate) on_error: &'static str,
     /// The last Redis error, if the last call failed.
     pub error: Option<String>,
     /// Gateways sharing the counts, as last seen in Redis (1 for `local`): while
@@ -262,7 +258,7 @@ pub struct ThrottleHealth {
 }
 
 /// Namespace throttles.
-pub struct Throttles {
+pub(crate) struct Throttles {
     local: Arc<Local>,
     redis: Option<(Arc<RedisThrottle>, bool)>,
     metrics: Arc<Metrics>,
@@ -270,7 +266,7 @@ pub struct Throttles {
 
 impl Throttles {
     /// Counters for `cfg`'s backend (Redis is connected lazily and reconnected).
-    pub fn new(cfg: &LimitsConfig, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
+    pub(crate) fn new(cfg: &LimitsConfig, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
         let local = Arc::new(Local::default());
         let redis = match &cfg.backend {
             ThrottleBackend::Local => None,
@@ -298,7 +294,7 @@ impl Throttles {
     }
 
     /// Leaves the set of gateways sharing Redis (on shutdown; best effort).
-    pub async fn close(&self) {
+    pub(crate) async fn close(&self) {
         if let Some((r, _)) = &self.redis {
             r.deregister().await;
         }
@@ -336,7 +332,7 @@ impl Throttles {
 
     /// Counts one invocation attempt of `ns` and takes a concurrency slot, or answers
     /// with the controller's 429.
-    pub async fn admit(&self, ns: &str, limits: Effective) -> Result<Slot, WhiskError> {
+    pub(crate) async fn admit(&self, ns: &str, limits: Effective) -> Result<Slot, WhiskError> {
         let mut replicas = 1;
         if let Some((redis, degrade)) = &self.redis {
             // One minute for both counts: a boundary passing while Redis answers must
@@ -387,24 +383,15 @@ impl Throttles {
         }
     }
 
-    /// A slot that counts nothing (for paths that are not throttled).
-    pub fn unthrottled(ns: &str) -> Slot {
-        Slot {
-            ns: ns.to_string(),
-            minute: 0,
-            held: Held::None,
-        }
-    }
-
     /// Checks that the shared counter answers (readiness); a no-op for `local`.
-    pub async fn probe(&self) {
+    pub(crate) async fn probe(&self) {
         if let Some((r, _)) = &self.redis {
             r.ping().await;
         }
     }
 
     /// For readiness and status.
-    pub fn health(&self) -> ThrottleHealth {
+    pub(crate) fn health(&self) -> ThrottleHealth {
         match &self.redis {
             None => ThrottleHealth {
                 backend: "local",

@@ -84,7 +84,7 @@ fn inflight_key(ns: &str) -> String {
 }
 
 /// The Redis side of the throttles.
-pub struct RedisThrottle {
+pub(super) struct RedisThrottle {
     client: redis::Client,
     conn: tokio::sync::Mutex<Option<ConnectionManager>>,
     admit: redis::Script,
@@ -197,7 +197,7 @@ impl RedisThrottle {
 
     /// A lease for a slot admitted while Redis is away: kept with the live ones, so
     /// it is written to Redis when Redis is back, and released like any other.
-    pub fn adopt(&self, ns: &str) -> String {
+    pub(super) fn adopt(&self, ns: &str) -> String {
         let lease = uuid::Uuid::new_v4().simple().to_string();
         if let Ok(mut live) = self.live.lock() {
             live.insert(lease.clone(), ns.to_string());
@@ -206,7 +206,7 @@ impl RedisThrottle {
     }
 
     /// Gateways sharing the limits, as last seen (at least 1).
-    pub fn replicas(&self) -> u64 {
+    pub(super) fn replicas(&self) -> u64 {
         self.replicas.load(Ordering::Relaxed).max(1)
     }
 
@@ -279,7 +279,7 @@ impl RedisThrottle {
     /// `Ok((minute, Ok(lease)))` admitted, `Ok((minute, Err(429)))` throttled (either
     /// way counted in `minute`), `Err(reason)` Redis failed. `known`: the attempts
     /// this gateway counted this minute before this one.
-    pub async fn admit(
+    pub(super) async fn admit(
         self: &Arc<Self>,
         ns: &str,
         limits: Effective,
@@ -323,7 +323,7 @@ impl RedisThrottle {
     }
 
     /// Gives one attempt back to `minute`'s count (best effort, in the background).
-    pub fn refund(self: &Arc<Self>, ns: &str, minute: u64) {
+    pub(super) fn refund(self: &Arc<Self>, ns: &str, minute: u64) {
         let this = self.clone();
         let key = rate_key(ns, minute);
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
@@ -343,7 +343,7 @@ impl RedisThrottle {
     }
 
     /// Releases a lease (best effort: an unreleased lease expires).
-    pub fn release(self: &Arc<Self>, ns: &str, lease: &str) {
+    pub(super) fn release(self: &Arc<Self>, ns: &str, lease: &str) {
         if let Ok(mut live) = self.live.lock() {
             live.remove(lease);
         }
@@ -367,7 +367,7 @@ impl RedisThrottle {
 
     /// Starts (once) the task that registers this gateway every third of a lease and
     /// renews its leases.
-    pub fn start_renewer(self: &Arc<Self>) {
+    pub(super) fn start_renewer(self: &Arc<Self>) {
         if self.renewer.swap(true, Ordering::SeqCst) {
             return;
         }
@@ -463,7 +463,7 @@ impl RedisThrottle {
     }
 
     /// Removes this gateway's registration (best effort, on shutdown).
-    pub async fn deregister(&self) {
+    pub(super) async fn deregister(&self) {
         if let Ok(mut conn) = self.connection().await {
             let _ = tokio::time::timeout(
                 CALL_TIMEOUT,
@@ -478,7 +478,7 @@ impl RedisThrottle {
 
     /// `(reachable, last error)`.
     /// Asks Redis for a PONG (readiness), noting whether it answered.
-    pub async fn ping(self: &Arc<Self>) {
+    pub(super) async fn ping(self: &Arc<Self>) {
         let outcome = async {
             let mut conn = self.connection().await?;
             tokio::time::timeout(
@@ -493,7 +493,7 @@ impl RedisThrottle {
         self.note(outcome.as_ref().map(|_| ()).map_err(String::as_str));
     }
 
-    pub fn health(&self) -> (bool, Option<String>) {
+    pub(super) fn health(&self) -> (bool, Option<String>) {
         (
             self.reachable.load(Ordering::SeqCst),
             self.last_error.lock().ok().and_then(|e| e.clone()),

@@ -16,11 +16,11 @@ use std::time::{Duration, Instant};
 
 /// What a source answered: `Ok(Ok(v))` a value, `Ok(Err(e))` a definite rejection to
 /// replay, `Err(e)` a failure (source down), cached only for [`FAILURE_TTL`].
-pub type Lookup<V> = Result<Result<V, WhiskError>, WhiskError>;
+pub(crate) type Lookup<V> = Result<Result<V, WhiskError>, WhiskError>;
 
 /// How long a failed lookup is answered from the cache (when no stale value can be
 /// served): brief, so a recovered source is used again within a second.
-pub const FAILURE_TTL: Duration = Duration::from_secs(1);
+pub(crate) const FAILURE_TTL: Duration = Duration::from_secs(1);
 
 struct Entry<V> {
     value: Result<Arc<V>, WhiskError>,

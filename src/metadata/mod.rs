@@ -13,7 +13,7 @@
 //! path needs no controller round trip at all.
 
 pub mod cache;
-pub mod sources;
+pub(crate) mod sources;
 
 use crate::auth::jwt::JwtValidator;
 use crate::auth::{Caller, Credentials, Identity, cache_key};
@@ -90,22 +90,17 @@ impl Directory {
     }
 
     /// True when valid bearer tokens are exchanged for service keys on proxied requests.
-    pub fn exchanges_tokens(&self) -> bool {
+    pub(crate) fn exchanges_tokens(&self) -> bool {
         self.exchange_on_proxy
     }
 
     /// True when bearer tokens are accepted.
-    pub fn bearer_enabled(&self) -> bool {
+    pub(crate) fn bearer_enabled(&self) -> bool {
         self.jwt.is_some()
     }
 
-    /// True when the metadata source answers without the controller.
-    pub fn decides_entitlement(&self) -> bool {
-        !matches!(self.metadata, MetadataStore::Controller { .. })
-    }
-
     /// The identity behind `caller`.
-    pub async fn identify(
+    pub(crate) async fn identify(
         &self,
         caller: &Caller,
         tid: &TransactionId,
@@ -181,7 +176,7 @@ impl Directory {
 
     /// For `exchange_on_proxy`: the `Authorization` to send to the controller instead
     /// of a valid bearer token (the namespace's service key).
-    pub async fn proxy_authorization(
+    pub(crate) async fn proxy_authorization(
         &self,
         caller: &Caller,
         tid: &TransactionId,

@@ -34,7 +34,7 @@ fn from_api(r: Result<ActionMetadata, ApiFailure>) -> Lookup<ActionMetadata> {
 }
 
 /// Where identities come from.
-pub enum IdentityStore {
+pub(crate) enum IdentityStore {
     /// The controller.
     Controller {
         /// Client.
@@ -55,7 +55,7 @@ pub enum IdentityStore {
 
 impl IdentityStore {
     /// The store `policy` names.
-    pub fn new(policy: &Policy, controller: ControllerClient) -> anyhow::Result<Self> {
+    pub(crate) fn new(policy: &Policy, controller: ControllerClient) -> anyhow::Result<Self> {
         Ok(match policy.auth.source {
             IdentitySource::Controller => Self::Controller {
                 client: controller,
@@ -80,7 +80,11 @@ impl IdentityStore {
     }
 
     /// Who `creds` belong to.
-    pub async fn identify(&self, creds: &Credentials, tid: &TransactionId) -> Lookup<Identity> {
+    pub(crate) async fn identify(
+        &self,
+        creds: &Credentials,
+        tid: &TransactionId,
+    ) -> Lookup<Identity> {
         match self {
             Self::Controller { client, timeout } => {
                 match api::caller_namespace(client, creds.authorization(), tid, *timeout).await {
@@ -128,7 +132,7 @@ impl IdentityStore {
     }
 
     /// A namespace's key and limits (for token holders), when the store knows them.
-    pub async fn namespace_key(
+    pub(crate) async fn namespace_key(
         &self,
         namespace: &str,
         _tid: &TransactionId,
@@ -192,14 +196,14 @@ struct IdentityToml {
 
 /// A static identities file, indexed by credential hash (so an unknown uuid and a
 /// wrong key cost the same) and by namespace.
-pub struct IdentityFile {
+pub(crate) struct IdentityFile {
     by_hash: HashMap<[u8; 32], (Identity, String)>,
     by_namespace: HashMap<String, (Credentials, Option<Value>)>,
 }
 
 impl IdentityFile {
     /// Reads and checks `path`.
-    pub fn load(path: &Path) -> anyhow::Result<Self> {
+    pub(crate) fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("cannot read identities file {}: {e}", path.display()))?;
         let parsed: IdentitiesToml = toml::from_str(&text)
@@ -254,7 +258,7 @@ struct ServiceKeysToml {
 }
 
 /// Reads a service-keys file: `[namespaces]` mapping each namespace to `"uuid:key"`.
-pub fn read_service_keys(path: &Path) -> anyhow::Result<HashMap<String, Credentials>> {
+pub(crate) fn read_service_keys(path: &Path) -> anyhow::Result<HashMap<String, Credentials>> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| anyhow::anyhow!("cannot read service_keys_file {}: {e}", path.display()))?;
     let parsed: ServiceKeysToml = toml::from_str(&text)
@@ -271,7 +275,7 @@ pub fn read_service_keys(path: &Path) -> anyhow::Result<HashMap<String, Credenti
 }
 
 /// Where action metadata comes from.
-pub enum MetadataStore {
+pub(crate) enum MetadataStore {
     /// The controller (decides entitlement too).
     Controller {
         /// Client.
@@ -292,7 +296,7 @@ pub enum MetadataStore {
 
 impl MetadataStore {
     /// The store `policy` names.
-    pub fn new(policy: &Policy, controller: ControllerClient) -> anyhow::Result<Self> {
+    pub(crate) fn new(policy: &Policy, controller: ControllerClient) -> anyhow::Result<Self> {
         Ok(match policy.metadata.source {
             MetadataSource::Controller => Self::Controller {
                 client: controller,
@@ -314,7 +318,7 @@ impl MetadataStore {
     }
 
     /// The action at `path` as `identity` may see it.
-    pub async fn action(
+    pub(crate) async fn action(
         &self,
         identity: &Identity,
         path: &ActionPath,

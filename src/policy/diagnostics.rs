@@ -65,7 +65,7 @@ impl PolicyErrors {
     }
 
     /// A problem with the file as a whole (e.g. it cannot be read).
-    pub fn whole_file(file: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn whole_file(file: &str, message: impl Into<String>) -> Self {
         Self {
             file: file.to_string(),
             diagnostics: vec![LocatedDiagnostic {
@@ -96,7 +96,7 @@ impl fmt::Display for PolicyErrors {
 impl std::error::Error for PolicyErrors {}
 
 /// 1-based line and column of byte `offset` in `source`.
-pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
+pub(crate) fn line_col(source: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(source.len());
     let before = &source[..floor_char_boundary(source, offset)];
     let line = before.matches('\n').count() + 1;

@@ -1,13 +1,14 @@
 //! `owl policy explain`: which route covers an action and what would happen to an
 //! invocation of it.
 
-use super::route::{Fallback, PayloadMode};
+use super::PayloadMode;
+use super::route::Fallback;
 use super::{Policy, format_duration};
 use crate::whisk::names::ActionPath;
 use std::fmt::Write;
 
 /// Describes, in plain text, how `path` would be served.
-pub fn explain(policy: &Policy, path: &ActionPath) -> String {
+pub(crate) fn explain(policy: &Policy, path: &ActionPath) -> String {
     let mut out = String::new();
     let controller = &policy.controller.url;
     if path.has_default_namespace() {

@@ -6,16 +6,17 @@
 //! once, each with its line and column. Nothing in a compiled policy changes afterwards:
 //! a new file produces a new `Policy`.
 
-pub mod diagnostics;
-pub mod explain;
+pub(crate) mod diagnostics;
+pub(crate) mod explain;
 mod reader;
 pub mod route;
-pub mod sync;
-pub mod table;
+pub(crate) mod sync;
+pub(crate) mod table;
 
+pub use crate::lambda::{LambdaConfig, PayloadMode};
 pub use diagnostics::PolicyErrors;
 pub use reader::{format_duration, parse_duration};
-pub use route::{ActionPattern, Fallback, FunctionTemplate, PayloadMode, Route};
+pub use route::{ActionPattern, Fallback, FunctionTemplate, Route};
 pub use sync::{Architecture, SyncConfig, SyncSource};
 pub use table::RoutingTable;
 
@@ -29,28 +30,28 @@ use toml::de::DeTable;
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
     /// TLS certificate chain (PEM) for terminating TLS.
-    pub tls_cert: Option<PathBuf>,
+    pub(crate) tls_cert: Option<PathBuf>,
     /// TLS private key (PEM).
-    pub tls_key: Option<PathBuf>,
+    pub(crate) tls_key: Option<PathBuf>,
     /// Most requests in flight at once; more get 503 with `Retry-After`.
     pub max_in_flight: usize,
     /// Time allowed to receive a request's headers (slowloris).
-    pub header_read_timeout: Duration,
+    pub(crate) header_read_timeout: Duration,
     /// Largest request head in bytes.
-    pub max_header_bytes: usize,
+    pub(crate) max_header_bytes: usize,
     /// Most header fields in a request.
-    pub max_headers: usize,
+    pub(crate) max_headers: usize,
     /// Longest pause between two pieces of a request body.
     pub body_read_timeout: Duration,
     /// Time in-flight requests get to finish at shutdown.
-    pub drain_timeout: Duration,
+    pub(crate) drain_timeout: Duration,
     /// Time between failing readiness and refusing new connections at shutdown.
     pub shutdown_delay: Duration,
     /// Peers (load balancers, an edge nginx) whose `X-Forwarded-Host` and
     /// `X-Forwarded-Proto` owl passes on; from anyone else they are replaced.
-    pub trusted_proxies: Vec<Cidr>,
+    pub(crate) trusted_proxies: Vec<Cidr>,
     /// Most client connections open at once; more are answered 503 and closed.
-    pub max_connections: usize,
+    pub(crate) max_connections: usize,
     /// A connection with no request in flight and no bytes moving for this long is
     /// closed (HTTP/1.1 keep-alive and HTTP/2 alike).
     pub idle_timeout: Duration,
@@ -148,7 +149,7 @@ pub struct NamespaceThrottles {
     /// Invocations per calendar minute.
     pub per_minute: Option<u64>,
     /// Invocations in flight at once.
-    pub concurrent: Option<u64>,
+    pub(crate) concurrent: Option<u64>,
 }
 
 /// `[limits]`: namespace throttles on the Lambda path.
@@ -157,7 +158,7 @@ pub struct LimitsConfig {
     /// System default invocations per minute (OpenWhisk's default: 60).
     pub per_minute: u64,
     /// System default concurrent invocations (OpenWhisk's default: 30).
-    pub concurrent: u64,
+    pub(crate) concurrent: u64,
     /// Per-namespace overrides (they win over the namespace's own limits document).
     pub namespaces: Vec<(String, NamespaceThrottles)>,
     /// Where the counting happens.
@@ -182,31 +183,6 @@ pub struct ControllerConfig {
     pub accept_invalid_certs: bool,
     /// Public API host given to actions as `api_host` (`__OW_API_HOST`).
     pub api_host: Option<String>,
-}
-
-/// `[lambda]`: how owl calls Lambda.
-#[derive(Debug, Clone)]
-pub struct LambdaConfig {
-    /// Region; `None` uses the AWS default chain (`AWS_REGION`, profile).
-    pub region: Option<String>,
-    /// Endpoint override (emulators); `None` uses the default chain
-    /// (`AWS_ENDPOINT_URL_LAMBDA`, `AWS_ENDPOINT_URL`, profile) or AWS itself.
-    pub endpoint_url: Option<String>,
-    /// Connect timeout for Lambda.
-    pub connect_timeout: Duration,
-    /// Ask Lambda for the log tail (becomes the activation's logs).
-    pub log_tail: bool,
-    /// Most invocations running on Lambda at once (blocking and non-blocking).
-    pub max_invocations: usize,
-    /// Time a cold start may spend initialising on top of the action's time limit
-    /// before owl stops waiting (Lambda does not count init against the timeout).
-    pub init_allowance: Duration,
-    /// Retries of an invocation Lambda did not run (throttled, not reachable).
-    pub retries: u32,
-    /// Consecutive throttles or service errors that open a function's breaker.
-    pub breaker_failures: u32,
-    /// How long an open breaker sends invocations elsewhere before a probe.
-    pub breaker_cooldown: Duration,
 }
 
 /// Where identities (who a key or token belongs to) come from.
@@ -237,7 +213,7 @@ pub struct AuthConfig {
     /// Where identities come from.
     pub source: IdentitySource,
     /// The identities file (`source = "file"`).
-    pub identities_file: Option<PathBuf>,
+    pub(crate) identities_file: Option<PathBuf>,
     /// Bearer tokens, when accepted.
     pub jwt: Option<JwtConfig>,
 }
@@ -249,16 +225,16 @@ pub struct MetadataConfig {
     pub source: MetadataSource,
     /// How long an expired entry may still be served while its source is failing
     /// (0: never).
-    pub stale_if_error: Duration,
+    pub(crate) stale_if_error: Duration,
     /// Static documents (`source = "file"`): actions and packages in the whisks
     /// database's document form, keyed by document id.
     pub documents: Vec<(String, serde_json::Value)>,
     /// How long a positive answer is reused.
-    pub ttl: Duration,
+    pub(crate) ttl: Duration,
     /// How long a rejection (401/403/404) is reused.
-    pub negative_ttl: Duration,
+    pub(crate) negative_ttl: Duration,
     /// Most entries per cache.
-    pub max_entries: u64,
+    pub(crate) max_entries: u64,
     /// How long one lookup may take.
     pub timeout: Duration,
 }
@@ -388,7 +364,7 @@ pub struct Policy {
     /// The compiled `[[route]]`s.
     pub routes: RoutingTable,
     /// Non-fatal remarks (e.g. shadowed routes), located.
-    pub warnings: Vec<String>,
+    pub(crate) warnings: Vec<String>,
 }
 
 const TOP_KEYS: &[&str] = &[
@@ -1055,7 +1031,7 @@ fn compile_controller(
 }
 
 /// Parses an `http(s)://host[:port]` base URL (a trailing `/` is allowed, a path is not).
-pub fn parse_base_url(u: &str) -> Result<http::Uri, String> {
+pub(crate) fn parse_base_url(u: &str) -> Result<http::Uri, String> {
     let uri: http::Uri = u
         .parse()
         .map_err(|e| format!("\"{u}\" is not a URL ({e})"))?;
@@ -1072,22 +1048,6 @@ pub fn parse_base_url(u: &str) -> Result<http::Uri, String> {
         ));
     }
     Ok(uri)
-}
-
-impl Default for LambdaConfig {
-    fn default() -> Self {
-        Self {
-            region: None,
-            endpoint_url: None,
-            connect_timeout: Duration::from_secs(3),
-            log_tail: true,
-            max_invocations: 1024,
-            init_allowance: Duration::from_secs(10),
-            retries: 2,
-            breaker_failures: 5,
-            breaker_cooldown: Duration::from_secs(30),
-        }
-    }
 }
 
 fn compile_lambda(top: &TableReader<'_, '_>, errors: &mut Errors) -> Option<LambdaConfig> {

@@ -9,7 +9,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 /// Reads one TOML table, remembering which keys were consumed.
-pub struct TableReader<'a, 'i> {
+pub(super) struct TableReader<'a, 'i> {
     table: &'a DeTable<'i>,
     span: Range<usize>,
     context: String,
@@ -18,22 +18,22 @@ pub struct TableReader<'a, 'i> {
 
 /// Error collector shared by all readers of one document.
 #[derive(Default)]
-pub struct Errors(pub Vec<Diagnostic>);
+pub(super) struct Errors(pub Vec<Diagnostic>);
 
 impl Errors {
     /// Records a problem at `span`.
-    pub fn push(&mut self, span: Range<usize>, message: impl Into<String>) {
+    pub(super) fn push(&mut self, span: Range<usize>, message: impl Into<String>) {
         self.0.push(Diagnostic::new(span, message));
     }
 }
 
 /// A value with the span of the text it came from.
-pub type At<T> = (T, Range<usize>);
+pub(super) type At<T> = (T, Range<usize>);
 
 impl<'a, 'i> TableReader<'a, 'i> {
     /// A reader for `table` (named `context` in messages, e.g. `[controller]`) whose
     /// valid keys are `allowed`. Unknown keys are reported immediately.
-    pub fn new(
+    pub(super) fn new(
         table: &'a DeTable<'i>,
         span: Range<usize>,
         context: impl Into<String>,
@@ -65,12 +65,12 @@ impl<'a, 'i> TableReader<'a, 'i> {
     }
 
     /// The span of the table itself.
-    pub fn span(&self) -> Range<usize> {
+    pub(super) fn span(&self) -> Range<usize> {
         self.span.clone()
     }
 
     /// The context name used in messages.
-    pub fn context(&self) -> &str {
+    pub(super) fn context(&self) -> &str {
         &self.context
     }
 
@@ -80,7 +80,7 @@ impl<'a, 'i> TableReader<'a, 'i> {
     }
 
     /// A string value.
-    pub fn string(&self, key: &str, errors: &mut Errors) -> Option<At<String>> {
+    pub(super) fn string(&self, key: &str, errors: &mut Errors) -> Option<At<String>> {
         let v = self.raw(key)?;
         match v.get_ref() {
             DeValue::String(s) => Some((s.to_string(), v.span())),
@@ -99,7 +99,7 @@ impl<'a, 'i> TableReader<'a, 'i> {
     }
 
     /// A required string value.
-    pub fn required_string(&self, key: &str, errors: &mut Errors) -> Option<At<String>> {
+    pub(super) fn required_string(&self, key: &str, errors: &mut Errors) -> Option<At<String>> {
         if self.raw(key).is_none() {
             errors.push(
                 self.span(),
@@ -111,7 +111,7 @@ impl<'a, 'i> TableReader<'a, 'i> {
     }
 
     /// A boolean value.
-    pub fn boolean(&self, key: &str, errors: &mut Errors) -> Option<At<bool>> {
+    pub(super) fn boolean(&self, key: &str, errors: &mut Errors) -> Option<At<bool>> {
         let v = self.raw(key)?;
         match v.get_ref() {
             DeValue::Boolean(b) => Some((*b, v.span())),
@@ -130,7 +130,13 @@ impl<'a, 'i> TableReader<'a, 'i> {
     }
 
     /// A number (integer or float) within `range`.
-    pub fn number(&self, key: &str, min: f64, max: f64, errors: &mut Errors) -> Option<At<f64>> {
+    pub(super) fn number(
+        &self,
+        key: &str,
+        min: f64,
+        max: f64,
+        errors: &mut Errors,
+    ) -> Option<At<f64>> {
         let v = self.raw(key)?;
         let n = match v.get_ref() {
             DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix())
@@ -165,7 +171,13 @@ impl<'a, 'i> TableReader<'a, 'i> {
     }
 
     /// A positive integer within `min..=max`.
-    pub fn integer(&self, key: &str, min: u64, max: u64, errors: &mut Errors) -> Option<At<u64>> {
+    pub(super) fn integer(
+        &self,
+        key: &str,
+        min: u64,
+        max: u64,
+        errors: &mut Errors,
+    ) -> Option<At<u64>> {
         let v = self.raw(key)?;
         match v.get_ref() {
             DeValue::Integer(i) => match u64::from_str_radix(i.as_str(), i.radix()) {
@@ -197,7 +209,7 @@ impl<'a, 'i> TableReader<'a, 'i> {
 
     /// A duration written with a unit: `"250ms"`, `"30s"`, `"5m"`, `"1h"`, within
     /// `min..=max`.
-    pub fn duration(
+    pub(super) fn duration(
         &self,
         key: &str,
         min: Duration,
@@ -233,7 +245,12 @@ impl<'a, 'i> TableReader<'a, 'i> {
     }
 
     /// A string that must be one of `choices`.
-    pub fn choice(&self, key: &str, choices: &[&str], errors: &mut Errors) -> Option<At<String>> {
+    pub(super) fn choice(
+        &self,
+        key: &str,
+        choices: &[&str],
+        errors: &mut Errors,
+    ) -> Option<At<String>> {
         let (s, span) = self.string(key, errors)?;
         if choices.contains(&s.as_str()) {
             Some((s, span))
@@ -252,7 +269,7 @@ impl<'a, 'i> TableReader<'a, 'i> {
     }
 
     /// A sub-table.
-    pub fn table(
+    pub(super) fn table(
         &self,
         key: &str,
         allowed: &'static [&'static str],
@@ -282,7 +299,7 @@ impl<'a, 'i> TableReader<'a, 'i> {
     }
 
     /// A table of named tables (`[key.<name>]`), each read with `allowed` keys.
-    pub fn named_tables(
+    pub(super) fn named_tables(
         &self,
         key: &str,
         allowed: &'static [&'static str],
@@ -326,7 +343,7 @@ impl<'a, 'i> TableReader<'a, 'i> {
     }
 
     /// An array of tables (`[[key]]`).
-    pub fn array_of_tables(
+    pub(super) fn array_of_tables(
         &self,
         key: &str,
         allowed: &'static [&'static str],
@@ -373,7 +390,7 @@ impl<'a, 'i> TableReader<'a, 'i> {
     }
 
     /// A string or an array of strings (at least one).
-    pub fn strings(&self, key: &str, errors: &mut Errors) -> Option<At<Vec<String>>> {
+    pub(super) fn strings(&self, key: &str, errors: &mut Errors) -> Option<At<Vec<String>>> {
         let v = self.raw(key)?;
         let list = match v.get_ref() {
             DeValue::String(s) => vec![s.to_string()],
@@ -420,7 +437,7 @@ impl<'a, 'i> TableReader<'a, 'i> {
     }
 
     /// A free-form table, converted to a JSON object (datetimes become strings).
-    pub fn json_object(
+    pub(super) fn json_object(
         &self,
         key: &str,
         errors: &mut Errors,
@@ -443,7 +460,7 @@ impl<'a, 'i> TableReader<'a, 'i> {
 
     /// The entries of a free-form table (`[key]` whose keys are data, not settings):
     /// each key and its value (as JSON) with their spans.
-    pub fn entries(
+    pub(super) fn entries(
         &self,
         key: &str,
         errors: &mut Errors,
@@ -469,12 +486,12 @@ impl<'a, 'i> TableReader<'a, 'i> {
     }
 
     /// True if `key` is present.
-    pub fn has(&self, key: &str) -> bool {
+    pub(super) fn has(&self, key: &str) -> bool {
         self.raw(key).is_some()
     }
 
     /// Where `key`'s value is (the table's span when the key is absent).
-    pub fn value_span(&self, key: &str) -> Range<usize> {
+    pub(super) fn value_span(&self, key: &str) -> Range<usize> {
         self.raw(key).map_or_else(|| self.span(), |v| v.span())
     }
 }
@@ -489,7 +506,7 @@ fn join_context(context: &str, key: &str) -> String {
 }
 
 /// Converts a TOML value to JSON.
-pub fn to_json(v: &DeValue<'_>) -> serde_json::Value {
+pub(super) fn to_json(v: &DeValue<'_>) -> serde_json::Value {
     use serde_json::Value;
     match v {
         DeValue::String(s) => Value::String(s.to_string()),

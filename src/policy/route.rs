@@ -1,5 +1,6 @@
 //! One `[[route]]`: which actions it covers and how they are served from Lambda.
 
+use crate::lambda::PayloadMode;
 use crate::whisk::names::{ActionPath, validate_segment};
 use std::fmt;
 use std::time::Duration;
@@ -36,7 +37,7 @@ impl Segment {
     }
 
     /// The literal, if this segment is one.
-    pub fn literal(&self) -> Option<&str> {
+    pub(crate) fn literal(&self) -> Option<&str> {
         match self {
             Self::Literal(l) => Some(l),
             Self::Any => None,
@@ -109,7 +110,7 @@ impl ActionPattern {
     }
 
     /// True if every segment is a literal.
-    pub fn is_literal(&self) -> bool {
+    pub(crate) fn is_literal(&self) -> bool {
         self.namespace.literal().is_some()
             && self.action.literal().is_some()
             && self.package.as_ref().is_none_or(|p| p.literal().is_some())
@@ -146,7 +147,7 @@ enum Piece {
 /// qualified action name appended after `--` (15 hex digits of SHA-256): template text
 /// may not hold `--` and values hold no `-`, so no unshortened name of any template
 /// contains `--` — shortened and unshortened names never meet. Across the routes of a
-/// policy, [`FunctionTemplate::may_share`] finds templates whose names could meet.
+/// policy, a [`ShapeIndex`] of their name shapes finds templates whose names could meet.
 /// `owl sync` renders names with this same function.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FunctionTemplate {
@@ -275,7 +276,7 @@ impl FunctionTemplate {
     }
 
     /// True if the template has placeholders.
-    pub fn has_placeholders(&self) -> bool {
+    pub(crate) fn has_placeholders(&self) -> bool {
         self.pieces.iter().any(|p| !matches!(p, Piece::Text(_)))
     }
 
@@ -425,7 +426,7 @@ impl FunctionTemplate {
     /// fixed names (sharing one is a choice).
     /// The shape of the names this template renders for a route with `pattern`, for
     /// comparing routes ([`NameShape::may_meet`]); built once per route.
-    pub fn name_shape(&self, pattern: &ActionPattern) -> Option<NameShape> {
+    pub(crate) fn name_shape(&self, pattern: &ActionPattern) -> Option<NameShape> {
         let tokens = self.shape(pattern)?;
         Some(NameShape {
             fields: tokens
@@ -462,8 +463,11 @@ impl FunctionTemplate {
     /// `other_pattern`) could render the same function name for two different
     /// actions. Values hold no `-`, so names meet only field by field between `-`s;
     /// shortened names (with `--`) meet no unshortened one, and each other only through
-    /// their hashes.
-    pub fn may_share(
+    /// their hashes. (The policy compiles every route's shape into a
+    /// [`ShapeIndex`] instead, which finds a meeting in linear time; this pairwise
+    /// form is the index's oracle in tests.)
+    #[cfg(test)]
+    pub(crate) fn may_share(
         &self,
         pattern: &ActionPattern,
         other: &FunctionTemplate,
@@ -480,7 +484,7 @@ impl FunctionTemplate {
 /// values (values hold no `-`). `None` from [`FunctionTemplate::name_shape`] for ARNs,
 /// qualified names and fixed names, which are not compared.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NameShape {
+pub(crate) struct NameShape {
     fields: Vec<Vec<Tok>>,
 }
 
@@ -505,7 +509,7 @@ impl NameShape {
 
     /// True if some name has both shapes. Fixed fields are compared first (no
     /// allocation), the automaton only where a value is involved.
-    pub fn may_meet(&self, other: &NameShape) -> bool {
+    pub(crate) fn may_meet(&self, other: &NameShape) -> bool {
         let fixed = Self::fixed;
         self.fields.len() == other.fields.len()
             && self
@@ -526,7 +530,7 @@ impl NameShape {
 /// when those fields are equal (a hash lookup); only shapes of other layouts — few in
 /// any policy — are compared one by one.
 #[derive(Debug, Default)]
-pub struct ShapeIndex {
+pub(crate) struct ShapeIndex {
     groups: Vec<ShapeGroup>,
 }
 
@@ -538,7 +542,7 @@ struct ShapeGroup {
 
 impl ShapeIndex {
     /// Adds the shape of route `id`; returns an earlier route whose names could meet it.
-    pub fn insert(&mut self, id: usize, shape: NameShape) -> Option<usize> {
+    pub(crate) fn insert(&mut self, id: usize, shape: NameShape) -> Option<usize> {
         let mask = shape.mask();
         let key: Vec<Vec<Tok>> = shape
             .fixed_fields()
@@ -665,15 +669,6 @@ pub enum Fallback {
     None,
 }
 
-/// What the function receives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PayloadMode {
-    /// The envelope an OpenWhisk runtime's `/run` receives.
-    OpenWhisk,
-    /// The merged parameters as the event.
-    Event,
-}
-
 /// One compiled route.
 #[derive(Debug, Clone)]
 pub struct Route {
@@ -700,7 +695,7 @@ pub struct Route {
 impl Route {
     /// Decides, for one invocation, whether it goes to Lambda. `draw` is uniform in
     /// `[0, 100)`.
-    pub fn takes(&self, draw: f64) -> bool {
+    pub(crate) fn takes(&self, draw: f64) -> bool {
         draw < self.weight
     }
 }

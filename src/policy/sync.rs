@@ -59,19 +59,19 @@ pub struct SyncConfig {
     /// Extra tags on every function (owl's own `owl:` tags are added).
     pub tags: Vec<(String, String)>,
     /// Functions reconciled at once.
-    pub concurrency: usize,
+    pub(crate) concurrency: usize,
     /// Retries of a Lambda call that was throttled or met a function still updating.
     pub retries: u32,
     /// Time between two full passes over owl's functions (deleting those whose
     /// action is gone or no longer mapped).
-    pub resync_interval: Duration,
+    pub(crate) resync_interval: Duration,
     /// Architecture of the functions.
-    pub architecture: Architecture,
+    pub(crate) architecture: Architecture,
 }
 
 impl SyncConfig {
     /// The layers for `kind`: an entry for the exact kind wins over one for its family.
-    pub fn layers_for(&self, kind: &str) -> Option<&[String]> {
+    pub(crate) fn layers_for(&self, kind: &str) -> Option<&[String]> {
         let family = kind.split(':').next().unwrap_or(kind);
         self.layers
             .iter()
@@ -325,7 +325,7 @@ fn is_role_arn(s: &str) -> bool {
 }
 
 /// `arn:PARTITION:lambda:REGION:ACCOUNT:layer:NAME:VERSION`.
-pub fn is_layer_version_arn(s: &str) -> bool {
+pub(crate) fn is_layer_version_arn(s: &str) -> bool {
     let parts: Vec<&str> = s.split(':').collect();
     matches!(parts.as_slice(),
         ["arn", partition, "lambda", region, account, "layer", name, version]

@@ -83,7 +83,7 @@ impl RoutingTable {
 
     /// Cheap pre-check before authentication: could any route cover an action with
     /// this name? When false the request is proxied without any identity work.
-    pub fn may_cover_action_name(&self, action: &str) -> bool {
+    pub(crate) fn may_cover_action_name(&self, action: &str) -> bool {
         self.any_action_wildcard || self.action_names.contains(action)
     }
 
@@ -126,14 +126,14 @@ impl RoutingTable {
     /// True if some route has a package segment whose pattern could cover an action
     /// named `action` in some package: only then is it worth resolving a package
     /// binding to find a route for the bound package's action.
-    pub fn may_cover_packaged(&self, action: &str) -> bool {
+    pub(crate) fn may_cover_packaged(&self, action: &str) -> bool {
         self.routes
             .iter()
             .any(|r| r.pattern.package.is_some() && r.pattern.action.matches(action))
     }
 
     /// Routes whose patterns are identical to an earlier route's: they can never match.
-    pub fn shadowed(&self) -> Vec<(&Route, &Route)> {
+    pub(crate) fn shadowed(&self) -> Vec<(&Route, &Route)> {
         let mut seen: HashMap<&ActionPattern, &Route> = HashMap::new();
         let mut out = Vec::new();
         for r in &self.routes {
@@ -150,7 +150,8 @@ impl RoutingTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::route::{Fallback, FunctionTemplate, PayloadMode};
+    use crate::policy::PayloadMode;
+    use crate::policy::route::{Fallback, FunctionTemplate};
 
     fn route(i: usize, pattern: &str) -> Route {
         let pattern = ActionPattern::parse(pattern).unwrap();

@@ -10,7 +10,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// What one connection is doing, shared by its I/O and its service.
 #[derive(Debug)]
-pub struct Activity {
+pub(super) struct Activity {
     born: Instant,
     /// Milliseconds after `born` when a request last started or ended.
     last_ms: AtomicU64,
@@ -19,7 +19,7 @@ pub struct Activity {
 
 impl Activity {
     /// A connection that just opened.
-    pub fn new() -> Arc<Self> {
+    pub(super) fn new() -> Arc<Self> {
         Arc::new(Self {
             born: Instant::now(),
             last_ms: AtomicU64::new(0),
@@ -33,7 +33,7 @@ impl Activity {
     }
 
     /// True when no request is in flight and none started or ended for `idle`.
-    pub fn idle_for(&self, idle: Duration) -> bool {
+    pub(super) fn idle_for(&self, idle: Duration) -> bool {
         let quiet = self
             .born
             .elapsed()
@@ -43,7 +43,7 @@ impl Activity {
 
     /// Marks a request in flight until the guard is dropped (its response future ended
     /// or was cancelled).
-    pub fn request(self: &Arc<Self>) -> Busy {
+    pub(super) fn request(self: &Arc<Self>) -> Busy {
         self.busy.fetch_add(1, Ordering::AcqRel);
         self.touch();
         Busy(self.clone())
@@ -52,7 +52,7 @@ impl Activity {
 
 /// A request in flight on a connection.
 #[derive(Debug)]
-pub struct Busy(Arc<Activity>);
+pub(super) struct Busy(Arc<Activity>);
 
 impl Drop for Busy {
     fn drop(&mut self) {
@@ -63,7 +63,7 @@ impl Drop for Busy {
 
 /// Answers a plain-HTTP connection over the bound with OpenWhisk's 503 (in its error
 /// shape, `Retry-After: 1`) and closes it, within a second whatever the client does.
-pub async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S) {
+pub(super) async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S) {
     let tid = crate::whisk::TransactionId::generate();
     let body = serde_json::json!({
         "error": crate::whisk::messages::SERVICE_UNAVAILABLE,

@@ -13,12 +13,12 @@ use http::StatusCode;
 use serde_json::json;
 
 /// Liveness: 200 while the process answers.
-pub fn liveness() -> Response {
+pub(crate) fn liveness() -> Response {
     (StatusCode::OK, axum::Json(json!({ "status": "ok" }))).into_response()
 }
 
 /// Readiness: 200 when every check passes, else 503 with what failed.
-pub async fn readiness(gw: &Gateway) -> Response {
+pub(crate) async fn readiness(gw: &Gateway) -> Response {
     let store = gw.recorder().health();
     let (mut checks, remote_ok) = gw.remote_checks().await;
     let throttles = gw.throttles().health();
@@ -51,7 +51,7 @@ pub async fn readiness(gw: &Gateway) -> Response {
 }
 
 /// `/owl/status`: policy, reloads, breakers, throttles, store, load.
-pub fn status(gw: &Gateway) -> Response {
+pub(crate) fn status(gw: &Gateway) -> Response {
     let rt = gw.snapshot();
     let p = &rt.policy;
     let body = json!({

@@ -2,7 +2,7 @@
 //! Lambda path or the proxy. The only module that knows about sockets.
 
 mod conn;
-pub mod health;
+pub(crate) mod health;
 pub mod tls;
 
 use crate::api;
@@ -14,8 +14,8 @@ use crate::invoke;
 use crate::net::idle_body;
 use crate::telemetry::timing::{Phase, Timings};
 use crate::telemetry::{logging, traces};
-use crate::whisk::TransactionId;
 use crate::whisk::names::split_invoke_path;
+use crate::whisk::{TransactionId, transaction};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -35,9 +35,9 @@ use tracing::Instrument;
 
 /// Facts about the connection a request arrived on.
 #[derive(Debug, Clone, Copy)]
-pub struct ConnectionInfo {
+pub(crate) struct ConnectionInfo {
     /// The client's address.
-    pub peer: SocketAddr,
+    pub(crate) peer: SocketAddr,
     /// True for TLS connections.
     pub tls: bool,
 }
@@ -51,7 +51,7 @@ pub fn app(gw: Arc<Gateway>) -> Router {
 /// loopback by default): `/metrics`, `/readyz` with its checks, `/owl/status` and
 /// `/healthz`. They name tenants' namespaces and actions, who invokes whom, the
 /// controller's URL and raw errors, so they never share the public API's listener.
-pub fn admin_app(gw: Arc<Gateway>) -> Router {
+pub(crate) fn admin_app(gw: Arc<Gateway>) -> Router {
     Router::new().fallback(admin).with_state(gw)
 }
 
@@ -73,7 +73,7 @@ async fn admin(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
 
 /// Routes one request: invocations to the invoke handler, `OPTIONS` on the REST API
 /// answered locally, everything else proxied.
-pub async fn dispatch(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
+pub(crate) async fn dispatch(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     // Liveness is answered even under overload; the public listener says nothing more
     // about owl (the operator endpoints are on the admin listener).
     if req.method() == Method::GET && req.uri().path() == "/healthz" {
@@ -83,13 +83,13 @@ pub async fn dispatch(State(gw): State<Arc<Gateway>>, req: Request) -> Response 
     // nginx.conf.j2:155 `location /metrics { deny all; }`, a prefix matched on the
     // decoded path): neither owl's nor the controller's metrics are public.
     if is_metrics_path(req.uri().path()) {
-        let tid = TransactionId::from_header(req.headers().get("x-request-id"));
+        let tid = TransactionId::from_header(req.headers().get(transaction::HEADER));
         return crate::error::WhiskError::forbidden_path().render(&tid);
     }
     // A bound on work in flight: excess is refused at once, never queued.
     let Ok(_permit) = gw.in_flight().clone().try_acquire_owned() else {
         gw.metrics().overload_rejections.inc();
-        let tid = TransactionId::from_header(req.headers().get("x-request-id"));
+        let tid = TransactionId::from_header(req.headers().get(transaction::HEADER));
         return crate::error::WhiskError::service_unavailable(
             crate::error::Origin::Internal,
             Some(1),
@@ -98,10 +98,8 @@ pub async fn dispatch(State(gw): State<Arc<Gateway>>, req: Request) -> Response 
     };
     let received = Instant::now();
     let received_at = SystemTime::now();
-    let tid_header = req.headers().get("x-request-id");
+    let tid_header = req.headers().get(transaction::HEADER);
     let tid = TransactionId::from_header(tid_header);
-    let client_tid =
-        tid_header.is_some_and(|v| v.to_str().ok().map(str::trim) == Some(tid.as_str()));
     let trace = traces::Current::begin(
         span_name(req.method(), req.uri().path()),
         req.method(),
@@ -115,12 +113,10 @@ pub async fn dispatch(State(gw): State<Arc<Gateway>>, req: Request) -> Response 
     let ctx = RequestContext {
         tid,
         received,
-        received_at,
         peer: conn.map(|c| c.peer),
         tls: conn.is_some_and(|c| c.tls),
         // Decided in `route`, with the runtime snapshot it takes anyway.
         trusted_peer: false,
-        client_tid,
         proxy_authorization: None,
         timings: timings.clone(),
         id_given: Arc::default(),
@@ -257,15 +253,15 @@ fn metrics(gw: &Gateway) -> Response {
 #[derive(Debug, Clone)]
 pub struct ServerLimits {
     /// Time allowed to receive a request's headers.
-    pub header_read_timeout: Duration,
+    pub(crate) header_read_timeout: Duration,
     /// Largest request head (HTTP/1) in bytes.
-    pub max_header_bytes: usize,
+    pub(crate) max_header_bytes: usize,
     /// Most header fields in a request (HTTP/1).
-    pub max_headers: usize,
+    pub(crate) max_headers: usize,
     /// Time allowed for in-flight requests to finish at shutdown.
-    pub drain_timeout: Duration,
+    pub(crate) drain_timeout: Duration,
     /// Most connections open at once; more are answered 503 and closed.
-    pub max_connections: usize,
+    pub(crate) max_connections: usize,
     /// A connection with no request in flight and no bytes moving for this long is
     /// closed.
     pub idle_timeout: Duration,

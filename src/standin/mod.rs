@@ -47,7 +47,7 @@ pub enum Behaviour {
 
 /// An identity the stand-in knows.
 #[derive(Debug, Clone)]
-pub struct StandinIdentity {
+pub(crate) struct StandinIdentity {
     /// Subject.
     pub subject: String,
     /// Namespace.
@@ -62,17 +62,8 @@ pub struct StandinIdentity {
 
 impl StandinIdentity {
     /// The `uuid:key` string.
-    pub fn api_key(&self) -> String {
+    pub(crate) fn api_key(&self) -> String {
         format!("{}:{}", self.uuid, self.key)
-    }
-
-    /// The `Authorization` header value.
-    pub fn authorization(&self) -> String {
-        use base64::Engine;
-        format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(self.api_key())
-        )
     }
 }
 
@@ -88,13 +79,13 @@ pub struct StandinAction {
     /// Default parameters.
     pub parameters: Vec<(String, Value)>,
     /// Keys of the parameters marked `init: true`.
-    pub init_keys: Vec<String>,
+    pub(crate) init_keys: Vec<String>,
     /// Annotations.
     pub annotations: Vec<(String, Value)>,
     /// Limits object.
     pub limits: Value,
     /// What running it does.
-    pub behaviour: Behaviour,
+    pub(crate) behaviour: Behaviour,
 }
 
 impl StandinAction {
@@ -172,7 +163,7 @@ impl StandinAction {
 
 /// A package the stand-in knows (or a binding to one).
 #[derive(Debug, Clone)]
-pub struct StandinPackage {
+pub(crate) struct StandinPackage {
     /// Owner namespace.
     pub namespace: String,
     /// Name.

@@ -113,16 +113,16 @@ pub struct ActionDoc {
     /// The code.
     pub code: CodeRef,
     /// Container image (blackbox).
-    pub image: Option<String>,
+    pub(crate) image: Option<String>,
     /// Time limit in ms.
     pub timeout_ms: u64,
     /// Memory in MB.
-    pub memory_mb: u64,
+    pub(crate) memory_mb: u64,
     /// Parameters, in order: the action's own as read, its package's beneath them
     /// once [`ActionDoc::inherit`] merged them.
     pub parameters: Vec<Parameter>,
     /// True for conductor actions (the controller runs their compositions).
-    pub conductor: bool,
+    pub(crate) conductor: bool,
 }
 
 impl ActionDoc {
@@ -222,7 +222,7 @@ impl ActionDoc {
     }
 
     /// The init parameters (`init: true`), in order: the function's environment.
-    pub fn init_parameters(&self) -> impl Iterator<Item = &Parameter> {
+    pub(crate) fn init_parameters(&self) -> impl Iterator<Item = &Parameter> {
         self.parameters.iter().filter(|p| p.init)
     }
 }

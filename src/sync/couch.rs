@@ -23,7 +23,7 @@ const LIST_PAGE: usize = 500;
 
 /// A change of the whisks database.
 #[derive(Debug, Clone)]
-pub enum Change {
+pub(crate) enum Change {
     /// An action was created or updated.
     Upsert(Box<ActionDoc>),
     /// The document with this id was deleted (an action, or a package: its id
@@ -37,7 +37,7 @@ pub enum Change {
 
 impl Change {
     /// The document id.
-    pub fn id(&self) -> &str {
+    pub(crate) fn id(&self) -> &str {
         match self {
             Self::Upsert(d) => &d.id,
             Self::Removed(id) | Self::PackageUpdated(id) => id,
@@ -47,18 +47,18 @@ impl Change {
 
 /// One batch of the feed.
 #[derive(Debug)]
-pub struct Batch {
+pub(crate) struct Batch {
     /// The changes, in feed order.
     pub changes: Vec<Change>,
     /// The sequence to resume from after them.
-    pub last_seq: Value,
+    pub(crate) last_seq: Value,
     /// True when the feed had more than fit in this batch.
     pub more: bool,
 }
 
 /// The whisks database.
 #[derive(Clone, Debug)]
-pub struct Whisks {
+pub(crate) struct Whisks {
     couch: CouchDb,
     db: String,
     timeout: Duration,
@@ -66,19 +66,19 @@ pub struct Whisks {
 
 impl Whisks {
     /// The database `db` on `couch` (whose calls time out after `timeout`).
-    pub fn new(couch: CouchDb, db: String, timeout: Duration) -> Self {
+    pub(crate) fn new(couch: CouchDb, db: String, timeout: Duration) -> Self {
         Self { couch, db, timeout }
     }
 
     /// The database's name.
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         &self.db
     }
 
     /// Changes after `since`. With `wait`, a long poll: the call returns when
     /// something changes, or with no changes when the server's (or the client's)
     /// timeout passes.
-    pub async fn changes(&self, since: &Value, wait: bool) -> Result<Batch, CouchError> {
+    pub(crate) async fn changes(&self, since: &Value, wait: bool) -> Result<Batch, CouchError> {
         let since_s = match since {
             Value::String(s) => s.clone(),
             other => other.to_string(),
@@ -145,7 +145,7 @@ impl Whisks {
 
     /// The action document `id`, or `None` when it does not exist (or is not an
     /// action).
-    pub async fn action(&self, id: &str) -> Result<Option<ActionDoc>, CouchError> {
+    pub(crate) async fn action(&self, id: &str) -> Result<Option<ActionDoc>, CouchError> {
         let path = format!("/{}/{}", escape(&self.db), escape(id));
         match self.couch.json(Method::GET, &path, None).await {
             Ok(doc) => Ok(ActionDoc::from_json(&doc)),
@@ -156,7 +156,7 @@ impl Whisks {
 
     /// The package document `id` (`ns/pkg`), or `None` when it does not exist (or is
     /// not a package).
-    pub async fn package(&self, id: &str) -> Result<Option<PackageDoc>, CouchError> {
+    pub(crate) async fn package(&self, id: &str) -> Result<Option<PackageDoc>, CouchError> {
         let path = format!("/{}/{}", escape(&self.db), escape(id));
         match self.couch.json(Method::GET, &path, None).await {
             Ok(doc) => Ok(PackageDoc::from_json(&doc)),
@@ -168,7 +168,7 @@ impl Whisks {
     /// The ids of the documents in package `id`: `ns/pkg/…`, the ids OpenWhisk gives
     /// the actions of a package. Read from `_all_docs` by id range (no design
     /// document needed), `LIST_PAGE` ids per request.
-    pub async fn package_members(&self, id: &str) -> Result<Vec<String>, CouchError> {
+    pub(crate) async fn package_members(&self, id: &str) -> Result<Vec<String>, CouchError> {
         let prefix = format!("{id}/");
         let key = |k: &str| {
             percent_encoding::utf8_percent_encode(
@@ -216,7 +216,11 @@ impl Whisks {
 
     /// The attachment `name` of document `id` (`None`: gone, a newer revision
     /// replaced it).
-    pub async fn attachment(&self, id: &str, name: &str) -> Result<Option<Vec<u8>>, CouchError> {
+    pub(crate) async fn attachment(
+        &self,
+        id: &str,
+        name: &str,
+    ) -> Result<Option<Vec<u8>>, CouchError> {
         let path = format!("/{}/{}/{}", escape(&self.db), escape(id), escape(name));
         let (status, body) = self.couch.request(Method::GET, &path, None).await?;
         match status.as_u16() {
@@ -232,13 +236,13 @@ impl Whisks {
 
 /// The persisted feed position: `{"db": "...", "since": <sequence>}`.
 #[derive(Debug, Clone)]
-pub struct StateFile {
+pub(crate) struct StateFile {
     path: PathBuf,
 }
 
 impl StateFile {
     /// The state kept at `path`.
-    pub fn new(path: &Path) -> Self {
+    pub(crate) fn new(path: &Path) -> Self {
         Self {
             path: path.to_path_buf(),
         }
@@ -246,7 +250,7 @@ impl StateFile {
 
     /// The saved sequence for `db`; `0` (the beginning) when there is none, or it
     /// was saved for another database.
-    pub fn load(&self, db: &str) -> anyhow::Result<Value> {
+    pub(crate) fn load(&self, db: &str) -> anyhow::Result<Value> {
         let text = match std::fs::read_to_string(&self.path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Value::from(0)),
@@ -267,7 +271,7 @@ impl StateFile {
 
     /// Saves `since` for `db` (written to a temporary file, then renamed, so a
     /// crash leaves the old state or the new one).
-    pub fn save(&self, db: &str, since: &Value) -> anyhow::Result<()> {
+    pub(crate) fn save(&self, db: &str, since: &Value) -> anyhow::Result<()> {
         if let Some(dir) = self.path.parent()
             && !dir.as_os_str().is_empty()
         {

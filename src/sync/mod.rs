@@ -16,10 +16,10 @@
 //! change before it was handled.
 
 pub mod action;
-pub mod couch;
-pub mod package;
-pub mod plan;
-pub mod poll;
+pub(crate) mod couch;
+pub(crate) mod package;
+pub(crate) mod plan;
+pub(crate) mod poll;
 pub mod status;
 
 use crate::lambda::StaticCredentials;
@@ -318,7 +318,7 @@ impl Syncer {
     /// Handles a batch of changes: the last change of each document counts; actions
     /// of one function are handled one after another, functions `concurrency` at a
     /// time.
-    pub async fn reconcile(&self, changes: Vec<Change>) -> Report {
+    pub(crate) async fn reconcile(&self, changes: Vec<Change>) -> Report {
         let mut report = Report::default();
         let changes = self.expand(changes, &mut report).await;
         let mut last: HashMap<String, usize> = HashMap::new();
@@ -586,7 +586,7 @@ impl Syncer {
 
     /// A full pass over the functions owl sync created: those whose action is gone,
     /// no longer mapped to them, or no longer runnable are deleted.
-    pub async fn full_pass(&self) -> anyhow::Result<Report> {
+    pub(crate) async fn full_pass(&self) -> anyhow::Result<Report> {
         let prefixes = self.name_prefixes();
         let mut report = Report::default();
         if prefixes.is_empty() {
@@ -708,7 +708,7 @@ fn short_name(f: &str) -> &str {
 
 /// `/metrics` (Prometheus), `/status` (the last outcome of every action, JSON) and
 /// `/healthz` for a running `owl sync`.
-pub fn metrics_app(metrics: Arc<Metrics>) -> axum::Router {
+pub(crate) fn metrics_app(metrics: Arc<Metrics>) -> axum::Router {
     use axum::routing::get;
     let m2 = metrics.clone();
     axum::Router::new()

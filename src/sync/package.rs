@@ -11,13 +11,13 @@ use sha2::Digest;
 use std::collections::BTreeMap;
 
 /// Largest zip Lambda accepts in a direct upload (`ZipFile`).
-pub const MAX_ZIP_BYTES: usize = 50 * 1024 * 1024;
+pub(crate) const MAX_ZIP_BYTES: usize = 50 * 1024 * 1024;
 /// Lambda's limit on all environment variables of a function together.
-pub const MAX_ENVIRONMENT_BYTES: usize = 4 * 1024;
+pub(crate) const MAX_ENVIRONMENT_BYTES: usize = 4 * 1024;
 
 /// A built function package.
 #[derive(Debug, Clone)]
-pub struct Package {
+pub(crate) struct Package {
     /// The zip.
     pub zip: Vec<u8>,
     /// Base64 SHA-256 of the zip, as Lambda reports `CodeSha256`.
@@ -40,7 +40,11 @@ fn source_file(kind: &str) -> Option<&'static str> {
 
 /// Builds the package of `doc` with `code`; `bootstrap` is bundled when given.
 /// `Err` says why the action cannot become a function.
-pub fn build(doc: &ActionDoc, code: &Code, bootstrap: Option<&[u8]>) -> Result<Package, String> {
+pub(crate) fn build(
+    doc: &ActionDoc,
+    code: &Code,
+    bootstrap: Option<&[u8]>,
+) -> Result<Package, String> {
     let (file, bytes): (&str, &[u8]) = match code {
         Code::Text(src) => {
             let file = source_file(&doc.kind).ok_or_else(|| {
@@ -78,7 +82,7 @@ pub fn build(doc: &ActionDoc, code: &Code, bootstrap: Option<&[u8]>) -> Result<P
 /// action's init parameters (strings as they are, other values as JSON) — for an
 /// action in a package, those of its parameters merged with the package's
 /// ([`ActionDoc::inherit`]), as OpenWhisk initialises it.
-pub fn environment(doc: &ActionDoc) -> Result<BTreeMap<String, String>, String> {
+pub(crate) fn environment(doc: &ActionDoc) -> Result<BTreeMap<String, String>, String> {
     let mut env = BTreeMap::new();
     env.insert("OW_ACTION_KIND".to_string(), doc.kind.clone());
     if let Some(main) = &doc.main
@@ -146,7 +150,7 @@ fn is_reserved(k: &str) -> bool {
 }
 
 /// Base64 SHA-256, the form of Lambda's `CodeSha256`.
-pub fn sha256_b64(bytes: &[u8]) -> String {
+pub(crate) fn sha256_b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(bytes))
 }
 

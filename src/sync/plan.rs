@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// The only runtime the owl runtime is built for.
-pub const RUNTIME: &str = "provided.al2023";
+pub(crate) const RUNTIME: &str = "provided.al2023";
 /// Lambda's memory range.
 const MEMORY_MB: std::ops::RangeInclusive<u64> = 128..=10_240;
 /// Lambda's longest timeout.
@@ -21,7 +21,7 @@ const MAX_TIMEOUT_S: u64 = 900;
 
 /// Why an action does not get a function. Its route then falls back to the
 /// controller (a missing function is a 404 Lambda did not run).
-pub fn unsupported(doc: &ActionDoc, cfg: &SyncConfig) -> Option<String> {
+pub(crate) fn unsupported(doc: &ActionDoc, cfg: &SyncConfig) -> Option<String> {
     let family = doc.kind.split(':').next().unwrap_or("");
     if doc.kind == "sequence" {
         return Some("sequence: the controller runs sequences".into());
@@ -56,7 +56,7 @@ pub fn unsupported(doc: &ActionDoc, cfg: &SyncConfig) -> Option<String> {
 
 /// The alias `owl sync` moves for `route`: its qualifier unless that is a version
 /// number or `$LATEST` (then `$LATEST` is what the gateway calls).
-pub fn managed_alias(route: &Route) -> Option<&str> {
+pub(crate) fn managed_alias(route: &Route) -> Option<&str> {
     route
         .qualifier
         .as_deref()
@@ -64,7 +64,7 @@ pub fn managed_alias(route: &Route) -> Option<&str> {
 }
 
 /// The function `doc` should have.
-pub fn desired(
+pub(crate) fn desired(
     doc: &ActionDoc,
     route: &Route,
     cfg: &SyncConfig,
@@ -112,7 +112,7 @@ fn truncate(s: &str, max: usize) -> String {
 
 /// One control-plane step.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Step {
+pub(crate) enum Step {
     /// Create the function.
     Create,
     /// Upload the code to `$LATEST`.
@@ -128,7 +128,7 @@ pub enum Step {
 
 /// What to do about one function.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// Apply these steps (none: already in step).
     Apply(Vec<Step>),
     /// Leave the function alone, for this reason.
@@ -136,7 +136,7 @@ pub enum Decision {
 }
 
 /// Compares `spec` with what Lambda has.
-pub fn decide(
+pub(crate) fn decide(
     spec: &FunctionSpec,
     action: &str,
     alias: Option<&str>,
@@ -228,7 +228,7 @@ fn changed_fields(have: &Settings, want: &Settings) -> Vec<&'static str> {
 }
 
 /// A short description of the steps, for reports.
-pub fn describe(steps: &[Step], spec: &FunctionSpec) -> String {
+pub(crate) fn describe(steps: &[Step], spec: &FunctionSpec) -> String {
     let mut parts = Vec::new();
     for s in steps {
         match s {

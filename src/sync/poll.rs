@@ -27,7 +27,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Why a poll failed.
 #[derive(Debug, thiserror::Error)]
-pub enum PollError {
+pub(crate) enum PollError {
     /// The controller could not be reached or did not answer in time.
     #[error("the controller could not be reached: {0}")]
     Unreachable(String),
@@ -48,7 +48,7 @@ pub enum PollError {
 
 /// What a listing says about one action: enough to notice a change.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Listed {
+pub(crate) struct Listed {
     /// Semantic version.
     pub version: String,
     /// Last update (ms), when the controller reports it.
@@ -63,7 +63,7 @@ pub struct Listed {
 /// The version and last update of a listed package: they move on every update
 /// of the package [OW core/controller/.../controller/Packages.scala:294 `upPatch`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Stamp {
+pub(crate) struct Stamp {
     /// Semantic version.
     pub version: String,
     /// Last update (ms), when the controller reports it.
@@ -72,7 +72,7 @@ pub struct Stamp {
 
 /// The controller, read with one key.
 #[derive(Clone)]
-pub struct ControllerSource {
+pub(crate) struct ControllerSource {
     client: ControllerClient,
     authorization: HeaderValue,
 }
@@ -85,7 +85,7 @@ impl std::fmt::Debug for ControllerSource {
 
 impl ControllerSource {
     /// Reads the `uuid:key` in `key_file`.
-    pub fn new(client: ControllerClient, key_file: &Path) -> anyhow::Result<Self> {
+    pub(crate) fn new(client: ControllerClient, key_file: &Path) -> anyhow::Result<Self> {
         let key = std::fs::read_to_string(key_file).map_err(|e| {
             anyhow::anyhow!("cannot read [sync] key_file {}: {e}", key_file.display())
         })?;
@@ -148,7 +148,7 @@ impl ControllerSource {
 
     /// Every action the key sees: id → what the listing says (with its package's
     /// stamp for an action in a package).
-    pub async fn list(&self) -> Result<BTreeMap<String, Listed>, PollError> {
+    pub(crate) async fn list(&self) -> Result<BTreeMap<String, Listed>, PollError> {
         let namespaces = self.get("/api/v1/namespaces").await?;
         let namespaces: Vec<String> = namespaces
             .as_array()
@@ -243,7 +243,7 @@ impl ControllerSource {
 
     /// The action `id` (`ns/action`, `ns/pkg/action`) with its code; `None` when it
     /// is gone.
-    pub async fn action(&self, id: &str) -> Result<Option<ActionDoc>, PollError> {
+    pub(crate) async fn action(&self, id: &str) -> Result<Option<ActionDoc>, PollError> {
         let mut parts = id.splitn(2, '/');
         let (Some(ns), Some(rest)) = (parts.next(), parts.next()) else {
             return Ok(None);

@@ -105,7 +105,7 @@ impl Report {
     }
 
     /// True if some action failed.
-    pub fn has_failures(&self) -> bool {
+    pub(crate) fn has_failures(&self) -> bool {
         self.actions.iter().any(|r| r.outcome == Outcome::Failed)
     }
 }
@@ -254,7 +254,7 @@ impl Metrics {
     }
 
     /// Marks the end of a batch or pass.
-    pub fn pass_finished(&self) {
+    pub(crate) fn pass_finished(&self) {
         self.passes.inc();
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -264,7 +264,7 @@ impl Metrics {
     }
 
     /// Sets the number of functions owl manages.
-    pub fn set_managed(&self, n: usize) {
+    pub(crate) fn set_managed(&self, n: usize) {
         self.managed.set(n as i64);
     }
 

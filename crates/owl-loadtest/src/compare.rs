@@ -41,7 +41,7 @@ pub struct CompareOptions {
 
 /// Activation-level figures from the answers, in milliseconds.
 #[derive(Debug, Default)]
-pub struct Breakdown {
+pub(crate) struct Breakdown {
     /// `waitTime` annotations.
     pub wait: Samples,
     /// `initTime` annotations (cold starts only).
@@ -51,12 +51,12 @@ pub struct Breakdown {
     /// Answers seen.
     pub activations: u64,
     /// Answers that were not an activation record.
-    pub unreadable: u64,
+    pub(crate) unreadable: u64,
 }
 
 impl Breakdown {
     /// Reads one blocking-invoke answer.
-    pub fn observe(&mut self, body: &[u8]) {
+    pub(crate) fn observe(&mut self, body: &[u8]) {
         let Ok(v) = serde_json::from_slice::<Value>(body) else {
             self.unreadable += 1;
             return;

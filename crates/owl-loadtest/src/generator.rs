@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// Called with each successful response body (e.g. to read activation annotations).
-pub type BodyInspector = Arc<dyn Fn(&Bytes) + Send + Sync>;
+pub(crate) type BodyInspector = Arc<dyn Fn(&Bytes) + Send + Sync>;
 
 /// One kind of request, sent over and over.
 #[derive(Clone)]
@@ -39,7 +39,7 @@ pub struct Target {
     /// Per-request timeout; a request over it is a failure.
     pub timeout: Duration,
     /// Sees every successful body.
-    pub inspect: Option<BodyInspector>,
+    pub(crate) inspect: Option<BodyInspector>,
 }
 
 impl std::fmt::Debug for Target {

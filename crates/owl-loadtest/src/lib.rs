@@ -11,6 +11,7 @@
 //!
 //! The gateway re-exports it as `owl::loadtest`.
 
+#![warn(unreachable_pub)]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -12,7 +12,7 @@ pub struct Rep {
     /// Open-loop latency percentiles, µs.
     pub p50: f64,
     /// 90th percentile, µs.
-    pub p90: f64,
+    pub(crate) p90: f64,
     /// 99th percentile, µs.
     pub p99: f64,
     /// Largest latency, µs.
@@ -61,18 +61,18 @@ impl Row {
     }
 
     /// Median over repetitions of `f`.
-    pub fn median(&self, f: impl Fn(&Rep) -> f64) -> f64 {
+    pub(crate) fn median(&self, f: impl Fn(&Rep) -> f64) -> f64 {
         median(&self.reps.iter().map(f).collect::<Vec<_>>()).unwrap_or(f64::NAN)
     }
 
     /// Median over repetitions of an optional figure.
-    pub fn median_opt(&self, f: impl Fn(&Rep) -> Option<f64>) -> Option<f64> {
+    pub(crate) fn median_opt(&self, f: impl Fn(&Rep) -> Option<f64>) -> Option<f64> {
         let v: Vec<f64> = self.reps.iter().filter_map(f).collect();
         median(&v)
     }
 
     /// "median (min–max)" of `f`, formatted with `digits` decimals.
-    pub fn with_spread(&self, f: impl Fn(&Rep) -> f64 + Copy, digits: usize) -> String {
+    pub(crate) fn with_spread(&self, f: impl Fn(&Rep) -> f64 + Copy, digits: usize) -> String {
         let v: Vec<f64> = self.reps.iter().map(f).collect();
         match (median(&v), spread(&v)) {
             (Some(m), Some((lo, hi))) if self.reps.len() > 1 => {
@@ -114,7 +114,7 @@ pub fn absolute_table(rows: &[Row]) -> String {
 
 /// The performance reference's targets for the ladder, as ratios to L1 (the bare
 /// proxy): `(metric, level, bound, at_most)`.
-pub const LADDER_TARGETS: [(&str, &str, f64, bool); 8] = [
+pub(crate) const LADDER_TARGETS: [(&str, &str, f64, bool); 8] = [
     ("added p50", "L2", 1.25, true),
     ("added p99", "L2", 1.5, true),
     ("throughput", "L2", 0.8, false),
@@ -349,7 +349,7 @@ pub fn percentile_chart(title: &str, series: &mut [(String, Samples)]) -> String
 }
 
 /// `850 µs`, `1.2 ms`, `2 s`.
-pub fn format_us(us: f64) -> String {
+pub(crate) fn format_us(us: f64) -> String {
     if us >= 1e6 {
         format!("{} s", trim(us / 1e6))
     } else if us >= 1e3 {

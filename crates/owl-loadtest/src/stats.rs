@@ -67,21 +67,10 @@ impl Samples {
     pub fn max(&mut self) -> Option<Duration> {
         self.percentile(100.0)
     }
-
-    /// Arithmetic mean.
-    pub fn mean(&self) -> Option<Duration> {
-        if self.nanos.is_empty() {
-            return None;
-        }
-        let sum: u128 = self.nanos.iter().map(|&n| u128::from(n)).sum();
-        Some(Duration::from_nanos(
-            (sum / self.nanos.len() as u128) as u64,
-        ))
-    }
 }
 
 /// Nearest-rank percentile of an ascending slice.
-pub fn nearest_rank(sorted: &[u64], p: f64) -> Option<u64> {
+pub(crate) fn nearest_rank(sorted: &[u64], p: f64) -> Option<u64> {
     if sorted.is_empty() || !(0.0..=100.0).contains(&p) {
         return None;
     }
@@ -120,7 +109,7 @@ pub fn spread(values: &[f64]) -> Option<(f64, f64)> {
 }
 
 /// `value / baseline`, or `None` when the baseline is not positive.
-pub fn ratio(value: f64, baseline: f64) -> Option<f64> {
+pub(crate) fn ratio(value: f64, baseline: f64) -> Option<f64> {
     (baseline > 0.0 && value.is_finite()).then(|| value / baseline)
 }
 
@@ -148,7 +137,6 @@ mod tests {
         assert_eq!(s.percentile(0.5), Some(ms(1)));
         assert_eq!(s.percentile(1.5), Some(ms(2)));
         assert_eq!(s.max(), Some(ms(100)));
-        assert_eq!(s.mean(), Some(Duration::from_micros(50_500)));
     }
 
     #[test]
@@ -182,7 +170,6 @@ mod tests {
     fn empty_sets_and_bad_percentiles_have_no_answer() {
         let mut s = Samples::new();
         assert_eq!(s.percentile(50.0), None);
-        assert_eq!(s.mean(), None);
         s.record(ms(1));
         assert_eq!(s.percentile(-1.0), None);
         assert_eq!(s.percentile(100.1), None);

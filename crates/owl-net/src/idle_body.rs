@@ -14,7 +14,7 @@ use tokio::time::{Instant, Sleep};
 /// The body did not make progress within the allowed pause.
 #[derive(Debug, thiserror::Error)]
 #[error("the request body stalled for more than {0:?}")]
-pub struct Stalled(Duration);
+pub(crate) struct Stalled(Duration);
 
 /// True if `err` (or what it wraps) is a [`Stalled`] body.
 pub fn is_stall(err: &(dyn std::error::Error + 'static)) -> bool {

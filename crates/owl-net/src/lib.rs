@@ -5,6 +5,7 @@
 //! JWKS and OTLP clients and the load generator share them without importing one
 //! another. The gateway re-exports this crate as `owl::net`.
 
+#![warn(unreachable_pub)]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

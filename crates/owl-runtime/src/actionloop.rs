@@ -6,7 +6,7 @@
 //! The launcher runs in its own process group (a timeout kills the action and
 //! anything it started) and never sees the Runtime API's address.
 
-use super::config::{Action, Kind};
+use super::config::Action;
 use super::logs::{self, LogSink, Stream};
 use super::messages::{self, RuntimeFailure};
 use command_fds::{CommandFdExt, FdMapping};
@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 /// Largest result line read; the rest of a longer line is counted and dropped.
-pub const MAX_RESULT: usize = 16 * 1024 * 1024;
+pub(crate) const MAX_RESULT: usize = 16 * 1024 * 1024;
 
 /// How long the runtime waits for the log readers to catch up after an activation.
 const LOG_SYNC: Duration = Duration::from_secs(2);
@@ -32,7 +32,7 @@ const START_GRACE: Duration = Duration::from_millis(5);
 
 /// What one activation produced.
 #[derive(Debug, PartialEq, Eq)]
-pub enum RunOutcome {
+pub(crate) enum RunOutcome {
     /// The result line (without its newline).
     Result(Vec<u8>),
     /// A result line longer than [`MAX_RESULT`]; its length.
@@ -44,7 +44,7 @@ pub enum RunOutcome {
 }
 
 /// A running launcher.
-pub struct Launcher {
+pub(crate) struct Launcher {
     child: Child,
     stdin: ChildStdin,
     results: BufReader<tokio::net::unix::pipe::Receiver>,
@@ -65,7 +65,7 @@ fn io_fail(what: &str, e: std::io::Error) -> RuntimeFailure {
 impl Launcher {
     /// Starts the launcher for `action` and waits for it to load the action (its
     /// acknowledgement on fd 3) until `deadline`. A failure carries OpenWhisk's text.
-    pub async fn start(
+    pub(crate) async fn start(
         action: &Action,
         sink: Arc<LogSink>,
         deadline: Instant,
@@ -179,7 +179,7 @@ impl Launcher {
 
     /// Sends one activation line and waits for its result until `deadline`. On
     /// `Timeout` and `Exited` the launcher is finished: stop it.
-    pub async fn run(&mut self, line: &[u8], deadline: Instant) -> RunOutcome {
+    pub(crate) async fn run(&mut self, line: &[u8], deadline: Instant) -> RunOutcome {
         let mut framed = Vec::with_capacity(line.len() + 1);
         framed.extend_from_slice(line);
         framed.push(b'\n');
@@ -201,7 +201,7 @@ impl Launcher {
     }
 
     /// Waits until every line the launcher wrote so far is in the log.
-    pub async fn sync_logs(&mut self) {
+    pub(crate) async fn sync_logs(&mut self) {
         self.seq += 1;
         let seq = self.seq;
         let m = logs::marker(seq);
@@ -218,17 +218,12 @@ impl Launcher {
     }
 
     /// True once the launcher process has exited.
-    pub fn exited(&mut self) -> bool {
+    pub(crate) fn exited(&mut self) -> bool {
         !matches!(self.child.try_wait(), Ok(None))
     }
 
-    /// The launcher's process id.
-    pub fn pid(&self) -> Option<u32> {
-        self.child.id()
-    }
-
     /// Kills the launcher and everything in its process group.
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(pid) = self.child.id() {
             let _ = nix::sys::signal::killpg(
                 nix::unistd::Pid::from_raw(pid as i32),
@@ -295,10 +290,5 @@ async fn read_bounded_line(r: &mut BufReader<tokio::net::unix::pipe::Receiver>) 
     }
 }
 
-/// True if `kind`'s launcher marks developer errors with [`DEVELOPER_ERROR_KEY`].
-pub fn speaks_developer_errors(kind: Kind) -> bool {
-    kind.is_own()
-}
-
 /// The key the runtime's own launchers use for a developer error.
-pub const DEVELOPER_ERROR_KEY: &str = "__owl_developer_error";
+pub(crate) const DEVELOPER_ERROR_KEY: &str = "__owl_developer_error";

@@ -17,7 +17,7 @@
 //! `truncateLogs`]. A result too large to be wrapped at all is reported as
 //! `Function.ResponseSizeTooLarge`, never posted bare: an action's own result must not
 //! pass for the runtime's wrapper, since owl unwraps every answer to an envelope that
-//! asked. owl reads the answer back in `src/lambda/logs.rs` (`unwrap_answer`).
+//! asked. owl reads the answer back in `crates/owl-lambda/src/logs.rs` (`unwrap_answer`).
 
 use super::logs::ActivationLogs;
 use super::messages::{RESPONSE_LIMIT, RuntimeFailure};
@@ -31,7 +31,7 @@ const OPEN: &[u8] = b"{\"owl:logs\":";
 const BETWEEN: &[u8] = b",\"owl:result\":";
 
 /// OpenWhisk's truncation line for a log limit of `limit` bytes, at `at`.
-pub fn truncation_line(at: OffsetDateTime, limit: usize) -> String {
+pub(crate) fn truncation_line(at: OffsetDateTime, limit: usize) -> String {
     format_log_line(at, LogStream::Stderr, &messages::logs_truncated(limit))
 }
 

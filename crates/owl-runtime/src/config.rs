@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The Node.js launcher, shipped inside the binary.
-pub const NODE_LAUNCHER: &str = include_str!("launchers/launcher.js");
+pub(crate) const NODE_LAUNCHER: &str = include_str!("launchers/launcher.js");
 /// The Python launcher, shipped inside the binary.
-pub const PYTHON_LAUNCHER: &str = include_str!("launchers/launcher.py");
+pub(crate) const PYTHON_LAUNCHER: &str = include_str!("launchers/launcher.py");
 
 pub use owl_whisk::contract::Kind;
 
@@ -30,9 +30,9 @@ pub enum LogFormat {
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// `AWS_LAMBDA_RUNTIME_API`: `host:port`, possibly with a path prefix.
-    pub runtime_api: String,
+    pub(crate) runtime_api: String,
     /// `LAMBDA_TASK_ROOT`: the unzipped function package.
-    pub task_root: PathBuf,
+    pub(crate) task_root: PathBuf,
     /// `_HANDLER`: the function's handler string.
     pub handler: String,
     /// `OW_ACTION_KIND`.
@@ -49,25 +49,27 @@ pub struct Settings {
     /// `OW_PYTHON`: the Python interpreter.
     pub python: String,
     /// `OW_WAIT_FOR_ACK`: whether a generic executable acknowledges its start.
-    pub wait_for_ack: bool,
+    pub(crate) wait_for_ack: bool,
     /// `OW_INIT_TIMEOUT_MS`: how long loading the action may take.
-    pub init_timeout: Duration,
+    pub(crate) init_timeout: Duration,
     /// `OW_LOG_FORMAT`: `lambda` or `plain`.
     pub log_format: LogFormat,
     /// Where launchers and extracted code go (`$TMPDIR`, else `/tmp`).
-    pub work_dir: PathBuf,
+    pub(crate) work_dir: PathBuf,
     /// `AWS_LAMBDA_FUNCTION_NAME`, used as the action name of plain events.
     pub function_name: String,
 }
 
 impl Settings {
     /// Reads the settings from the process environment.
-    pub fn from_env() -> Result<Settings, RuntimeFailure> {
+    pub(crate) fn from_env() -> Result<Settings, RuntimeFailure> {
         Self::from_lookup(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
     }
 
     /// Reads the settings through `get` (the environment, or a map in tests).
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Settings, RuntimeFailure> {
+    pub(crate) fn from_lookup(
+        get: impl Fn(&str) -> Option<String>,
+    ) -> Result<Settings, RuntimeFailure> {
         let runtime_api = get("AWS_LAMBDA_RUNTIME_API").ok_or_else(|| {
             RuntimeFailure::config("AWS_LAMBDA_RUNTIME_API is not set: the runtime must run inside Lambda (or an emulator)")
         })?;
@@ -121,11 +123,11 @@ pub struct Action {
     /// Program and arguments of the launcher process.
     pub command: Vec<OsString>,
     /// Its working directory (the action's code directory).
-    pub cwd: PathBuf,
+    pub(crate) cwd: PathBuf,
     /// Extra environment of the launcher.
     pub env: Vec<(String, OsString)>,
     /// Whether the launcher acknowledges its start on fd 3.
-    pub wait_for_ack: bool,
+    pub(crate) wait_for_ack: bool,
 }
 
 /// File names tried, in order, when neither `OW_ACTION_CODE` nor `_HANDLER` names the code.
@@ -144,7 +146,7 @@ const DEFAULT_CODE: &[&str] = &[
 const HANDLER_EXTENSIONS: &[&str] = &["", ".js", ".mjs", ".cjs", ".py", ".zip"];
 
 /// Locates the code: `(path, main)`.
-pub fn locate_code(s: &Settings) -> Result<(PathBuf, String), RuntimeFailure> {
+pub(crate) fn locate_code(s: &Settings) -> Result<(PathBuf, String), RuntimeFailure> {
     let main_override = s.main.clone();
     let found = |p: PathBuf, main: String| (p, main_override.clone().unwrap_or(main));
     if let Some(code) = &s.code {
@@ -194,7 +196,7 @@ pub fn locate_code(s: &Settings) -> Result<(PathBuf, String), RuntimeFailure> {
 }
 
 /// Extracts `zip` into `dest` (entries that would escape it are refused).
-pub fn extract_zip(zip_path: &Path, dest: &Path) -> Result<(), RuntimeFailure> {
+pub(crate) fn extract_zip(zip_path: &Path, dest: &Path) -> Result<(), RuntimeFailure> {
     let fail = |what: String| RuntimeFailure::init(format!("{}: {what}", zip_path.display()));
     let file = std::fs::File::open(zip_path).map_err(|e| fail(e.to_string()))?;
     let mut archive =

@@ -17,7 +17,7 @@ use super::messages::RuntimeFailure;
 use serde_json::{Map, Value};
 
 /// Time kept back before Lambda's deadline to report a timeout ourselves.
-pub const DEADLINE_MARGIN_MS: u64 = 50;
+pub(crate) const DEADLINE_MARGIN_MS: u64 = 50;
 
 /// What Lambda said about the invocation.
 #[derive(Debug, Clone, Default)]
@@ -41,7 +41,7 @@ pub struct Activation {
     pub line: Vec<u8>,
     /// When the runtime stops waiting (epoch ms): the action's deadline, or Lambda's
     /// minus a margin, whichever is first.
-    pub stop_at_ms: u64,
+    pub(crate) stop_at_ms: u64,
     /// True if the event was owl's envelope.
     pub envelope: bool,
     /// The log limit (bytes) of an envelope that asks for the activation's logs.
@@ -49,7 +49,7 @@ pub struct Activation {
 }
 
 /// Is `v` owl's OpenWhisk envelope?
-pub fn is_envelope(o: &Map<String, Value>) -> bool {
+pub(crate) fn is_envelope(o: &Map<String, Value>) -> bool {
     o.contains_key("value") && o.get("activation_id").is_some_and(Value::is_string)
 }
 

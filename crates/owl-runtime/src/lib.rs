@@ -16,6 +16,10 @@
 //! replaced right after its invocation is answered; an action that fails to load is
 //! reported on every invocation and tried again on the next.
 
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![warn(unreachable_pub)]
+
 pub mod actionloop;
 pub mod answer;
 pub mod config;
@@ -56,7 +60,7 @@ pub fn main() -> ExitCode {
 
 /// Reads the environment, prepares the action, starts the launcher and serves
 /// invocations.
-pub async fn run_from_env() -> ExitCode {
+pub(crate) async fn run_from_env() -> ExitCode {
     let settings = match Settings::from_env() {
         Ok(s) => s,
         Err(f) => {
@@ -311,11 +315,6 @@ impl Runtime {
             l.stop().await;
         }
         self.restart = true;
-    }
-
-    /// The running launcher's process id (tests and benchmarks check reuse).
-    pub fn launcher_pid(&self) -> Option<u32> {
-        self.launcher.as_ref().and_then(Launcher::pid)
     }
 }
 

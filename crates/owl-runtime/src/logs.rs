@@ -26,10 +26,10 @@ use std::sync::{Arc, Mutex};
 use time::OffsetDateTime;
 
 /// OpenWhisk's end-of-activation log sentinel.
-pub const SENTINEL: &[u8] = b"XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX";
+pub(crate) const SENTINEL: &[u8] = b"XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX";
 
 /// Longest line written as one log line; longer ones are split.
-pub const MAX_LINE: usize = 256 * 1024;
+pub(crate) const MAX_LINE: usize = 256 * 1024;
 
 /// Which stream a line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,7 +52,7 @@ impl From<Stream> for LogStream {
 /// The log limit applied to lines written before any activation said its own: a cold
 /// start's output is kept up to OpenWhisk's default (and largest) action log limit,
 /// 10 MB, then cut to the limit of the activation that receives it.
-pub const DEFAULT_LOG_LIMIT: usize = 10 * 1024 * 1024;
+pub(crate) const DEFAULT_LOG_LIMIT: usize = 10 * 1024 * 1024;
 
 /// What Docker's `json-file` log driver adds around the JSON-escaped text of one line:
 /// `{"log":"` … `\n","stream":"stdout","time":"` + a 30-character RFC 3339 time with
@@ -64,7 +64,7 @@ const RECORD_OVERHEAD: usize = 71;
 /// record it reads, plus its newline [OW core/invoker/.../docker/DockerContainer.scala:313
 /// `limitWeighted(limit.toBytes) { obj => obj.size + 1 }`]. The text is escaped as Go's
 /// `encoding/json` escapes it (HTML characters and U+2028 / U+2029 included).
-pub fn record_size(text: &str) -> usize {
+pub(crate) fn record_size(text: &str) -> usize {
     let escaped: usize = text
         .chars()
         .map(|c| match c {
@@ -176,7 +176,7 @@ impl LogSink {
 
     /// The lines kept since the last call, if the current activation asked for them.
     /// Keeping goes on, under the same limit, for the next activation.
-    pub fn take_collected(&self) -> Option<ActivationLogs> {
+    pub(crate) fn take_collected(&self) -> Option<ActivationLogs> {
         let mut c = self.collected.lock().ok()?;
         if !c.on {
             return None;
@@ -196,15 +196,16 @@ impl LogSink {
     }
 
     /// Lines from now on belong to invocation `id`.
-    pub fn set_request(&self, id: &str) {
+    pub(crate) fn set_request(&self, id: &str) {
         if let Ok(mut r) = self.request_id.lock() {
             r.clear();
             r.push_str(id);
         }
     }
 
-    /// Formats one line (without its newline).
-    pub fn format(&self, stream: Stream, text: &[u8]) -> Vec<u8> {
+    /// Formats one line (without its newline), stamped now.
+    #[cfg(test)]
+    fn format(&self, stream: Stream, text: &[u8]) -> Vec<u8> {
         self.format_at(OffsetDateTime::now_utc(), stream, text)
     }
 
@@ -255,7 +256,7 @@ impl LogSink {
 
 /// Splits a sentinel off the end of a line: the text before it (if any) and the
 /// runtime's sequence number (if the sentinel carries one).
-pub fn split_sentinel(line: &[u8]) -> (Option<&[u8]>, Option<u64>) {
+pub(crate) fn split_sentinel(line: &[u8]) -> (Option<&[u8]>, Option<u64>) {
     let Some(pos) = find_last(line, SENTINEL) else {
         return (Some(line), None);
     };
@@ -292,7 +293,7 @@ pub fn marker(seq: u64) -> Vec<u8> {
 
 /// Reads `pipe` until it closes, writing its lines to `sink` and reporting markers
 /// through `seen`.
-pub fn pump(
+pub(crate) fn pump(
     pipe: impl Read + Send + 'static,
     stream: Stream,
     sink: Arc<LogSink>,

@@ -7,21 +7,23 @@
 use serde_json::json;
 
 /// Node.js proxy: a result that is not an object.
-pub const NOT_A_DICTIONARY: &str = "The action did not return a dictionary.";
+pub(crate) const NOT_A_DICTIONARY: &str = "The action did not return a dictionary.";
 /// ActionLoop (Go) proxy: a result that is neither an object nor an array.
-pub const NOT_A_DICTIONARY_OR_ARRAY: &str = "The action did not return a dictionary or array.";
+pub(crate) const NOT_A_DICTIONARY_OR_ARRAY: &str =
+    "The action did not return a dictionary or array.";
 /// ActionLoop proxy: the launcher could not start (`OW_LOG_INIT_ERROR` form).
-pub const CANNOT_START: &str = "Cannot start action. Check logs for details.";
+pub(crate) const CANNOT_START: &str = "Cannot start action. Check logs for details.";
 /// Invoker: the action process died during initialization.
-pub const EXITED_DURING_INIT: &str = "The action did not initialize and exited unexpectedly.";
+pub(crate) const EXITED_DURING_INIT: &str =
+    "The action did not initialize and exited unexpectedly.";
 /// Invoker: the action process died while running.
-pub const EXITED_DURING_RUN: &str =
+pub(crate) const EXITED_DURING_RUN: &str =
     "The action did not produce a valid response and exited unexpectedly.";
 /// Lambda's synchronous response limit.
-pub const RESPONSE_LIMIT: usize = 6_291_556;
+pub(crate) const RESPONSE_LIMIT: usize = 6_291_556;
 
 /// Lambda error type of a timeout (owl flags the activation `timeout: true`).
-pub const TIMEOUT_TYPE: &str = "Sandbox.Timedout";
+pub(crate) const TIMEOUT_TYPE: &str = "Sandbox.Timedout";
 
 /// Developer error for a run past the deadline.
 pub fn timed_out(limit_ms: u64) -> String {
@@ -34,7 +36,7 @@ pub fn init_timed_out(limit_ms: u64) -> String {
 }
 
 /// Lambda's text for a response over its limit (owl reads `len` back).
-pub fn response_too_large(len: usize) -> String {
+pub(crate) fn response_too_large(len: usize) -> String {
     format!(
         "Response payload size ({len} bytes) exceeded maximum allowed payload size ({RESPONSE_LIMIT} bytes)."
     )
@@ -64,7 +66,7 @@ impl RuntimeFailure {
     }
 
     /// The action's code cannot be found.
-    pub fn no_handler(message: impl Into<String>) -> Self {
+    pub(crate) fn no_handler(message: impl Into<String>) -> Self {
         Self::new("Runtime.NoSuchHandler", message)
     }
 
@@ -89,7 +91,7 @@ impl RuntimeFailure {
     }
 
     /// The result is over Lambda's response limit.
-    pub fn too_large(len: usize) -> Self {
+    pub(crate) fn too_large(len: usize) -> Self {
         Self::new("Function.ResponseSizeTooLarge", response_too_large(len))
     }
 

@@ -15,7 +15,7 @@ use std::time::Duration;
 const POST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Events larger than this are refused without being buffered whole.
-pub const MAX_EVENT: usize = 32 * 1024 * 1024;
+pub(crate) const MAX_EVENT: usize = 32 * 1024 * 1024;
 
 /// One invocation handed out by `next`.
 #[derive(Debug, Clone)]
@@ -201,7 +201,7 @@ impl RuntimeApi {
 
     /// Posts the failure of invocation `id` as `body` (`{"errorMessage", "errorType",
     /// …}`), of Lambda error type `error_type`.
-    pub async fn error_with_body(
+    pub(crate) async fn error_with_body(
         &self,
         id: &str,
         error_type: &str,
@@ -220,7 +220,7 @@ impl RuntimeApi {
     }
 
     /// Reports a failed initialization (the runtime exits afterwards).
-    pub async fn init_error(&self, f: &RuntimeFailure) -> Result<Posted, ApiError> {
+    pub(crate) async fn init_error(&self, f: &RuntimeFailure) -> Result<Posted, ApiError> {
         self.post(
             "init error",
             "/runtime/init/error",

@@ -6,6 +6,10 @@
 //! tests share one source of truth. Facts are cited from `openwhisk-api.md` (the
 //! reference) by section.
 
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![warn(unreachable_pub)]
+
 pub mod action;
 pub mod activation;
 pub mod contract;

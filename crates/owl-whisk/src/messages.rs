@@ -10,9 +10,6 @@ pub const AUTH_REQUIRED: &str =
 pub const AUTH_INVALID: &str = "The supplied authentication is invalid";
 /// `WWW-Authenticate` value that accompanies every 401 (Pekko's basic challenge).
 pub const WWW_AUTHENTICATE: &str = "Basic realm=\"OpenWhisk secure realm\",charset=UTF-8";
-/// 403 default text.
-pub const NOT_AUTHORIZED: &str =
-    "The supplied authentication is not authorized to access this resource.";
 /// 400 when a body redefines a `final` parameter.
 pub const PARAMS_NOT_ALLOWED: &str =
     "Request defines parameters that are not allowed (e.g., reserved properties).";
@@ -26,10 +23,6 @@ pub const SERVICE_UNAVAILABLE: &str =
 /// 408 when a client stalls while sending its request body (owl's own text: the
 /// controller's HTTP server closes such connections without an answer).
 pub const BODY_STALLED: &str = "The request body was not received in time.";
-/// Name validation.
-pub const ILLEGAL_ENTITY_NAME: &str = "The name of the entity contains illegal characters.";
-/// Namespace validation.
-pub const ILLEGAL_NAMESPACE: &str = "The namespace contains illegal characters.";
 
 /// 429 of the rate throttle (`count` includes this attempt) [EN/RateThrottler.scala].
 pub fn too_many_per_minute(count: u64, allowed: u64) -> String {

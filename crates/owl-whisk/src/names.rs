@@ -8,7 +8,7 @@ use std::fmt;
 pub const ENTITY_NAME_MAX_LENGTH: usize = 256;
 
 /// The namespace placeholder that stands for the caller's own namespace.
-pub const DEFAULT_NAMESPACE: &str = "_";
+pub(crate) const DEFAULT_NAMESPACE: &str = "_";
 
 /// Why a segment is not a valid OpenWhisk entity name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -6,11 +6,11 @@
 //! Only an answer to an envelope that asked is ever unwrapped, so an action's result
 //! shaped like the wrapper reaches its client intact otherwise.
 
-use crate::policy::PayloadMode;
-use crate::whisk::activation::{LogStream, format_log_line};
-use crate::whisk::contract::{LOGS_KEY, RESULT_KEY};
-use crate::whisk::messages;
+use crate::PayloadMode;
 use bytes::Bytes;
+use owl_whisk::activation::{LogStream, format_log_line};
+use owl_whisk::contract::{LOGS_KEY, RESULT_KEY};
+use owl_whisk::messages;
 use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -23,7 +23,7 @@ const DEFAULT_LOG_LIMIT_MB: u64 = 10;
 
 /// The action's log limit in bytes: its `limits.logs` (MB; OpenWhisk's `ByteSize` MB
 /// is 1024 × 1024 bytes [OW common/scala/.../entity/Size.scala:62]), 10 MB when absent.
-pub fn action_log_limit(limits: &Value) -> u64 {
+pub(crate) fn action_log_limit(limits: &Value) -> u64 {
     limits
         .get("logs")
         .and_then(Value::as_u64)
@@ -168,7 +168,7 @@ pub fn parse_tail(tail: &str, now: OffsetDateTime) -> ParsedTail {
 /// the line OpenWhisk appends when it stops collecting an action's log [OW core/
 /// invoker/.../docker/DockerContainer.scala:330] and reads back to detect a cut log
 /// [OW common/scala/.../logging/DockerToActivationLogStore.scala:150].
-pub fn parse_tail_for(tail: &str, log_limit: u64, now: OffsetDateTime) -> ParsedTail {
+pub(crate) fn parse_tail_for(tail: &str, log_limit: u64, now: OffsetDateTime) -> ParsedTail {
     let mut out = ParsedTail::default();
     let mut lines: Vec<&str> = tail.lines().collect();
     let truncated = tail.len() >= TAIL_LIMIT;

@@ -31,7 +31,7 @@ impl Telemetry {
 }
 
 /// Target of a request's log span.
-pub const REQUEST: &str = "owl::request";
+pub(crate) const REQUEST: &str = "owl::request";
 
 /// The log span of a request: every log line inside it carries the request's
 /// transaction id and, when tracing is on, its trace id. Only those two fields: the

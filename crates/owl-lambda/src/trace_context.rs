@@ -9,7 +9,6 @@
 //! With tracing off each hook returns at its first check — no per-call customisation,
 //! which would cost the SDK a configuration rebuild on every call.
 
-use crate::telemetry::traces::{self, Guard};
 use aws_sdk_lambda::config::interceptors::{
     BeforeDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextMut,
     BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
@@ -19,11 +18,12 @@ use aws_sdk_lambda::error::BoxError;
 use aws_smithy_types::config_bag::{Storable, StoreReplace};
 use opentelemetry::Value;
 use opentelemetry::trace::SpanKind;
+use owl_telemetry::traces::{self, Guard};
 
 /// Spans for the signing and transmit phases of each call, children of the current
 /// span (`lambda.invoke`).
 #[derive(Debug, Default)]
-pub struct TraceInterceptor;
+pub(crate) struct TraceInterceptor;
 
 /// The open `lambda.sign` span of a call (ended when dropped).
 #[derive(Debug)]

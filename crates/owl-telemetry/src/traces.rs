@@ -143,7 +143,7 @@ fn export_timeout() -> Duration {
 /// A span processor exporting over OTLP/HTTP in batches (`OTEL_BSP_*`), configured
 /// from the environment; `None` when no OTLP endpoint is configured. Needs a Tokio
 /// runtime.
-pub fn processor_from_env() -> anyhow::Result<Option<BatchSpanProcessor>> {
+pub(crate) fn processor_from_env() -> anyhow::Result<Option<BatchSpanProcessor>> {
     let Some(protocol) = configured()? else {
         return Ok(None);
     };
@@ -724,7 +724,7 @@ pub fn traceparent(sc: &SpanContext) -> String {
 }
 
 /// A trace id in its usual form (32 lowercase hex digits).
-pub fn trace_id_hex(t: TraceId) -> String {
+pub(crate) fn trace_id_hex(t: TraceId) -> String {
     let mut s = String::with_capacity(32);
     push_hex(&mut s, &t.to_bytes());
     s
@@ -774,7 +774,7 @@ impl std::fmt::Debug for OtlpHttpClient {
 
 impl OtlpHttpClient {
     fn new(runtime: tokio::runtime::Handle, timeout: Duration) -> anyhow::Result<Self> {
-        let tls = crate::net::tls::native_roots_client_config()?;
+        let tls = owl_net::tls::native_roots_client_config()?;
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()

@@ -1,19 +1,25 @@
-//! AWS Lambda: the one module that touches AWS SDK types.
+//! AWS Lambda: the one crate of owl that depends on the AWS SDK (`aws-*`); the
+//! gateway, `owl sync` and the demo reach Lambda only through it.
 //!
 //! One [`LambdaInvoker`] per policy holds one SDK client (one connection pool, one
 //! credentials provider with its cache). SDK retries are off: an Invoke is not
 //! idempotent, so owl decides itself what may be retried or sent elsewhere, from the
 //! error's class ([`LambdaError::ran`]), never from message text.
 
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![warn(unreachable_pub)]
+
 pub mod breaker;
+mod config;
 pub mod control;
 pub mod logs;
 pub mod outcome;
 mod trace_context;
 
+pub use config::{LambdaConfig, PayloadMode};
 pub use outcome::{LambdaReply, RunResult, interpret, interpret_with};
 
-use crate::policy::LambdaConfig;
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
@@ -26,7 +32,7 @@ use bytes::Bytes;
 use std::error::Error as StdError;
 
 /// Largest synchronous Invoke request Lambda accepts (6 MB).
-pub const MAX_REQUEST_BYTES: usize = 6 * 1024 * 1024;
+pub(crate) const MAX_REQUEST_BYTES: usize = 6 * 1024 * 1024;
 
 /// Error codes with which Lambda refuses an invocation before any function code runs
 /// (request validation, permissions, missing or not-ready functions, execution
@@ -165,9 +171,9 @@ pub struct InvokeRequest {
 #[derive(Clone)]
 pub struct StaticCredentials {
     /// Access key id.
-    pub access_key_id: String,
+    pub(crate) access_key_id: String,
     /// Secret access key.
-    pub secret_access_key: String,
+    pub(crate) secret_access_key: String,
 }
 
 impl std::fmt::Debug for StaticCredentials {

@@ -4,8 +4,8 @@
 //! unwrapped before anything else reads it.
 
 use super::logs::{LogRequest, ParsedTail, parse_tail_for, unwrap_answer};
-use crate::whisk::activation::{ActivationResponse, StatusCode};
-use crate::whisk::messages;
+use owl_whisk::activation::{ActivationResponse, StatusCode};
+use owl_whisk::messages;
 use serde_json::Value;
 use time::OffsetDateTime;
 
@@ -116,9 +116,9 @@ pub fn interpret_logged(
     // [OW common/scala/.../containerpool/logging/DockerToActivationLogStore.scala:118-122,
     // `isDeveloperError = activation.response.isContainerError` :177].
     if collected && response.status_code == StatusCode::DeveloperError {
-        tail.lines.push(crate::whisk::activation::format_log_line(
+        tail.lines.push(owl_whisk::activation::format_log_line(
             now,
-            crate::whisk::activation::LogStream::Stderr,
+            owl_whisk::activation::LogStream::Stderr,
             messages::LOG_WARNING_DEVELOPER_ERROR,
         ));
     }
@@ -490,11 +490,7 @@ mod tests {
             &r,
             1,
             TRUNCATION_LIMIT,
-            LogRequest::for_action(
-                &json!({"logs": 10}),
-                crate::policy::PayloadMode::Event,
-                true,
-            ),
+            LogRequest::for_action(&json!({"logs": 10}), crate::PayloadMode::Event, true),
             OffsetDateTime::UNIX_EPOCH,
         );
         assert_eq!(
@@ -513,7 +509,7 @@ mod tests {
     fn other_functions_keep_the_tail() {
         let mut r = reply(r#"{"a":1}"#, false);
         let mut tail = String::from("cut\n");
-        while tail.len() < crate::lambda::logs::TAIL_LIMIT {
+        while tail.len() < crate::logs::TAIL_LIMIT {
             tail.push_str("line\n");
         }
         r.log_tail = Some(tail);

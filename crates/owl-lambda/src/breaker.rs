@@ -4,7 +4,7 @@
 //! let through (half-open); its success closes the breaker, its failure re-opens it.
 //! Function errors are not failures of Lambda: they count as successes here.
 
-use crate::telemetry::{BreakerLabels, Metrics};
+use owl_telemetry::{BreakerLabels, Metrics};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -45,9 +45,9 @@ pub struct BreakerStatus {
     /// `closed`, `open` or `half_open`.
     pub state: &'static str,
     /// Consecutive failures counted.
-    pub consecutive_failures: u32,
+    pub(crate) consecutive_failures: u32,
     /// Seconds until a probe, while open.
-    pub retry_in_s: Option<f64>,
+    pub(crate) retry_in_s: Option<f64>,
 }
 
 /// All breakers (they outlive policy reloads).

@@ -8,6 +8,10 @@
 //!   trace context accepted from clients and passed on to the controller and Lambda;
 //! - [`logging`]: the log subscriber (text or JSON lines with request and trace ids).
 
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![warn(unreachable_pub)]
+
 pub mod logging;
 pub mod metrics;
 pub mod timing;

@@ -11,7 +11,7 @@
 //! the next change.
 
 use super::StaticCredentials;
-use crate::policy::LambdaConfig;
+use crate::LambdaConfig;
 use aws_sdk_lambda::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{
@@ -195,7 +195,7 @@ pub struct Control {
 }
 
 /// Told the reason of every retry (`owl sync` counts them in its metrics).
-pub type OnRetry = Arc<dyn Fn(&'static str) + Send + Sync>;
+pub(crate) type OnRetry = Arc<dyn Fn(&'static str) + Send + Sync>;
 
 impl Control {
     /// Builds the client from `[lambda]` (region, endpoint) and the AWS default

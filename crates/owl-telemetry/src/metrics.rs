@@ -8,7 +8,7 @@
 //! (namespace, initiator, action) are capped at [`MAX_ACTION_SERIES`], beyond which
 //! actions are counted under `action="_other"`.
 
-use crate::whisk::Activation;
+use owl_whisk::Activation;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -23,7 +23,7 @@ use std::time::Duration;
 
 /// Most distinct (namespace, initiator, action) label sets in the `openwhisk_action_*`
 /// family; later actions are counted under `action="_other"`.
-pub const MAX_ACTION_SERIES: usize = 2000;
+pub(crate) const MAX_ACTION_SERIES: usize = 2000;
 
 /// The default buckets of Prometheus' Java client, which OpenWhisk's user-events
 /// service uses for its time histograms (seconds).
@@ -81,17 +81,12 @@ fn openwhisk_size_histogram() -> Histogram {
 /// (Prometheus Java client 0.6) exposes `openwhisk_action_status` and
 /// `openwhisk_action_status_code`; typed `unknown` so the exposition stays valid.
 #[derive(Debug, Default, Clone)]
-pub struct UntypedCounter(Counter);
+pub(crate) struct UntypedCounter(Counter);
 
 impl UntypedCounter {
     /// Adds one.
-    pub fn inc(&self) {
+    pub(crate) fn inc(&self) {
         self.0.inc();
-    }
-
-    /// The current value.
-    pub fn get(&self) -> u64 {
-        self.0.get()
     }
 }
 
@@ -120,7 +115,7 @@ pub struct RequestLabels {
 
 /// Label naming the path a request took.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct PathLabels {
+pub(crate) struct PathLabels {
     /// `lambda`, `proxy` or `fallback`.
     pub path: &'static str,
 }
@@ -152,22 +147,22 @@ pub struct LambdaThrottleLabels {
 
 /// OpenWhisk user-events labels of an action.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ActionLabels {
+pub(crate) struct ActionLabels {
     /// The action's namespace (the root of its path).
     pub namespace: String,
     /// The invoking identity's namespace.
-    pub initiator: String,
+    pub(crate) initiator: String,
     /// The action's name within its namespace (`pkg/name` or `name`).
     pub action: String,
 }
 
 /// OpenWhisk user-events labels of `openwhisk_action_activations_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ActivationLabels {
+pub(crate) struct ActivationLabels {
     /// The action's namespace.
     pub namespace: String,
     /// The invoking identity's namespace.
-    pub initiator: String,
+    pub(crate) initiator: String,
     /// The action's name within its namespace.
     pub action: String,
     /// The action's kind.
@@ -178,11 +173,11 @@ pub struct ActivationLabels {
 
 /// OpenWhisk user-events labels of `openwhisk_action_status`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct StatusLabels {
+pub(crate) struct StatusLabels {
     /// The action's namespace.
     pub namespace: String,
     /// The invoking identity's namespace.
-    pub initiator: String,
+    pub(crate) initiator: String,
     /// The action's name within its namespace.
     pub action: String,
     /// `success`, `application_error`, `action_developer_error`, `whisk_internal_error`.
@@ -191,11 +186,11 @@ pub struct StatusLabels {
 
 /// OpenWhisk user-events labels of `openwhisk_action_status_code`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct StatusCodeLabels {
+pub(crate) struct StatusCodeLabels {
     /// The action's namespace.
     pub namespace: String,
     /// The invoking identity's namespace.
-    pub initiator: String,
+    pub(crate) initiator: String,
     /// The action's name within its namespace.
     pub action: String,
     /// The `statusCode` the action put in its result (or its `error`).
@@ -371,10 +366,10 @@ impl OpenWhiskMetrics {
         let duration = (a.end - a.start).max(0) as f64 / 1000.0;
         self.duration.get_or_create(&labels).observe(duration);
         let status = match a.response.status_code {
-            crate::whisk::StatusCode::Success => "success",
-            crate::whisk::StatusCode::ApplicationError => "application_error",
-            crate::whisk::StatusCode::DeveloperError => "action_developer_error",
-            crate::whisk::StatusCode::WhiskError => "whisk_internal_error",
+            owl_whisk::StatusCode::Success => "success",
+            owl_whisk::StatusCode::ApplicationError => "application_error",
+            owl_whisk::StatusCode::DeveloperError => "action_developer_error",
+            owl_whisk::StatusCode::WhiskError => "whisk_internal_error",
         };
         self.status
             .get_or_create(&StatusLabels {
@@ -523,9 +518,9 @@ pub struct Metrics {
     /// Requests by path and status class.
     pub requests: Family<RequestLabels, Counter>,
     /// Time to response headers by path and status class.
-    pub request_duration: HistogramFamily<RequestLabels>,
+    pub(crate) request_duration: HistogramFamily<RequestLabels>,
     /// Time to response headers minus the upstream's (Lambda or controller) time.
-    pub gateway_overhead: HistogramFamily<PathLabels>,
+    pub(crate) gateway_overhead: HistogramFamily<PathLabels>,
     /// One Lambda Invoke attempt, by route.
     pub lambda_call_duration: HistogramFamily<RouteLabels>,
     /// Lambda calls that did not produce a reply, by route and reason.
