@@ -9,7 +9,11 @@
 //!   → the activation record with OpenWhisk's annotations;
 //! - `activation/to_json`: the record → the JSON the API answers with;
 //! - `identity/cached_lookup`: Basic credentials parsed and hashed, then a hit in the
-//!   identity cache.
+//!   identity cache;
+//! - `lambda/build_and_sign_invoke`: the Invoke request for an ARN with a qualifier
+//!   and a 1 KB payload, signed with SigV4 (session token included) — what owl does
+//!   per invocation instead of the SDK's orchestrator;
+//! - `activation/to_store_text`: the record → the text the embedded store writes.
 //!
 //! Run: `cargo bench --bench hot_path`.
 
@@ -165,6 +169,43 @@ fn activation(c: &mut Criterion) {
     c.bench_function("activation/to_json", |b| {
         b.iter(|| serde_json::to_vec(&black_box(&act).to_api_json(false)).unwrap())
     });
+    c.bench_function("activation/to_store_text", |b| {
+        b.iter(|| black_box(&act).to_api_json(true).to_string())
+    });
+}
+
+fn signing(c: &mut Criterion) {
+    use owl::lambda::wire::{self, Endpoint};
+    use owl::lambda::{InvokeRequest, SigningCredentials};
+    let endpoint = Endpoint::parse("https://lambda.us-east-1.amazonaws.com").unwrap();
+    let credentials = SigningCredentials::from_keys(
+        "AKIDEXAMPLE",
+        "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+        Some("FQoGZXIvYXdzEJr//////////wEaDOwl+session+token"),
+    );
+    let payload = bytes::Bytes::from(format!(
+        "{{\"value\":{{\"text\":\"{}\"}}}}",
+        "x".repeat(1000)
+    ));
+    let req = InvokeRequest {
+        function: "arn:aws:lambda:us-east-1:123456789012:function:owl-guest--hello".into(),
+        qualifier: Some("live".into()),
+        payload,
+    };
+    c.bench_function("lambda/build_and_sign_invoke", |b| {
+        b.iter(|| {
+            let mut r = wire::request(&endpoint, black_box(&req), true).unwrap();
+            wire::sign(
+                &mut r,
+                &credentials,
+                "us-east-1",
+                wire::SIGNING_NAME,
+                std::time::SystemTime::now(),
+            )
+            .unwrap();
+            r
+        })
+    });
 }
 
 fn identity(c: &mut Criterion) {
@@ -222,5 +263,5 @@ fn quick() -> Criterion {
         .measurement_time(Duration::from_secs(3))
 }
 
-criterion_group! { name = benches; config = quick(); targets = policy_match, payload, activation, identity }
+criterion_group! { name = benches; config = quick(); targets = policy_match, payload, activation, identity, signing }
 criterion_main!(benches);

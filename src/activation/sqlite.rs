@@ -262,7 +262,10 @@ impl SqliteStore {
                     .as_ref()
                     .and_then(Activation::from_json)
                 {
-                    out.push(Record { activation: a, doc });
+                    out.push(Record {
+                        activation: Arc::new(a),
+                        doc,
+                    });
                 }
             }
             Ok(out)

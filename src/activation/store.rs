@@ -3,6 +3,7 @@
 use crate::whisk::{Activation, ActivationId};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 /// A boxed future, for the object-safe store interface.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -24,21 +25,22 @@ impl From<crate::couchdb::CouchError> for StoreError {
     }
 }
 
-/// A completed activation ready to store: the record and its API-form JSON, serialised
-/// by the caller (on the invocation's task, in parallel) rather than by the single
-/// writer.
+/// A completed activation ready to store: the record (shared with the answer that
+/// carries it, not copied) and its API-form JSON, serialised straight to text by the
+/// caller (on the invocation's task, in parallel) rather than by the single writer.
 #[derive(Debug, Clone)]
 pub struct Record {
     /// The activation.
-    pub activation: Activation,
-    /// `activation.to_api_json(true)` as text.
+    pub activation: Arc<Activation>,
+    /// `activation.api_form(true)` as text.
     pub doc: String,
 }
 
 impl Record {
     /// Serialises `activation`.
-    pub fn new(activation: Activation) -> Self {
-        let doc = activation.to_api_json(true).to_string();
+    pub fn new(activation: impl Into<Arc<Activation>>) -> Self {
+        let activation = activation.into();
+        let doc = serde_json::to_string(&activation.api_form(true)).unwrap_or_default();
         Self { activation, doc }
     }
 }

@@ -468,7 +468,7 @@ async fn lambda_path(
         limit_ms,
         logs,
         activation_id: activation_id.clone(),
-        identity: (*identity).clone(),
+        identity: identity.clone(),
         metadata,
         binding,
         route_fallback: route.fallback,
@@ -641,7 +641,7 @@ struct Job {
     /// Where the activation's logs come from (the tail, or the owl runtime's answer).
     logs: lambda::logs::LogRequest,
     activation_id: ActivationId,
-    identity: Identity,
+    identity: Arc<Identity>,
     metadata: Arc<ActionMetadata>,
     binding: Option<String>,
     route_fallback: Fallback,
@@ -702,7 +702,7 @@ impl Outcome {
                 activation,
                 recorder,
             } => {
-                let record = Record::new(activation.as_ref().clone());
+                let record = Record::new(activation.clone());
                 // The same span as a record queued after the answer: either way it
                 // is the record's write (here durable before the answer leaves).
                 let committed = traces::start("activation.record")

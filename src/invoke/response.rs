@@ -36,13 +36,14 @@ pub(crate) fn accepted(id: &ActivationId, tid: &TransactionId) -> Response {
 /// is returned bare in either case.
 pub(crate) fn completed(act: &Activation, result_only: bool, tid: &TransactionId) -> Response {
     let status = act.response.status_code.http_status();
+    // Serialised straight from the record: nothing is copied into a `Value` first.
     let body = match &act.response.result {
-        Some(a @ Value::Array(_)) => a.clone(),
-        Some(r) if result_only => r.clone(),
-        None if result_only => json!({}),
-        _ => act.to_api_json(false),
-    };
-    let body = serde_json::to_vec(&body).unwrap_or_default();
+        Some(a @ Value::Array(_)) => serde_json::to_vec(a),
+        Some(r) if result_only => serde_json::to_vec(r),
+        None if result_only => Ok(b"{}".to_vec()),
+        _ => serde_json::to_vec(&act.api_form(false)),
+    }
+    .unwrap_or_default();
     (status, headers(&act.activation_id, tid), body).into_response()
 }
 

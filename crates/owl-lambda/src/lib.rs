@@ -1,9 +1,15 @@
 //! AWS Lambda: the one crate of owl that depends on the AWS SDK (`aws-*`); the
 //! gateway, `owl sync` and the demo reach Lambda only through it.
 //!
-//! One [`LambdaInvoker`] per policy holds one SDK client (one connection pool, one
-//! credentials provider with its cache). SDK retries are off: an Invoke is not
-//! idempotent, so owl decides itself what may be retried or sent elsewhere, from the
+//! One [`LambdaInvoker`] per policy holds one pooled HTTP client, the endpoint and
+//! the credentials cache. An Invoke does not go through the SDK's generic
+//! orchestrator (runtime plugins, interceptors, config bags: a tenth of the Lambda
+//! path's CPU): [`wire`] builds the request the SDK would send, signs it with the
+//! `aws-sigv4` crate and reads the answer as the SDK reads it, and a differential
+//! test holds the two to the same bytes. The SDK still resolves the configuration
+//! (region, endpoint, credentials chain) and is the client of the control plane
+//! ([`control`]: `owl sync`, the demo). An Invoke is not idempotent and is never
+//! retried here: owl decides itself what may be retried or sent elsewhere, from the
 //! error's class ([`LambdaError::ran`]), never from message text.
 
 #![forbid(unsafe_code)]
@@ -13,26 +19,41 @@
 pub mod breaker;
 mod config;
 pub mod control;
+mod credentials;
 pub mod logs;
 pub mod outcome;
-mod trace_context;
+pub mod wire;
 
 pub use config::{LambdaConfig, PayloadMode};
+pub use credentials::Current as SigningCredentials;
 pub use outcome::{LambdaReply, RunResult, interpret, interpret_with};
 
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_sdk_lambda::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_lambda::operation::invoke::InvokeError;
-use aws_sdk_lambda::primitives::Blob;
-use aws_sdk_lambda::types::{InvocationType, LogType};
-use base64::Engine;
 use bytes::Bytes;
+use credentials::CredentialCache;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use opentelemetry::trace::SpanKind;
+use owl_telemetry::traces;
 use std::error::Error as StdError;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 /// Largest synchronous Invoke request Lambda accepts (6 MB).
 pub(crate) const MAX_REQUEST_BYTES: usize = 6 * 1024 * 1024;
+
+/// Largest answer read from Lambda. A synchronous response is at most 6 MB; more is
+/// not Lambda's answer, and is not buffered.
+const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
+
+/// Idle pooled connections to Lambda are closed after this, before the usual 60 s
+/// idle timeout of the load balancers in front of an endpoint, so that a request is
+/// rarely written to a connection the other side is closing.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Error codes with which Lambda refuses an invocation before any function code runs
 /// (request validation, permissions, missing or not-ready functions, execution
@@ -239,133 +260,133 @@ pub async fn sdk_config(
 /// Calls Lambda's Invoke API.
 #[derive(Clone, Debug)]
 pub struct LambdaInvoker {
-    client: aws_sdk_lambda::Client,
-    credentials: Option<aws_credential_types::provider::SharedCredentialsProvider>,
+    http: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
+    endpoint: wire::Endpoint,
+    /// The region requests are signed for (also with a custom endpoint, as the SDK).
+    region: String,
+    credentials: Option<Arc<CredentialCache>>,
     log_tail: bool,
 }
 
 impl LambdaInvoker {
-    /// Builds the client from `cfg` and the standard AWS environment (credentials,
-    /// profiles, web identity, `AWS_ENDPOINT_URL_LAMBDA`, region), or `credentials`.
+    /// Builds the invoker from `cfg` and the standard AWS environment (credentials,
+    /// profiles, web identity, `AWS_ENDPOINT_URL_LAMBDA`, FIPS and dual-stack
+    /// settings, region), or `credentials`.
     pub async fn new(
         cfg: &LambdaConfig,
         credentials: Option<&StaticCredentials>,
     ) -> anyhow::Result<Self> {
         let conf = sdk_config(cfg, credentials).await?;
+        let region = conf
+            .region()
+            .map(ToString::to_string)
+            .ok_or_else(|| anyhow::anyhow!("no AWS region"))?;
+        let endpoint = wire::resolve_endpoint(&conf).await?;
+        let mut connector = HttpConnector::new();
+        connector.enforce_http(false);
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(cfg.connect_timeout));
+        let tls = owl_net::tls::native_roots_client_config()?;
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
+        let http = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .build(https);
         Ok(Self {
-            credentials: conf.credentials_provider(),
-            client: aws_sdk_lambda::Client::from_conf(
-                aws_sdk_lambda::config::Builder::from(&conf)
-                    .interceptor(trace_context::TraceInterceptor)
-                    .build(),
-            ),
+            http,
+            endpoint,
+            region,
+            credentials: conf.credentials_provider().map(CredentialCache::new),
             log_tail: cfg.log_tail,
         })
     }
 
-    /// True if credentials can be obtained from the configured provider within
-    /// `budget` (readiness).
-    pub async fn credentials_resolvable(&self, budget: std::time::Duration) -> Result<(), String> {
-        use aws_credential_types::provider::ProvideCredentials;
-        let Some(provider) = &self.credentials else {
-            return Err("no AWS credentials provider configured".into());
-        };
-        match tokio::time::timeout(budget, provider.provide_credentials()).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(format!("AWS credentials not available: {e}")),
-            Err(_) => Err(format!("AWS credentials not resolved within {budget:?}")),
+    /// True if credentials can be obtained within `budget` (readiness): the cached
+    /// ones while valid, else from the provider.
+    pub async fn credentials_resolvable(&self, budget: Duration) -> Result<(), String> {
+        match &self.credentials {
+            Some(c) => c.check(budget).await,
+            None => Err("no AWS credentials provider configured".into()),
         }
     }
 
     /// Invokes synchronously (`RequestResponse`) and returns the function's answer.
-    /// With tracing on, the call's phases are spans under the current span and its
-    /// context goes to Lambda.
+    /// With tracing on, signing and the HTTP exchange are spans under the current
+    /// span, and the exchange's context goes to Lambda (`traceparent`,
+    /// `X-Amzn-Trace-Id`, added after signing as the SDK adds them).
     pub async fn invoke(&self, req: InvokeRequest) -> Result<LambdaReply, LambdaError> {
         if req.payload.len() > MAX_REQUEST_BYTES {
             return Err(LambdaError::TooLarge);
         }
-        let mut call = self
-            .client
-            .invoke()
-            .function_name(req.function)
-            .invocation_type(InvocationType::RequestResponse)
-            .payload(Blob::new(Vec::from(req.payload)));
-        if let Some(q) = req.qualifier {
-            call = call.qualifier(q);
+        // Nothing is sent without credentials: the function did not run.
+        let no_credentials = |why: String| LambdaError::Refused {
+            code: format!("ConstructionFailure: {why}"),
+            status: 0,
+        };
+        let credentials = match &self.credentials {
+            Some(c) => c.get().await.map_err(|e| no_credentials(e.0))?,
+            None => {
+                return Err(no_credentials(
+                    "no AWS credentials provider configured".into(),
+                ));
+            }
+        };
+        let mut request = wire::request(&self.endpoint, &req, self.log_tail)?;
+        {
+            let _span = traces::start("lambda.sign");
+            wire::sign(
+                &mut request,
+                &credentials,
+                &self.region,
+                wire::SIGNING_NAME,
+                SystemTime::now(),
+            )
+            .map_err(no_credentials)?;
         }
-        if self.log_tail {
-            call = call.log_type(LogType::Tail);
+        let span = traces::start_kind("lambda.http", SpanKind::Client);
+        if span.recording() {
+            span.set("http.request.method", "POST");
         }
-        let out = call.send().await.map_err(classify)?;
-        let log_tail = out.log_result().and_then(|b64| {
-            base64::engine::general_purpose::STANDARD
-                .decode(b64)
-                .ok()
-                .map(|raw| String::from_utf8_lossy(&raw).into_owned())
-        });
-        Ok(LambdaReply {
-            function_error: out.function_error().map(str::to_string),
-            executed_version: out.executed_version().map(str::to_string),
-            log_tail,
-            payload: out
-                .payload
-                .map(|b| Bytes::from(b.into_inner()))
-                .unwrap_or_default(),
-        })
-    }
-}
-
-fn classify(err: SdkError<InvokeError, aws_sdk_lambda::config::http::HttpResponse>) -> LambdaError {
-    match &err {
-        SdkError::ServiceError(ctx) => {
-            let status = ctx.raw().status().as_u16();
-            let e = ctx.err();
-            let code = e.code().unwrap_or("Unknown").to_string();
-            match e {
-                InvokeError::TooManyRequestsException(t) => LambdaError::Throttled {
-                    reason: t.reason().map_or_else(
-                        || "TooManyRequestsException".to_string(),
-                        |r| r.as_str().to_string(),
-                    ),
-                    retry_after: t.retry_after_seconds().and_then(|s| s.trim().parse().ok()),
-                },
-                InvokeError::ResourceNotFoundException(n) => {
-                    LambdaError::NotFound(n.message().unwrap_or("").to_string())
-                }
-                InvokeError::RequestTooLargeException(_)
-                | InvokeError::SerializedRequestEntityTooLargeException(_) => LambdaError::TooLarge,
-                _ if status == 413 => LambdaError::TooLarge,
-                _ if status == 429 => LambdaError::Throttled {
-                    reason: code,
-                    retry_after: None,
-                },
-                _ if REFUSED_BEFORE_RUNNING.contains(&code.as_str()) => {
-                    LambdaError::Refused { code, status }
-                }
-                // Anything else (500 ServiceException, 410 EFSIOException, codes this
-                // build does not know) may come after the function ran.
-                _ => LambdaError::Indeterminate(format!("{code} (HTTP {status})")),
+        if let Some(sc) = span.context() {
+            let headers = request.headers_mut();
+            if let Ok(v) = http::HeaderValue::try_from(traces::traceparent(&sc)) {
+                headers.insert("traceparent", v);
+            }
+            if let Ok(v) = http::HeaderValue::try_from(traces::amzn_trace_id(&sc)) {
+                headers.insert("x-amzn-trace-id", v);
             }
         }
-        SdkError::DispatchFailure(_) => {
-            // Only a failed connection proves nothing was sent; any other dispatch
-            // failure (a reset or timeout mid-exchange) may come after the request
-            // reached the function.
-            if is_connect_failure(&err) {
-                LambdaError::Unreachable(describe(&err))
-            } else {
-                LambdaError::Indeterminate(describe(&err))
+        let response = match self.http.request(request.map(Full::new)).await {
+            Ok(r) => r,
+            Err(e) => {
+                span.set("error.type", "no_response");
+                // Only a failed connection proves nothing was sent; any other
+                // failure (a reset or timeout mid-exchange) may come after the
+                // request reached the function.
+                return Err(if is_connect_failure(&e) {
+                    LambdaError::Unreachable(describe(&e))
+                } else {
+                    LambdaError::Indeterminate(describe(&e))
+                });
             }
-        }
-        SdkError::ConstructionFailure(_) => {
-            // Includes failing to resolve credentials: nothing was sent.
-            LambdaError::Refused {
-                code: format!("ConstructionFailure: {}", describe(&err)),
-                status: 0,
-            }
-        }
-        SdkError::TimeoutError(_) => LambdaError::Indeterminate(describe(&err)),
-        _ => LambdaError::Indeterminate(describe(&err)),
+        };
+        span.set(
+            "http.response.status_code",
+            i64::from(response.status().as_u16()),
+        );
+        drop(span);
+        let (parts, body) = response.into_parts();
+        let body = Limited::new(body, MAX_RESPONSE_BYTES)
+            .collect()
+            .await
+            .map_err(|e| {
+                LambdaError::Indeterminate(format!("reading Lambda's answer failed: {e}"))
+            })?
+            .to_bytes();
+        wire::reply(parts.status, &parts.headers, body)
     }
 }
 

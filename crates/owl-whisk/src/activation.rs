@@ -159,19 +159,7 @@ impl ActivationResponse {
 
     /// API form: `{"result", "size"?, "status", "success"}`.
     pub fn to_api_json(&self) -> Value {
-        let mut m = Map::new();
-        if let Some(r) = &self.result {
-            m.insert("result".into(), r.clone());
-        }
-        if let Some(s) = self.size {
-            m.insert("size".into(), s.into());
-        }
-        m.insert("status".into(), self.status_code.status().into());
-        m.insert(
-            "success".into(),
-            (self.status_code == StatusCode::Success).into(),
-        );
-        Value::Object(m)
+        serde_json::to_value(ResponseApiForm(self)).unwrap_or(Value::Null)
     }
 
     /// Stored form: `{"result", "size"?, "statusCode"}`.
@@ -214,6 +202,66 @@ pub struct Annotation {
     pub key: String,
     /// Annotation value.
     pub value: Value,
+}
+
+/// The API form of an activation (`toExtendedJson`), serialised in OpenWhisk's field
+/// order: `namespace, name, subject, activationId, start, end?, cause?, duration?,
+/// response, logs, version, publish, annotations` — `end` and `duration` absent while
+/// the end is unknown, `cause` for sequence components only.
+#[derive(Debug, Clone, Copy)]
+pub struct ApiForm<'a> {
+    activation: &'a Activation,
+    with_logs: bool,
+}
+
+impl Serialize for ApiForm<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let a = self.activation;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("namespace", &a.namespace)?;
+        m.serialize_entry("name", &a.name)?;
+        m.serialize_entry("subject", &a.subject)?;
+        m.serialize_entry("activationId", a.activation_id.as_str())?;
+        m.serialize_entry("start", &a.start)?;
+        if a.end != 0 {
+            m.serialize_entry("end", &a.end)?;
+        }
+        if let Some(c) = &a.cause {
+            m.serialize_entry("cause", c)?;
+        }
+        if let Some(d) = a.duration() {
+            m.serialize_entry("duration", &d)?;
+        }
+        m.serialize_entry("response", &ResponseApiForm(&a.response))?;
+        let no_logs: &[String] = &[];
+        m.serialize_entry("logs", if self.with_logs { &a.logs[..] } else { no_logs })?;
+        m.serialize_entry("version", &a.version)?;
+        m.serialize_entry("publish", &a.publish)?;
+        m.serialize_entry("annotations", &a.annotations)?;
+        m.end()
+    }
+}
+
+/// The API form of an activation's response: `{"result"?, "size"?, "status",
+/// "success"}`.
+struct ResponseApiForm<'a>(&'a ActivationResponse);
+
+impl Serialize for ResponseApiForm<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let r = self.0;
+        let mut m = s.serialize_map(None)?;
+        if let Some(result) = &r.result {
+            m.serialize_entry("result", result)?;
+        }
+        if let Some(size) = r.size {
+            m.serialize_entry("size", &size)?;
+        }
+        m.serialize_entry("status", r.status_code.status())?;
+        m.serialize_entry("success", &(r.status_code == StatusCode::Success))?;
+        m.end()
+    }
 }
 
 /// An activation record.
@@ -289,13 +337,16 @@ impl Activation {
 
     /// API form (`toExtendedJson`), with or without logs (blocking responses carry `[]`).
     pub fn to_api_json(&self, with_logs: bool) -> Value {
-        let mut m = self.common_fields();
-        if let Some(d) = self.duration() {
-            m.insert("duration".into(), d.into());
+        serde_json::to_value(self.api_form(with_logs)).unwrap_or(Value::Null)
+    }
+
+    /// The API form as something to serialise straight to bytes (no intermediate
+    /// `Value`, nothing copied): what an answer and the embedded store write.
+    pub fn api_form(&self, with_logs: bool) -> ApiForm<'_> {
+        ApiForm {
+            activation: self,
+            with_logs,
         }
-        m.insert("response".into(), self.response.to_api_json());
-        self.tail_fields(&mut m, with_logs);
-        Value::Object(m)
     }
 
     /// Stored CouchDB document form (§2.1): `_id = ns/id`, `entityType`, `updated`,
@@ -475,6 +526,40 @@ mod tests {
                 .unwrap_err()
                 .to_string(),
             "The activation id is not valid."
+        );
+    }
+
+    /// The API form, byte for byte: field order, optional fields, logs on request.
+    #[test]
+    fn the_api_form_is_serialised_in_openwhisks_order() {
+        let mut a = sample();
+        let text = serde_json::to_string(&a.api_form(true)).unwrap();
+        assert_eq!(
+            text,
+            concat!(
+                r#"{"namespace":"guest","name":"hello","subject":"guest","#,
+                r#""activationId":"3f1e2d4c5b6a4978a1b2c3d4e5f60718","#,
+                r#""start":1700000000000,"end":1700000000057,"duration":57,"#,
+                r#""response":{"result":{"payload":"Hello"},"size":19,"status":"success","success":true},"#,
+                r#""logs":["line"],"version":"0.0.1","publish":false,"#,
+                r#""annotations":[{"key":"path","value":"guest/hello"}]}"#
+            )
+        );
+        assert_eq!(text, serde_json::to_string(&a.to_api_json(true)).unwrap());
+        // Unknown end: neither end nor duration; a cause; an error's response; no logs.
+        a.end = 0;
+        a.cause = Some("0123456789abcdef0123456789abcdef".into());
+        a.response = ActivationResponse::error(StatusCode::ApplicationError, json!("no"), None);
+        assert_eq!(
+            serde_json::to_string(&a.api_form(false)).unwrap(),
+            concat!(
+                r#"{"namespace":"guest","name":"hello","subject":"guest","#,
+                r#""activationId":"3f1e2d4c5b6a4978a1b2c3d4e5f60718","#,
+                r#""start":1700000000000,"cause":"0123456789abcdef0123456789abcdef","#,
+                r#""response":{"result":{"error":"no"},"status":"application error","success":false},"#,
+                r#""logs":[],"version":"0.0.1","publish":false,"#,
+                r#""annotations":[{"key":"path","value":"guest/hello"}]}"#
+            )
         );
     }
 
