@@ -13,7 +13,8 @@
 //! - `lambda/build_and_sign_invoke`: the Invoke request for an ARN with a qualifier
 //!   and a 1 KB payload, signed with SigV4 (session token included) — what owl does
 //!   per invocation instead of the SDK's orchestrator;
-//! - `activation/to_store_text`: the record → the text the embedded store writes.
+//! - `activation/to_store_text`: the record → the text the embedded store writes,
+//!   straight from the record; `…_via_value` the same through a `serde_json::Value`.
 //!
 //! Run: `cargo bench --bench hot_path`.
 
@@ -169,7 +170,12 @@ fn activation(c: &mut Criterion) {
     c.bench_function("activation/to_json", |b| {
         b.iter(|| serde_json::to_vec(&black_box(&act).to_api_json(false)).unwrap())
     });
+    // What the store writes per record: straight from the record (`api_form`), and the
+    // way it was written before issue 17, through a `Value` (for comparison).
     c.bench_function("activation/to_store_text", |b| {
+        b.iter(|| serde_json::to_string(&black_box(&act).api_form(true)).unwrap())
+    });
+    c.bench_function("activation/to_store_text_via_value", |b| {
         b.iter(|| black_box(&act).to_api_json(true).to_string())
     });
 }

@@ -417,8 +417,11 @@ fn start_owl(
     name: &str,
     controller: &str,
     lambda: &str,
-) -> (Proc, String) {
+) -> (Proc, String, String) {
     let port = free_port();
+    // Each owl gets its own admin listener (readiness is there, not on the public
+    // port, and two owls cannot share the default one).
+    let admin_port = free_port();
     let data = dir.join(format!("{name}-data"));
     let policy = dir.join(format!("{name}.toml"));
     std::fs::write(
@@ -436,6 +439,7 @@ fn start_owl(
         .args(["serve", "--policy"])
         .arg(&policy)
         .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--admin-listen", &format!("127.0.0.1:{admin_port}")])
         .env("AWS_ACCESS_KEY_ID", "bench")
         .env("AWS_SECRET_ACCESS_KEY", "bench")
         .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
@@ -448,6 +452,7 @@ fn start_owl(
     (
         Proc { child, name: "owl" },
         format!("http://127.0.0.1:{port}/"),
+        format!("http://127.0.0.1:{admin_port}/"),
     )
 }
 
@@ -502,12 +507,12 @@ async fn parent(s: Settings, generator_core: Option<usize>) -> anyhow::Result<()
     };
     let (echo, lambda, controller) = (field("echo"), field("lambda"), field("controller"));
     let (mut bare, bare_url) = spawn_child("bare-proxy", gateway_core, &["bare-proxy", &echo]);
-    let (mut owl_proxy, owl_proxy_url) =
+    let (mut owl_proxy, owl_proxy_url, owl_proxy_admin) =
         start_owl(gateway_core, dir.path(), "owl-proxy", &echo, &lambda);
-    let (mut owl_lambda, owl_lambda_url) =
+    let (mut owl_lambda, owl_lambda_url, owl_lambda_admin) =
         start_owl(gateway_core, dir.path(), "owl-lambda", &controller, &lambda);
-    wait_ready(&format!("{owl_proxy_url}readyz"), "owl (proxy path)").await?;
-    wait_ready(&format!("{owl_lambda_url}readyz"), "owl (Lambda path)").await?;
+    wait_ready(&format!("{owl_proxy_admin}readyz"), "owl (proxy path)").await?;
+    wait_ready(&format!("{owl_lambda_admin}readyz"), "owl (Lambda path)").await?;
     let nginx = start_nginx(gateway_core, dir.path(), &echo);
     let mut notes = Vec::new();
     let mut levels = vec![
