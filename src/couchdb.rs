@@ -82,15 +82,7 @@ impl CouchDb {
         };
         let tls = crate::net::tls::client_config(cfg.ca_file.as_deref(), cfg.accept_invalid_certs)
             .map_err(|e| anyhow::anyhow!("[couchdb] {e}"))?;
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(Duration::from_secs(5)));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
+        let https = crate::net::tls::connector(tls, Duration::from_secs(5), None);
         Ok(Self {
             base: cfg.url.to_string().trim_end_matches('/').to_string(),
             authorization,

@@ -584,14 +584,7 @@ impl Jwks {
             anyhow::bail!("[auth.jwt]: `jwks_url` \"{url}\" is not an http(s) URL");
         }
         let tls = crate::net::tls::native_roots_client_config()?;
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(JWKS_FETCH_TIMEOUT));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
+        let https = crate::net::tls::connector(tls, JWKS_FETCH_TIMEOUT, None);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(1)

@@ -282,16 +282,8 @@ impl LambdaInvoker {
             .map(ToString::to_string)
             .ok_or_else(|| anyhow::anyhow!("no AWS region"))?;
         let endpoint = wire::resolve_endpoint(&conf).await?;
-        let mut connector = HttpConnector::new();
-        connector.enforce_http(false);
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(cfg.connect_timeout));
         let tls = owl_net::tls::native_roots_client_config()?;
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(connector);
+        let https = owl_net::tls::connector(tls, cfg.connect_timeout, None);
         let http = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .build(https);

@@ -98,3 +98,23 @@ impl ServerCertVerifier for AcceptAnyCertificate {
         self.0.signature_verification_algorithms.supported_schemes()
     }
 }
+
+/// The connector of owl's HTTP clients: `http://` and `https://` URLs alike (TLS with
+/// `tls`), HTTP/1.1, `TCP_NODELAY`, and a bound on connecting. Callers add what is
+/// theirs (keep-alive probes, pool sizes) to the connector or the client.
+pub fn connector(
+    tls: rustls::ClientConfig,
+    connect_timeout: std::time::Duration,
+    keepalive: Option<std::time::Duration>,
+) -> hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector> {
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(connect_timeout));
+    http.set_keepalive(keepalive);
+    hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http)
+}
