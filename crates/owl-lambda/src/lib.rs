@@ -359,9 +359,9 @@ impl LambdaInvoker {
                 // failure (a reset or timeout mid-exchange) may come after the
                 // request reached the function.
                 return Err(if is_connect_failure(&e) {
-                    LambdaError::Unreachable(describe(&e))
+                    LambdaError::Unreachable(owl_net::describe(&e))
                 } else {
-                    LambdaError::Indeterminate(describe(&e))
+                    LambdaError::Indeterminate(owl_net::describe(&e))
                 });
             }
         };
@@ -402,18 +402,4 @@ fn is_connect_failure(err: &(dyn StdError + 'static)) -> bool {
         cur = e.source();
     }
     false
-}
-
-fn describe(e: &(dyn StdError + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(inner) = src {
-        let t = inner.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        src = inner.source();
-    }
-    s
 }

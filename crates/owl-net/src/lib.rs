@@ -27,13 +27,18 @@ pub fn encode_segment(s: &str) -> String {
 }
 
 /// An error with its chain of sources (`a: b: c`): hyper's connection errors say
-/// what went wrong (a refused certificate, a reset) only in their sources.
+/// what went wrong (a refused certificate, a reset) only in their sources. A source
+/// whose text the description already holds (errors that repeat their cause) is not
+/// repeated.
 pub fn describe(e: &(dyn std::error::Error + 'static)) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
     while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
+        let t = inner.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
         src = inner.source();
     }
     s
@@ -59,5 +64,15 @@ mod tests {
         let e = Outer(std::io::Error::other("certificate unknown"));
         assert_eq!(e.to_string(), "client error");
         assert_eq!(describe(&e), "client error: certificate unknown");
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("connect failed: refused")]
+    struct Repeating(#[source] std::io::Error);
+
+    #[test]
+    fn describe_does_not_repeat_a_cause_already_said() {
+        let e = Repeating(std::io::Error::other("refused"));
+        assert_eq!(describe(&e), "connect failed: refused");
     }
 }
