@@ -127,7 +127,7 @@ async fn covered(
     req: Request<Body>,
     ctx: RequestContext,
     requested: ActionPath,
-    direct: Option<Route>,
+    direct: Option<Arc<Route>>,
 ) -> Response {
     let routes = &rt.policy.routes;
     let timings = ctx.timings.clone();
@@ -194,18 +194,17 @@ async fn covered(
     // Boxed: the Lambda path's state (the SDK call inside it) is tens of kilobytes;
     // inline, it would make every request's future that large, and each move of it (as
     // the server boxes and wraps it) a copy of that size — proxied requests included.
-    Box::pin(lambda_path(
+    let admitted = Admitted {
         gw,
         rt,
         route,
-        req,
         ctx,
         identity,
         path,
         known_metadata,
         slot,
-    ))
-    .await
+    };
+    Box::pin(lambda_path(admitted, req)).await
 }
 
 /// What can be decided before the caller is known: `None` sends the request to the
@@ -218,7 +217,7 @@ fn first_match<'r>(
     ns: &str,
     pkg: Option<&str>,
     action: &str,
-) -> Option<(ActionPath, Option<&'r Route>)> {
+) -> Option<(ActionPath, Option<&'r Arc<Route>>)> {
     // Nothing can match: the controller answers, with no identity work here.
     if !routes.may_cover_action_name(action) {
         return None;
@@ -249,7 +248,10 @@ fn first_match<'r>(
 }
 
 /// The route covering `path` (the `route` phase's span around the lookup).
-fn find_route<'r>(routes: &'r crate::policy::RoutingTable, path: &ActionPath) -> Option<&'r Route> {
+fn find_route<'r>(
+    routes: &'r crate::policy::RoutingTable,
+    path: &ActionPath,
+) -> Option<&'r Arc<Route>> {
     let _span = traces::start("route");
     routes.find(path)
 }
@@ -283,35 +285,138 @@ fn is_composition(m: &ActionMetadata) -> bool {
     m.kind == "sequence" || m.annotation_is_truthy("conductor", false)
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn lambda_path(
+/// An invocation admitted to the Lambda path: authenticated, covered by `route`, and
+/// holding its namespace's throttle slot.
+struct Admitted {
     gw: Arc<Gateway>,
     rt: Arc<Snapshot>,
-    route: Route,
-    req: Request<Body>,
+    /// The route covering the action as requested.
+    route: Arc<Route>,
     ctx: RequestContext,
     identity: Arc<Identity>,
+    /// The action as requested, its namespace resolved.
     path: ActionPath,
+    /// The action's metadata, when finding the route already looked it up.
     known_metadata: Option<Arc<ActionMetadata>>,
     slot: crate::limits::Slot,
-) -> Response {
-    let tid = &ctx.tid;
-    let metadata = match known_metadata {
+}
+
+/// Where a step leaves an invocation that does not go on to Lambda.
+#[derive(Debug)]
+enum Exit {
+    /// Answer with this error, in OpenWhisk's shape. The throttle slot is released and
+    /// its attempt stays counted, as OpenWhisk counts a request it refuses.
+    Answer(WhiskError),
+    /// The controller decides: the request goes there unchanged and the namespace's
+    /// throttle count is given back (the controller counts it itself: a request is
+    /// throttled once). The path is how the request is reported.
+    Controller(Path),
+}
+
+impl Admitted {
+    /// Leaves the Lambda path at `exit`; `request` is what the controller gets.
+    async fn leave(self, exit: Exit, request: Request<Body>) -> Response {
+        match exit {
+            Exit::Answer(e) => e.render(&self.ctx.tid),
+            Exit::Controller(path) => {
+                self.slot.refund();
+                self.ctx.timings.set_path(path);
+                proxy::forward(&self.rt.controller, request, &self.ctx).await
+            }
+        }
+    }
+}
+
+/// The Lambda path, step by step: the action's metadata ([`triage`]), the request
+/// validated as the controller validates it ([`validate`]), the route and function of
+/// the action where it lives ([`route_for`]), the job ([`Job::prepare`]) and its
+/// delivery, blocking or not ([`deliver`]). Each step either hands the next one what
+/// it needs or says where the invocation leaves ([`Exit`]).
+async fn lambda_path(inv: Admitted, req: Request<Body>) -> Response {
+    let tid = inv.ctx.tid.clone();
+    let metadata = match inv.known_metadata.clone() {
         Some(m) => Ok(m),
         None => {
-            ctx.timings
+            inv.ctx
+                .timings
                 .time(
                     Phase::Metadata,
-                    traces::start("metadata")
-                        .instrument(rt.directory.action(&identity, &path, tid)),
+                    traces::start("metadata").instrument(inv.rt.directory.action(
+                        &inv.identity,
+                        &inv.path,
+                        &tid,
+                    )),
                 )
                 .await
         }
     };
-    // Entitlement failures and a missing package come first; an action lookup failure
-    // in the default package is reported after the request has been validated, as the
-    // controller does (its package check precedes validation, its action fetch follows).
-    let metadata = match metadata {
+    let metadata = match triage(metadata, &inv.path) {
+        Ok(m) => m,
+        Err(exit) => return inv.leave(exit, req).await,
+    };
+    let valid = match validate(
+        req,
+        metadata,
+        inv.rt.policy.openwhisk,
+        inv.gw.settings().server.body_read_timeout,
+    )
+    .await
+    {
+        Ok(v) => v,
+        Err(e) => return e.render(&tid),
+    };
+    // A deprecated runtime is refused after the request is validated, as the
+    // controller's invokeAction does [OW core/controller/.../actions/
+    // PostActionActivation.scala:59-63].
+    let kind = &valid.metadata.kind;
+    if inv.rt.deprecated_kinds.contains(
+        &inv.rt.controller,
+        kind,
+        inv.rt.policy.controller.timeout.min(Duration::from_secs(2)),
+    ) {
+        return WhiskError::bad_request(messages::runtime_deprecated(kind)).render(&tid);
+    }
+    let route = route_for(
+        &inv.rt.policy.routes,
+        &inv.route,
+        &valid.metadata,
+        &inv.path,
+        draw,
+    );
+    let route = match route {
+        Ok(r) => r,
+        Err(exit) => {
+            let request = valid.replay.to_request();
+            return inv.leave(exit, request).await;
+        }
+    };
+    let function = match route.function.render(&valid.metadata.path) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!(%tid, route_line = route.line, error = %e, "route's function cannot be rendered for this action; sending it to the controller");
+            let request = valid.replay.to_request();
+            return inv.leave(Exit::Controller(Path::Fallback), request).await;
+        }
+    };
+    let (job, opts) = match Job::prepare(inv, valid, route, function) {
+        Ok(j) => j,
+        Err(e) => return e.render(&tid),
+    };
+    deliver(job, opts).await
+}
+
+/// The metadata lookup's answer, sorted as the controller sorts it: the action, a
+/// failure to report only after the request is validated, or an exit now.
+///
+/// Entitlement failures and a missing package come first; an action lookup failure in
+/// the default package is reported after the request has been validated, as the
+/// controller does (its package check precedes validation, its action fetch follows).
+/// Compositions are the controller's to run.
+fn triage(
+    looked_up: Result<Arc<ActionMetadata>, WhiskError>,
+    path: &ActionPath,
+) -> Result<Result<Arc<ActionMetadata>, WhiskError>, Exit> {
+    match looked_up {
         // The controller refused to show the action. With
         // `whisk.shared-packages-execute-only = true` it refuses the metadata GET of
         // any action outside the caller's namespace that it would still run [OW
@@ -322,12 +427,10 @@ async fn lambda_path(
             if e.status == http::StatusCode::FORBIDDEN
                 && e.origin == crate::error::Origin::Controller =>
         {
-            slot.refund();
-            ctx.timings.set_path(Path::Proxy);
-            return proxy::forward(&rt.controller, req, &ctx).await;
+            Err(Exit::Controller(Path::Proxy))
         }
-        // Whoever decided the 404 (the controller, or owl from CouchDB or a file),
-        // it comes after validation; owl's own lookup failures come at once.
+        // Whoever decided the 404 (the controller, or owl from CouchDB or a file), it
+        // comes after validation; owl's own lookup failures come at once.
         Err(e)
             if path.package.is_some()
                 || e.is_unauthorized()
@@ -335,150 +438,85 @@ async fn lambda_path(
                 || (e.origin != crate::error::Origin::Controller
                     && e.status != http::StatusCode::NOT_FOUND) =>
         {
-            return e.render(tid);
+            Err(Exit::Answer(e))
         }
-        other => other,
-    };
-    // From here, a request that ends on the controller gives its throttle count back:
-    // the controller counts it itself (a request is throttled once).
-    if let Ok(m) = &metadata
-        && is_composition(m)
-    {
-        slot.refund();
-        ctx.timings.set_path(Path::Proxy);
-        return proxy::forward(&rt.controller, req, &ctx).await;
+        Ok(m) if is_composition(&m) => Err(Exit::Controller(Path::Proxy)),
+        other => Ok(other),
     }
+}
+
+/// A request validated as the controller validates an invocation.
+#[derive(Debug)]
+struct Validated {
+    metadata: Arc<ActionMetadata>,
+    opts: request::InvokeOptions,
+    /// The action's parameters merged with the request's.
+    params: serde_json::Map<String, Value>,
+    replay: ReplayableRequest,
+}
+
+/// Reads and validates the request in the controller's order: the whole entity made
+/// strict first (413 by declared or counted length), then the query, the content
+/// type and the body; then a lookup failure held back by [`triage`]; then the
+/// parameters merged, where overriding a `final` one is a 400.
+async fn validate(
+    req: Request<Body>,
+    metadata: Result<Arc<ActionMetadata>, WhiskError>,
+    deployment: crate::whisk::Deployment,
+    read_timeout: Duration,
+) -> Result<Validated, WhiskError> {
     let (parts, body) = req.into_parts();
-    // The controller makes the whole entity strict before it validates anything, so the
-    // 413 (by declared or counted length) precedes query and content-type errors.
-    let deployment = rt.policy.openwhisk;
-    if let Err(e) = request::check_declared_length(&parts.headers, deployment.payload_max) {
-        return e.render(tid);
-    }
-    let bytes = match request::read_body(
-        body,
-        deployment.payload_max,
-        gw.settings().server.body_read_timeout,
-    )
-    .await
-    {
-        Ok(b) => b,
-        Err(e) => return e.render(tid),
-    };
-    let opts = match request::parse_query_with(parts.uri.query(), deployment.max_blocking_wait_ms) {
-        Ok(o) => o,
-        Err(e) => return e.render(tid),
-    };
-    if let Err(e) = request::check_content_type(&parts.headers) {
-        return e.render(tid);
-    }
-    let body_params = match request::parse_body(&bytes) {
-        Ok(p) => p,
-        Err(e) => return e.render(tid),
-    };
-    let metadata = match metadata {
-        Ok(m) => m,
-        Err(e) => return e.render(tid),
-    };
-    let merged = match params::merge(&metadata, body_params) {
-        Ok(m) => m,
-        Err(_) => return WhiskError::bad_request(messages::PARAMS_NOT_ALLOWED).render(tid),
-    };
-    // A deprecated runtime is refused after the request is validated, as the
-    // controller's invokeAction does [OW core/controller/.../actions/
-    // PostActionActivation.scala:59-63].
-    if rt.deprecated_kinds.contains(
-        &rt.controller,
-        &metadata.kind,
-        rt.policy.controller.timeout.min(Duration::from_secs(2)),
-    ) {
-        return WhiskError::bad_request(messages::runtime_deprecated(&metadata.kind)).render(tid);
-    }
-    let replay = ReplayableRequest {
-        method: parts.method,
-        uri: parts.uri,
-        headers: parts.headers,
-        body: bytes,
-    };
-    // The function is always the resolved action's. A route that matched the path as
-    // requested may have matched a binding's own path (`guest/*/*` for a binding
-    // `guest/b` of `/alice/pub`): the route that decides is the one covering the
-    // action where it lives, else the controller runs it.
-    let route = if metadata.path == path {
-        route
-    } else {
-        match rt.policy.routes.find(&metadata.path) {
-            Some(r) if r.index == route.index || r.takes(draw()) => r.clone(),
-            _ => {
-                slot.refund();
-                ctx.timings.set_path(Path::Proxy);
-                return proxy::forward(&rt.controller, replay.to_request(), &ctx).await;
-            }
-        }
-    };
-    let function = match route.function.render(&metadata.path) {
-        Ok(f) => f,
-        Err(e) => {
-            tracing::warn!(%tid, route_line = route.line, error = %e, "route's function cannot be rendered for this action; sending it to the controller");
-            slot.refund();
-            ctx.timings.set_path(Path::Fallback);
-            return proxy::forward(&rt.controller, replay.to_request(), &ctx).await;
-        }
-    };
-
-    let activation_id = ActivationId::generate();
-    let limit_ms = route
-        .timeout
-        .map_or(metadata.limits.timeout_ms, |d| d.as_millis() as u64);
-    let api_key = metadata
-        .provides_api_key()
-        .then(|| identity.key.as_ref().map(|k| k.api_key()))
-        .flatten();
-    let env = envelope::ActivationContext {
-        namespace: &identity.namespace,
-        action_name: metadata.path.qualified_name_with_leading_slash(),
-        action_version: &metadata.version,
-        activation_id: activation_id.as_str(),
-        transaction_id: tid.as_str(),
-        deadline_ms: epoch_ms(SystemTime::now()) + limit_ms as i64,
-        api_key,
-        api_host: rt.policy.controller.api_host.as_deref(),
-    };
-    // The owl runtime returns the activation's whole log when asked (issue 15 §15).
-    let logs = lambda::logs::LogRequest::for_action(
-        &metadata.limits.json,
-        route.payload,
-        rt.policy.lambda.log_tail,
-    );
-    let payload = envelope::build_for(route.payload, merged, &env, &logs);
-    // OpenWhisk bounds the activation message by Kafka's record limit (payload limit +
-    // serialisation overhead); Lambda's own limit (6 MB) is looser.
-    if payload.len() > rt.policy.openwhisk.payload_max as usize + request::MESSAGE_OVERHEAD {
-        return WhiskError::entity_too_large().render(tid);
-    }
-    let binding = (metadata.path != path).then(|| path.entity_namespace());
-    let job = Job {
-        rt: rt.clone(),
-        recorder: gw.recorder().clone(),
-        request: InvokeRequest {
-            function,
-            qualifier: route.qualifier.clone(),
-            payload,
-        },
-        limit_ms,
-        logs,
-        activation_id: activation_id.clone(),
-        identity: identity.clone(),
+    request::check_declared_length(&parts.headers, deployment.payload_max)?;
+    let bytes = request::read_body(body, deployment.payload_max, read_timeout).await?;
+    let opts = request::parse_query_with(parts.uri.query(), deployment.max_blocking_wait_ms)?;
+    request::check_content_type(&parts.headers)?;
+    let body_params = request::parse_body(&bytes)?;
+    let metadata = metadata?;
+    let params = params::merge(&metadata, body_params)
+        .map_err(|_| WhiskError::bad_request(messages::PARAMS_NOT_ALLOWED))?;
+    Ok(Validated {
         metadata,
-        binding,
-        route_fallback: route.fallback,
-        route_pattern: route.pattern.to_string(),
-        replay: Arc::new(replay),
-        ctx: ctx.clone(),
-        gw: gw.clone(),
-        slot,
-    };
+        opts,
+        params,
+        replay: ReplayableRequest {
+            method: parts.method,
+            uri: parts.uri,
+            headers: parts.headers,
+            body: bytes,
+        },
+    })
+}
 
+/// The route that decides for the action where it lives.
+///
+/// The function is always the resolved action's. A route that matched the path as
+/// requested may have matched a binding's own path (`guest/*/*` for a binding
+/// `guest/b` of `/alice/pub`): the route covering the action where it lives decides
+/// (drawing its own weight unless it is the same route), else the controller runs it.
+fn route_for(
+    routes: &crate::policy::RoutingTable,
+    requested: &Arc<Route>,
+    metadata: &ActionMetadata,
+    path: &ActionPath,
+    draw: impl FnOnce() -> f64,
+) -> Result<Arc<Route>, Exit> {
+    if metadata.path == *path {
+        return Ok(requested.clone());
+    }
+    match routes.find(&metadata.path) {
+        Some(r) if r.index == requested.index || r.takes(draw()) => Ok(r.clone()),
+        _ => Err(Exit::Controller(Path::Proxy)),
+    }
+}
+
+/// Runs the job: non-blocking, journaled and answered 202 at once; blocking, answered
+/// with its outcome, or 202 when the wait expires first. Either way the job runs in
+/// its own task and is finished by whoever holds its outcome last.
+async fn deliver(job: Job, opts: request::InvokeOptions) -> Response {
+    let gw = job.gw.clone();
+    let ctx = job.ctx.clone();
+    let tid = &ctx.tid;
+    let activation_id = job.activation_id.clone();
     // Every invocation holds a slot while it runs on Lambda, so invocations whose
     // clients stopped waiting cannot pile up.
     let permit =
@@ -585,34 +623,7 @@ async fn lambda_path(
         Outcome::Done { activation, .. } | Outcome::Recorded(activation) => {
             response::completed(&activation, opts.result, tid)
         }
-        Outcome::Fallback(f) => {
-            let FallbackJob {
-                slot,
-                rt,
-                replay,
-                ctx,
-                error,
-                ..
-            } = *f;
-            // The controller counts it (throttled once).
-            if let Some(slot) = slot {
-                slot.refund();
-            }
-            tracing::info!(tid = %ctx.tid, reason = %error, "Lambda unavailable; invocation sent to the controller");
-            ctx.timings.set_path(Path::Fallback);
-            // In its own task: a client that disconnects now must not cancel the only
-            // attempt to run the invocation.
-            let span = ctx.span.clone();
-            let forward = tokio::spawn(traces::scope(
-                traces::current(),
-                async move { proxy::forward(&rt.controller, replay.to_request(), &ctx).await }
-                    .instrument(span),
-            ));
-            match forward.await {
-                Ok(resp) => resp,
-                Err(_) => WhiskError::internal().render(tid),
-            }
-        }
+        Outcome::Fallback(f) => (*f).answer().await,
         Outcome::Refused { error, tid, .. } => refusal(&error).render(&tid),
     }
 }
@@ -644,8 +655,8 @@ struct Job {
     identity: Arc<Identity>,
     metadata: Arc<ActionMetadata>,
     binding: Option<String>,
-    route_fallback: Fallback,
-    route_pattern: String,
+    /// The route that decided (its fallback, retries' labels).
+    route: Arc<Route>,
     replay: Arc<ReplayableRequest>,
     ctx: RequestContext,
     gw: Arc<Gateway>,
@@ -780,6 +791,38 @@ impl Drop for Delivered {
 }
 
 impl FallbackJob {
+    /// Hands the invocation to the controller for the client still waiting, and
+    /// answers with whatever the controller answers.
+    async fn answer(self) -> Response {
+        let FallbackJob {
+            slot,
+            rt,
+            replay,
+            ctx,
+            error,
+            ..
+        } = self;
+        // The controller counts it (throttled once).
+        if let Some(slot) = slot {
+            slot.refund();
+        }
+        tracing::info!(tid = %ctx.tid, reason = %error, "Lambda unavailable; invocation sent to the controller");
+        ctx.timings.set_path(Path::Fallback);
+        let tid = ctx.tid.clone();
+        // In its own task: a client that disconnects now must not cancel the only
+        // attempt to run the invocation.
+        let span = ctx.span.clone();
+        let forward = tokio::spawn(traces::scope(
+            traces::current(),
+            async move { proxy::forward(&rt.controller, replay.to_request(), &ctx).await }
+                .instrument(span),
+        ));
+        match forward.await {
+            Ok(resp) => resp,
+            Err(_) => WhiskError::internal().render(&tid),
+        }
+    }
+
     /// Sends the invocation to the controller and waits for its activation, then
     /// records it under owl's activation id (the one the client holds), annotated with
     /// the controller's id.
@@ -920,6 +963,83 @@ impl FallbackJob {
 }
 
 impl Job {
+    /// The job for a validated invocation of `function` under `route`: the payload in
+    /// the route's shape, within OpenWhisk's message limit (else 413).
+    fn prepare(
+        inv: Admitted,
+        valid: Validated,
+        route: Arc<Route>,
+        function: String,
+    ) -> Result<(Job, request::InvokeOptions), WhiskError> {
+        let Admitted {
+            gw,
+            rt,
+            ctx,
+            identity,
+            path,
+            slot,
+            ..
+        } = inv;
+        let Validated {
+            metadata,
+            opts,
+            params,
+            replay,
+        } = valid;
+        let activation_id = ActivationId::generate();
+        let limit_ms = route
+            .timeout
+            .map_or(metadata.limits.timeout_ms, |d| d.as_millis() as u64);
+        let api_key = metadata
+            .provides_api_key()
+            .then(|| identity.key.as_ref().map(|k| k.api_key()))
+            .flatten();
+        let env = envelope::ActivationContext {
+            namespace: &identity.namespace,
+            action_name: metadata.path.qualified_name_with_leading_slash(),
+            action_version: &metadata.version,
+            activation_id: activation_id.as_str(),
+            transaction_id: ctx.tid.as_str(),
+            deadline_ms: epoch_ms(SystemTime::now()) + limit_ms as i64,
+            api_key,
+            api_host: rt.policy.controller.api_host.as_deref(),
+        };
+        // The owl runtime returns the activation's whole log when asked (issue 15 §15).
+        let logs = lambda::logs::LogRequest::for_action(
+            &metadata.limits.json,
+            route.payload,
+            rt.policy.lambda.log_tail,
+        );
+        let payload = envelope::build_for(route.payload, params, &env, &logs);
+        // OpenWhisk bounds the activation message by Kafka's record limit (payload
+        // limit + serialisation overhead); Lambda's own limit (6 MB) is looser.
+        if payload.len() > rt.policy.openwhisk.payload_max as usize + request::MESSAGE_OVERHEAD {
+            return Err(WhiskError::entity_too_large());
+        }
+        let binding = (metadata.path != path).then(|| path.entity_namespace());
+        let job = Job {
+            recorder: gw.recorder().clone(),
+            request: InvokeRequest {
+                function,
+                qualifier: route.qualifier.clone(),
+                payload,
+            },
+            limit_ms,
+            logs,
+            activation_id,
+            identity,
+            metadata,
+            binding,
+            route,
+            replay: Arc::new(replay),
+            rt,
+            ctx,
+            gw,
+            slot,
+        };
+        Ok((job, opts))
+    }
+
     async fn run(self) -> Outcome {
         let call_start_wall = SystemTime::now();
         let call_start = Instant::now();
@@ -954,7 +1074,7 @@ impl Job {
             }
             Ok(Err(error)) if error.ran() == Ran::No => {
                 tracing::warn!(tid = %self.ctx.tid, function = %self.request.function, kind = error.kind(), %error, "Lambda did not run the invocation");
-                if self.route_fallback == Fallback::Controller
+                if self.route.fallback == Fallback::Controller
                     && !matches!(error, LambdaError::TooLarge)
                 {
                     let skeleton = Box::new(self.skeleton());
@@ -1039,7 +1159,7 @@ impl Job {
         if span.recording() {
             span.set("faas.invoked_provider", "aws");
             span.set("faas.invoked_name", self.request.function.clone());
-            span.set("owl.route", self.route_pattern.clone());
+            span.set("owl.route", self.route.label.to_string());
         }
         let started = Instant::now();
         let (result, attempts) = traces::scope(span.current(), self.call_with_retries()).await;
@@ -1082,7 +1202,7 @@ impl Job {
             metrics
                 .lambda_call_duration
                 .get_or_create(&crate::telemetry::RouteLabels {
-                    route: self.route_pattern.clone(),
+                    route: self.route.label.clone(),
                 })
                 .observe(call_started.elapsed().as_secs_f64());
             attempt += 1;
@@ -1098,7 +1218,7 @@ impl Job {
             );
             self.gw.breakers().record(
                 function,
-                &self.route_pattern,
+                &self.route.label,
                 lambda_failed,
                 cfg.breaker_failures,
                 cfg.breaker_cooldown,
@@ -1127,7 +1247,7 @@ impl Job {
         metrics
             .lambda_errors
             .get_or_create(&crate::telemetry::LambdaErrorLabels {
-                route: self.route_pattern.clone(),
+                route: self.route.label.clone(),
                 reason: e.kind(),
             })
             .inc();
@@ -1135,7 +1255,7 @@ impl Job {
             metrics
                 .lambda_throttles
                 .get_or_create(&crate::telemetry::LambdaThrottleLabels {
-                    route: self.route_pattern.clone(),
+                    route: self.route.label.clone(),
                     reason: reason.clone(),
                 })
                 .inc();
@@ -1227,5 +1347,316 @@ impl Job {
             publish: false,
             annotations,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Origin;
+    use crate::policy::PayloadMode;
+    use crate::policy::RoutingTable;
+    use crate::policy::route::{ActionPattern, FunctionTemplate};
+    use serde_json::json;
+
+    fn path(s: &str) -> ActionPath {
+        ActionPath::parse(s).unwrap()
+    }
+
+    fn action(namespace: &str, name: &str, extra: Value) -> Arc<ActionMetadata> {
+        let mut doc = json!({
+            "namespace": namespace,
+            "name": name,
+            "version": "0.0.1",
+            "exec": {"kind": "nodejs:20"},
+            "limits": {"timeout": 60000, "memory": 256, "logs": 10},
+            "parameters": [],
+            "annotations": [],
+        });
+        if let (Some(d), Some(e)) = (doc.as_object_mut(), extra.as_object()) {
+            d.extend(e.clone());
+        }
+        Arc::new(ActionMetadata::from_json(&doc).expect("action JSON"))
+    }
+
+    fn from_controller(status: http::StatusCode) -> WhiskError {
+        WhiskError::from_controller(
+            status,
+            &HeaderMap::new(),
+            Bytes::from_static(br#"{"error":"x","code":"t"}"#),
+        )
+    }
+
+    fn exit(r: Result<Result<Arc<ActionMetadata>, WhiskError>, Exit>) -> String {
+        match r {
+            Ok(Ok(_)) => "found".into(),
+            Ok(Err(e)) => format!("later {}", e.status.as_u16()),
+            Err(Exit::Answer(e)) => format!("answer {}", e.status.as_u16()),
+            Err(Exit::Controller(p)) => format!("controller {}", p.label()),
+        }
+    }
+
+    /// The controller's order of lookup failures [OW core/controller/.../Actions.scala:
+    /// 279-300 `invoke`: the package is fetched (and entitlement checked) before the
+    /// request is validated; the action in the default package after].
+    #[test]
+    fn triage_sorts_lookup_answers_as_the_controller_does() {
+        let plain = path("guest/a");
+        let packaged = path("guest/p/a");
+        let found = action("guest", "a", json!({}));
+        assert_eq!(exit(triage(Ok(found.clone()), &plain)), "found");
+        // The controller's 403 on a metadata GET: it decides (execute-only packages).
+        assert_eq!(
+            exit(triage(
+                Err(from_controller(http::StatusCode::FORBIDDEN)),
+                &plain
+            )),
+            "controller proxy"
+        );
+        // owl's own 403 (an identity without rights) is answered.
+        assert_eq!(
+            exit(triage(Err(WhiskError::forbidden("guest/a")), &plain)),
+            "answer 403"
+        );
+        assert_eq!(
+            exit(triage(Err(WhiskError::auth_invalid()), &plain)),
+            "answer 401"
+        );
+        // A missing action in the default package is reported after validation…
+        assert_eq!(
+            exit(triage(
+                Err(from_controller(http::StatusCode::NOT_FOUND)),
+                &plain
+            )),
+            "later 404"
+        );
+        assert_eq!(
+            exit(triage(Err(WhiskError::not_found()), &plain)),
+            "later 404"
+        );
+        // …a missing package (or action in one) at once.
+        assert_eq!(
+            exit(triage(Err(WhiskError::not_found()), &packaged)),
+            "answer 404"
+        );
+        // owl's own failures (metadata source down) at once.
+        assert_eq!(
+            exit(triage(
+                Err(WhiskError::service_unavailable(Origin::Internal, None)),
+                &plain
+            )),
+            "answer 503"
+        );
+        // The controller's other failures, like its 404, after validation.
+        assert_eq!(
+            exit(triage(
+                Err(from_controller(http::StatusCode::BAD_GATEWAY)),
+                &plain
+            )),
+            "later 502"
+        );
+        // Compositions are the controller's.
+        let sequence = action(
+            "guest",
+            "s",
+            json!({"exec": {"kind": "sequence", "components": ["/guest/a"]}}),
+        );
+        assert_eq!(exit(triage(Ok(sequence), &plain)), "controller proxy");
+        let conductor = action(
+            "guest",
+            "c",
+            json!({"annotations": [{"key": "conductor", "value": true}]}),
+        );
+        assert_eq!(exit(triage(Ok(conductor), &plain)), "controller proxy");
+    }
+
+    fn post(uri: &str, headers: &[(&str, &str)], body: &'static str) -> Request<Body> {
+        let mut b = Request::builder().method(Method::POST).uri(uri);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(Body::from(body)).unwrap()
+    }
+
+    async fn validated(
+        req: Request<Body>,
+        metadata: Result<Arc<ActionMetadata>, WhiskError>,
+    ) -> Result<Validated, String> {
+        let deployment = crate::whisk::Deployment {
+            payload_max: 64,
+            ..Default::default()
+        };
+        validate(req, metadata, deployment, Duration::from_secs(5))
+            .await
+            .map_err(|e| format!("{} {}", e.status.as_u16(), e.message))
+    }
+
+    /// Validation in the controller's order [OW core/controller/.../Actions.scala:279
+    /// `entity(as[Option[JsObject]])` after the strict entity; reference §1.2]: size,
+    /// query, content type, body, then a held-back lookup failure, then `final`
+    /// parameters.
+    #[tokio::test]
+    async fn validate_checks_in_the_controllers_order() {
+        let found = || {
+            Ok(action(
+                "guest",
+                "a",
+                json!({"parameters": [{"key": "fixed", "value": 1}], "annotations": [{"key": "final", "value": true}]}),
+            ))
+        };
+        let missing = || Err(WhiskError::not_found());
+        let uri = "/api/v1/namespaces/guest/actions/a";
+        // 413 by declared length comes before a malformed query.
+        let big = post(
+            &format!("{uri}?blocking=maybe"),
+            &[("content-length", "65")],
+            "",
+        );
+        assert!(
+            validated(big, found())
+                .await
+                .unwrap_err()
+                .starts_with("413 "),
+        );
+        // A malformed query before a wrong content type.
+        let r = post(
+            &format!("{uri}?blocking=maybe"),
+            &[("content-type", "text/plain")],
+            "x",
+        );
+        assert!(
+            validated(r, found())
+                .await
+                .unwrap_err()
+                .starts_with("400 The query parameter 'blocking'")
+        );
+        // A wrong content type before a malformed body.
+        let r = post(uri, &[("content-type", "text/plain")], "{nope");
+        assert!(validated(r, found()).await.unwrap_err().starts_with("415 "));
+        // A malformed body before the missing action.
+        let r = post(uri, &[("content-type", "application/json")], "[1]");
+        assert_eq!(
+            validated(r, missing()).await.unwrap_err(),
+            "400 The request content was malformed:\nJSON object expected"
+        );
+        // A valid request for a missing action: the held-back 404.
+        let r = post(uri, &[("content-type", "application/json")], "{}");
+        assert!(
+            validated(r, missing())
+                .await
+                .unwrap_err()
+                .starts_with("404 ")
+        );
+        // Overriding a final parameter.
+        let r = post(
+            uri,
+            &[("content-type", "application/json")],
+            r#"{"fixed":2}"#,
+        );
+        assert_eq!(
+            validated(r, found()).await.unwrap_err(),
+            format!("400 {}", messages::PARAMS_NOT_ALLOWED)
+        );
+        // A good one: options, merged parameters, the request kept for a replay.
+        let r = post(
+            &format!("{uri}?blocking=true&result=true"),
+            &[("content-type", "application/json")],
+            r#"{"name":"owl"}"#,
+        );
+        let v = validated(r, found()).await.unwrap();
+        assert!(v.opts.blocking && v.opts.result);
+        assert_eq!(v.params["name"], "owl");
+        assert_eq!(v.params["fixed"], 1);
+        assert_eq!(v.replay.body, Bytes::from_static(br#"{"name":"owl"}"#));
+        assert_eq!(
+            v.replay.to_request().uri().query(),
+            Some("blocking=true&result=true")
+        );
+    }
+
+    fn table(routes: &[(&str, f64)]) -> RoutingTable {
+        RoutingTable::new(
+            routes
+                .iter()
+                .enumerate()
+                .map(|(i, (pattern, weight))| {
+                    let pattern = ActionPattern::parse(pattern).unwrap();
+                    Route {
+                        index: i,
+                        line: i + 1,
+                        label: pattern.to_string().into(),
+                        pattern,
+                        function: FunctionTemplate::parse("f-{action}", false).unwrap(),
+                        qualifier: None,
+                        weight: *weight,
+                        timeout: None,
+                        fallback: Fallback::Controller,
+                        payload: PayloadMode::OpenWhisk,
+                    }
+                })
+                .collect(),
+        )
+    }
+
+    fn routed(r: Result<Arc<Route>, Exit>) -> String {
+        match r {
+            Ok(r) => format!("route {}", r.label),
+            Err(Exit::Controller(p)) => format!("controller {}", p.label()),
+            Err(Exit::Answer(e)) => format!("answer {}", e.status.as_u16()),
+        }
+    }
+
+    /// The route of the action where it lives decides: a binding's own route does not
+    /// run another namespace's action on its function.
+    #[test]
+    fn route_for_follows_the_action_where_it_lives() {
+        let t = table(&[
+            ("guest/*/*", 100.0),
+            ("alice/pub/*", 100.0),
+            ("bob/*/*", 0.0),
+        ]);
+        let guest_route = t.find(&path("guest/b/a")).unwrap().clone();
+        let never = || -> f64 { panic!("no draw when the route is the requested one") };
+        // Not a binding: the requested route, no second draw.
+        let own = action("guest/b", "a", json!({}));
+        assert_eq!(
+            routed(route_for(&t, &guest_route, &own, &path("guest/b/a"), never)),
+            "route guest/*/*"
+        );
+        // A binding of alice/pub: alice's route decides.
+        let bound = action("alice/pub", "a", json!({}));
+        assert_eq!(
+            routed(route_for(
+                &t,
+                &guest_route,
+                &bound,
+                &path("guest/b/a"),
+                || 50.0
+            )),
+            "route alice/pub/*"
+        );
+        // A binding of a package no route covers, or whose route draws the controller.
+        let uncovered = action("carol/pub", "a", json!({}));
+        assert_eq!(
+            routed(route_for(
+                &t,
+                &guest_route,
+                &uncovered,
+                &path("guest/b/a"),
+                || 50.0
+            )),
+            "controller proxy"
+        );
+        let weighed_out = action("bob/pub", "a", json!({}));
+        assert_eq!(
+            routed(route_for(
+                &t,
+                &guest_route,
+                &weighed_out,
+                &path("guest/b/a"),
+                || 50.0
+            )),
+            "controller proxy"
+        );
     }
 }

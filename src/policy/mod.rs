@@ -1597,10 +1597,12 @@ fn compile_route(
         _ => PayloadMode::OpenWhisk,
     };
     let (line, _) = diagnostics::line_col(text, r.span().start);
+    let pattern = pattern?;
     Some(Route {
         index,
         line,
-        pattern: pattern?,
+        label: pattern.to_string().into(),
+        pattern,
         function: function?,
         qualifier,
         weight,

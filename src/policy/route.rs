@@ -3,6 +3,7 @@
 use crate::lambda::PayloadMode;
 use crate::whisk::names::{ActionPath, validate_segment};
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// One segment of an action pattern.
@@ -678,6 +679,9 @@ pub struct Route {
     pub line: usize,
     /// Which actions the route covers.
     pub pattern: ActionPattern,
+    /// The pattern as written (`guest/*`): the route's name in metrics, logs and
+    /// traces, made once.
+    pub label: Arc<str>,
     /// The function to call.
     pub function: FunctionTemplate,
     /// Version or alias.

@@ -5,13 +5,16 @@
 use super::route::{ActionPattern, Route, Segment};
 use crate::whisk::names::ActionPath;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 /// Immutable, compiled routes.
 #[derive(Debug, Default)]
 pub struct RoutingTable {
-    routes: Vec<Route>,
-    /// Fully literal patterns, keyed by their path string; first route wins.
-    exact: HashMap<String, usize>,
+    /// Shared: an invocation holds its route by reference count, not by copy.
+    routes: Vec<Arc<Route>>,
+    /// Fully literal patterns, by action name, in file order (looked up by the
+    /// request's own action name: no key is built per request).
+    exact: HashMap<String, Vec<usize>>,
     /// Routes with wildcards, bucketed by literal namespace, in file order.
     wildcard_by_namespace: HashMap<String, Vec<usize>>,
     /// Routes with a `*` namespace and a literal action, by action name, in file order.
@@ -38,7 +41,9 @@ impl RoutingTable {
                 Segment::Any => t.any_action_wildcard = true,
             }
             if r.pattern.is_literal() {
-                t.exact.entry(r.pattern.to_string()).or_insert(i);
+                if let Segment::Literal(a) = &r.pattern.action {
+                    t.exact.entry(a.clone()).or_default().push(i);
+                }
             } else {
                 match &r.pattern.namespace {
                     Segment::Literal(ns) => t
@@ -62,12 +67,12 @@ impl RoutingTable {
                 }
             }
         }
-        t.routes = routes;
+        t.routes = routes.into_iter().map(Arc::new).collect();
         t
     }
 
     /// All routes in file order.
-    pub fn routes(&self) -> &[Route] {
+    pub fn routes(&self) -> &[Arc<Route>] {
         &self.routes
     }
 
@@ -93,8 +98,8 @@ impl RoutingTable {
     /// could cover the path (by namespace, or for `*` namespaces by action or package
     /// name); each bucket is in file order and its scan stops at the best index so far,
     /// so the cost does not grow with the size of the table.
-    pub fn find(&self, path: &ActionPath) -> Option<&Route> {
-        let mut best = self.exact.get(&path.to_path_string()).copied();
+    pub fn find(&self, path: &ActionPath) -> Option<&Arc<Route>> {
+        let mut best = None;
         let scan = |candidates: &[usize], best: &mut Option<usize>| {
             for &i in candidates {
                 if best.is_some_and(|b| i >= b) {
@@ -106,6 +111,9 @@ impl RoutingTable {
                 }
             }
         };
+        if let Some(c) = self.exact.get(&path.action) {
+            scan(c, &mut best);
+        }
         if let Some(c) = self.wildcard_by_namespace.get(&path.namespace) {
             scan(c, &mut best);
         }
@@ -138,7 +146,7 @@ impl RoutingTable {
         let mut out = Vec::new();
         for r in &self.routes {
             if let Some(first) = seen.get(&r.pattern) {
-                out.push((r, *first));
+                out.push((r.as_ref(), *first));
             } else {
                 seen.insert(&r.pattern, r);
             }
@@ -159,6 +167,7 @@ mod tests {
             index: i,
             line: i + 1,
             function: FunctionTemplate::parse("f", false).unwrap(),
+            label: pattern.to_string().into(),
             pattern,
             qualifier: None,
             weight: 100.0,

@@ -8,6 +8,7 @@
 //! (namespace, initiator, action) are capped at [`MAX_ACTION_SERIES`], beyond which
 //! actions are counted under `action="_other"`.
 
+use arc_swap::ArcSwap;
 use owl_whisk::Activation;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder};
 use prometheus_client::metrics::counter::Counter;
@@ -17,8 +18,9 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets, line
 use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 use serde_json::Value;
-use std::collections::HashSet;
-use std::sync::Mutex;
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 /// Most distinct (namespace, initiator, action) label sets in the `openwhisk_action_*`
@@ -123,15 +125,15 @@ pub(crate) struct PathLabels {
 /// Label naming a route by its action pattern.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
-    /// The route's action pattern, e.g. `guest/*`.
-    pub route: String,
+    /// The route's action pattern, e.g. `guest/*` (shared: labelling allocates nothing).
+    pub route: Arc<str>,
 }
 
 /// Labels of Lambda failures.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct LambdaErrorLabels {
     /// The route's action pattern.
-    pub route: String,
+    pub route: Arc<str>,
     /// What failed (`throttled`, `unreachable`, … see `LambdaError::kind`).
     pub reason: &'static str,
 }
@@ -140,7 +142,7 @@ pub struct LambdaErrorLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct LambdaThrottleLabels {
     /// The route's action pattern.
-    pub route: String,
+    pub route: Arc<str>,
     /// Lambda's `Reason` (e.g. `ConcurrentInvocationLimitExceeded`).
     pub reason: String,
 }
@@ -194,7 +196,7 @@ pub(crate) struct StatusCodeLabels {
     /// The action's name within its namespace.
     pub action: String,
     /// The `statusCode` the action put in its result (or its `error`).
-    pub status_code: String,
+    pub status_code: &'static str,
 }
 
 /// OpenWhisk user-events label of the limit counters.
@@ -219,7 +221,12 @@ pub struct OpenWhiskMetrics {
     pub limit_concurrent: Family<NamespaceLabels, Counter>,
     /// `openwhisk_action_limit_timed_total{namespace}`.
     pub limit_timed: Family<NamespaceLabels, Counter>,
-    series: Mutex<HashSet<(String, String, String)>>,
+    /// Each series' handles, read without a lock.
+    series: ArcSwap<SeriesMap>,
+    /// The (namespace, initiator, action) triples with a series of their own; held
+    /// while a new series is built.
+    admitted: Mutex<HashSet<(String, String, String)>>,
+    hasher: RandomState,
 }
 
 impl OpenWhiskMetrics {
@@ -236,7 +243,9 @@ impl OpenWhiskMetrics {
             memory: Family::default(),
             limit_concurrent: Family::default(),
             limit_timed: Family::default(),
-            series: Mutex::new(HashSet::new()),
+            series: ArcSwap::default(),
+            admitted: Mutex::new(HashSet::new()),
+            hasher: RandomState::new(),
         };
         reg(
             registry,
@@ -320,96 +329,269 @@ impl OpenWhiskMetrics {
 
     /// Counts an activation owl completed, as OpenWhisk's user-events service counts
     /// the activation events invokers emit. `initiator` is the invoking namespace.
+    ///
+    /// On the hot path this allocates nothing and takes no lock: the series' handles
+    /// are found in a copy-on-write map read without locking ([`ArcSwap`]); only the
+    /// first activation of a series builds its handles, under the admission lock.
     pub fn record(&self, a: &Activation, initiator: &str) {
         // OpenWhisk derives the action from the `path` annotation (`ns/[pkg/]name`).
         let Some(path) = a.annotation("path").and_then(Value::as_str) else {
             return;
         };
         let (namespace, action) = path.split_once('/').unwrap_or((path, ""));
-        let action = self.admit(namespace, initiator, action);
-        let labels = ActionLabels {
-            namespace: namespace.to_string(),
-            initiator: initiator.to_string(),
-            action,
-        };
-        let kind = a
-            .annotation("kind")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
+        let kind = a.annotation("kind").and_then(Value::as_str).unwrap_or("");
         let memory = a
             .annotation("limits")
             .and_then(|l| l.get("memory"))
             .and_then(Value::as_u64)
             .unwrap_or(0);
-        self.activations
+        let key = SeriesKey {
+            namespace,
+            initiator,
+            action,
+            kind,
+            memory,
+        };
+        let series = self.series(&key);
+        series.activations.inc();
+        series.memory.set(memory as i64);
+        let ms = |key: &str| a.annotation(key).and_then(Value::as_u64).unwrap_or(0);
+        let init = ms("initTime");
+        if init > 0 {
+            series
+                .cold_starts
+                .get_or_init(|| self.cold_starts.get_or_create(&series.labels).clone())
+                .inc();
+            series
+                .init_time
+                .get_or_init(|| self.init_time.get_or_create(&series.labels).clone())
+                .observe(init as f64 / 1000.0);
+        }
+        series.wait_time.observe(ms("waitTime") as f64 / 1000.0);
+        let duration = (a.end - a.start).max(0) as f64 / 1000.0;
+        series.duration.observe(duration);
+        let status = match a.response.status_code {
+            owl_whisk::StatusCode::Success => 0,
+            owl_whisk::StatusCode::ApplicationError => 1,
+            owl_whisk::StatusCode::DeveloperError => 2,
+            owl_whisk::StatusCode::WhiskError => 3,
+        };
+        series.status[status]
+            .get_or_init(|| {
+                self.status
+                    .get_or_create(&StatusLabels {
+                        namespace: series.labels.namespace.clone(),
+                        initiator: series.labels.initiator.clone(),
+                        action: series.labels.action.clone(),
+                        status: STATUS_LABELS[status],
+                    })
+                    .clone()
+            })
+            .inc();
+        if let Some(size) = a.response.size {
+            series
+                .response_size
+                .get_or_init(|| self.response_size.get_or_create(&series.labels).clone())
+                .observe(size as f64);
+        }
+        if let Some(code) = user_defined_status_code(a.response.result.as_ref()) {
+            self.status_code(&series, status_code_label(code)).inc();
+        }
+    }
+
+    /// The handles of `key`'s series: built once, then found without a lock.
+    fn series(&self, key: &SeriesKey<'_>) -> Arc<ActionSeries> {
+        let hash = self.hasher.hash_one(key);
+        if let Some(s) = self
+            .series
+            .load()
+            .get(&hash)
+            .and_then(|c| c.iter().find(|s| s.is(key)))
+        {
+            return s.clone();
+        }
+        let mut admitted = self.admitted.lock().unwrap_or_else(|e| e.into_inner());
+        // Another activation of the series may have built it meanwhile.
+        let map = self.series.load_full();
+        if let Some(s) = map.get(&hash).and_then(|c| c.iter().find(|s| s.is(key))) {
+            return s.clone();
+        }
+        let triple = (
+            key.namespace.to_string(),
+            key.initiator.to_string(),
+            key.action.to_string(),
+        );
+        let action = if admitted.contains(&triple) || admitted.len() < MAX_ACTION_SERIES {
+            admitted.insert(triple);
+            key.action.to_string()
+        } else {
+            OTHER_ACTION.to_string()
+        };
+        let series = Arc::new(self.build_series(key, action));
+        // The map stays bounded: past the cap, actions counted under `_other` are not
+        // cached (each builds its handles again — correct, only slower).
+        if map.values().map(Vec::len).sum::<usize>() < MAX_CACHED_SERIES {
+            let mut grown = HashMap::clone(&map);
+            grown.entry(hash).or_default().push(series.clone());
+            self.series.store(Arc::new(grown));
+        }
+        series
+    }
+
+    /// A series' handles (registering its labels with the families).
+    fn build_series(&self, key: &SeriesKey<'_>, action: String) -> ActionSeries {
+        let labels = ActionLabels {
+            namespace: key.namespace.to_string(),
+            initiator: key.initiator.to_string(),
+            action,
+        };
+        let activations = self
+            .activations
             .get_or_create(&ActivationLabels {
                 namespace: labels.namespace.clone(),
                 initiator: labels.initiator.clone(),
                 action: labels.action.clone(),
-                kind,
-                memory: memory.to_string(),
+                kind: key.kind.to_string(),
+                memory: key.memory.to_string(),
             })
-            .inc();
-        self.memory.get_or_create(&labels).set(memory as i64);
-        let ms = |key: &str| a.annotation(key).and_then(Value::as_u64).unwrap_or(0);
-        let init = ms("initTime");
-        if init > 0 {
-            self.cold_starts.get_or_create(&labels).inc();
-            self.init_time
-                .get_or_create(&labels)
-                .observe(init as f64 / 1000.0);
-        }
-        self.wait_time
-            .get_or_create(&labels)
-            .observe(ms("waitTime") as f64 / 1000.0);
-        let duration = (a.end - a.start).max(0) as f64 / 1000.0;
-        self.duration.get_or_create(&labels).observe(duration);
-        let status = match a.response.status_code {
-            owl_whisk::StatusCode::Success => "success",
-            owl_whisk::StatusCode::ApplicationError => "application_error",
-            owl_whisk::StatusCode::DeveloperError => "action_developer_error",
-            owl_whisk::StatusCode::WhiskError => "whisk_internal_error",
-        };
-        self.status
-            .get_or_create(&StatusLabels {
-                namespace: labels.namespace.clone(),
-                initiator: labels.initiator.clone(),
-                action: labels.action.clone(),
-                status,
-            })
-            .inc();
-        if let Some(size) = a.response.size {
-            self.response_size
-                .get_or_create(&labels)
-                .observe(size as f64);
-        }
-        if let Some(code) = user_defined_status_code(a.response.result.as_ref()) {
-            self.status_code
-                .get_or_create(&StatusCodeLabels {
-                    namespace: labels.namespace,
-                    initiator: labels.initiator,
-                    action: labels.action,
-                    status_code: status_code_label(code),
-                })
-                .inc();
+            .clone();
+        ActionSeries {
+            key: OwnedSeriesKey {
+                namespace: key.namespace.into(),
+                initiator: key.initiator.into(),
+                action: key.action.into(),
+                kind: key.kind.into(),
+                memory: key.memory,
+            },
+            activations,
+            memory: self.memory.get_or_create(&labels).clone(),
+            wait_time: self.wait_time.get_or_create(&labels).clone(),
+            duration: self.duration.get_or_create(&labels).clone(),
+            cold_starts: OnceLock::new(),
+            init_time: OnceLock::new(),
+            response_size: OnceLock::new(),
+            status: Default::default(),
+            status_codes: RwLock::new(Vec::new()),
+            labels,
         }
     }
 
-    /// The action label for a new series, or `_other` once the cap is reached.
-    fn admit(&self, namespace: &str, initiator: &str, action: &str) -> String {
-        let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
-        let key = (
-            namespace.to_string(),
-            initiator.to_string(),
-            action.to_string(),
-        );
-        if series.contains(&key) || series.len() < MAX_ACTION_SERIES {
-            series.insert(key);
-            action.to_string()
-        } else {
-            "_other".to_string()
+    /// The `openwhisk_action_status_code` counter of `series` for `code` (a bounded
+    /// label: see [`status_code_label`]).
+    fn status_code(&self, series: &ActionSeries, code: &'static str) -> UntypedCounter {
+        let known = series
+            .status_codes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|(c, _)| *c == code)
+            .map(|(_, counter)| counter.clone());
+        if let Some(counter) = known {
+            return counter;
         }
+        let counter = self
+            .status_code
+            .get_or_create(&StatusCodeLabels {
+                namespace: series.labels.namespace.clone(),
+                initiator: series.labels.initiator.clone(),
+                action: series.labels.action.clone(),
+                status_code: code,
+            })
+            .clone();
+        let mut codes = series
+            .status_codes
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        if !codes.iter().any(|(c, _)| *c == code) {
+            codes.push((code, counter.clone()));
+        }
+        counter
+    }
+}
+
+/// The `action` label of actions past [`MAX_ACTION_SERIES`].
+const OTHER_ACTION: &str = "_other";
+
+/// Most series whose handles are cached (a series per action, kind and memory, so a
+/// few per admitted action at most).
+const MAX_CACHED_SERIES: usize = 4 * MAX_ACTION_SERIES;
+
+/// The `status` label by index: success, application error, developer error, whisk
+/// error (OpenWhisk's `Activation.statusCodeToString`).
+const STATUS_LABELS: [&str; 4] = [
+    "success",
+    "application_error",
+    "action_developer_error",
+    "whisk_internal_error",
+];
+
+/// What identifies a series of the `openwhisk_action_*` family, borrowed from the
+/// activation (hashing and comparing it allocates nothing).
+#[derive(Hash)]
+struct SeriesKey<'a> {
+    namespace: &'a str,
+    initiator: &'a str,
+    action: &'a str,
+    kind: &'a str,
+    memory: u64,
+}
+
+/// A [`SeriesKey`], kept with the handles it found.
+struct OwnedSeriesKey {
+    namespace: Box<str>,
+    initiator: Box<str>,
+    action: Box<str>,
+    kind: Box<str>,
+    memory: u64,
+}
+
+/// The handles of one series: the shared state of the families' metrics (cloning a
+/// prometheus-client metric clones a handle, not the value). Metrics OpenWhisk only
+/// shows once they have a sample are created on first use.
+struct ActionSeries {
+    key: OwnedSeriesKey,
+    labels: ActionLabels,
+    activations: Counter,
+    memory: Gauge,
+    wait_time: Histogram,
+    duration: Histogram,
+    cold_starts: OnceLock<Counter>,
+    init_time: OnceLock<Histogram>,
+    response_size: OnceLock<Histogram>,
+    status: [OnceLock<UntypedCounter>; 4],
+    status_codes: RwLock<Vec<(&'static str, UntypedCounter)>>,
+}
+
+impl ActionSeries {
+    fn is(&self, k: &SeriesKey<'_>) -> bool {
+        *self.key.namespace == *k.namespace
+            && *self.key.initiator == *k.initiator
+            && *self.key.action == *k.action
+            && *self.key.kind == *k.kind
+            && self.key.memory == k.memory
+    }
+}
+
+/// Series handles by the hash of their key (collisions share a bucket).
+type SeriesMap = HashMap<u64, Vec<Arc<ActionSeries>>, BuildHasherDefault<PrehashedKey>>;
+
+/// A hasher for keys that already are hashes.
+#[derive(Default)]
+struct PrehashedKey(u64);
+
+impl Hasher for PrehashedKey {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
     }
 }
 
@@ -427,16 +609,26 @@ fn user_defined_status_code(result: Option<&Value>) -> Option<i64> {
 /// The `status_code` label of a code an action chose: a registered HTTP status keeps
 /// its number; any other value in 100..=599 becomes its class (`4xx`), anything else
 /// `other` — an action cannot grow the registry by returning new integers.
-fn status_code_label(code: i64) -> String {
+fn status_code_label(code: i64) -> &'static str {
     match u16::try_from(code)
         .ok()
         .and_then(|c| http::StatusCode::from_u16(c).ok())
     {
-        Some(s) if s.canonical_reason().is_some() => s.as_u16().to_string(),
-        Some(s) if s.as_u16() < 600 => format!("{}xx", s.as_u16() / 100),
-        _ => "other".to_string(),
+        Some(s) if s.as_u16() < 600 => STATUS_CODE_LABELS[usize::from(s.as_u16() - 100)],
+        _ => "other",
     }
 }
+
+/// The `status_code` label of each code in 100..=599, made once: the code itself
+/// for a registered status, its class (`4xx`) for any other.
+static STATUS_CODE_LABELS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+    (100..600u16)
+        .map(|c| match http::StatusCode::from_u16(c) {
+            Ok(s) if s.canonical_reason().is_some() => &*c.to_string().leak(),
+            _ => ["1xx", "2xx", "3xx", "4xx", "5xx"][usize::from(c / 100) - 1],
+        })
+        .collect()
+});
 
 /// Label set naming an activation store.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -809,8 +1001,204 @@ mod tests {
         assert_eq!(status_code_label(600), "other");
         assert_eq!(status_code_label(-1), "other");
         assert_eq!(status_code_label(i64::MAX), "other");
-        let labels: std::collections::HashSet<String> =
+        let labels: std::collections::HashSet<&str> =
             (-1000..100_000).map(status_code_label).collect();
         assert!(labels.len() < 80, "{}", labels.len());
+    }
+
+    fn activation(path: &str, kind: &str, result: Value, init_ms: Option<u64>) -> Activation {
+        use owl_whisk::activation::Annotation;
+        let mut annotations = vec![
+            Annotation {
+                key: "limits".into(),
+                value: serde_json::json!({"timeout": 60000, "memory": 256, "logs": 10}),
+            },
+            Annotation {
+                key: "path".into(),
+                value: path.into(),
+            },
+            Annotation {
+                key: "kind".into(),
+                value: kind.into(),
+            },
+            Annotation {
+                key: "waitTime".into(),
+                value: 3.into(),
+            },
+        ];
+        if let Some(init) = init_ms {
+            annotations.push(Annotation {
+                key: "initTime".into(),
+                value: init.into(),
+            });
+        }
+        Activation {
+            namespace: "guest".into(),
+            name: "a".into(),
+            subject: "guest".into(),
+            activation_id: owl_whisk::ActivationId::generate(),
+            start: 1000,
+            end: 1250,
+            cause: None,
+            response: owl_whisk::ActivationResponse::success(result, Some(12)),
+            logs: Vec::new(),
+            version: "0.0.1".into(),
+            publish: false,
+            annotations,
+        }
+    }
+
+    /// The value of the sample `name{labels}` in `text` (labels as exposed, sorted as
+    /// registered).
+    fn sample(text: &str, name: &str, labels: &str) -> Option<f64> {
+        let prefix = format!("{name}{{{labels}}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|v| v.parse().ok())
+    }
+
+    /// Series handles count into the same families the exposition reads: every
+    /// sample of an activation appears under its labels, repeated activations add up,
+    /// and metrics OpenWhisk shows only once used (cold starts, init time, a status
+    /// code) appear only then.
+    #[test]
+    fn activations_are_counted_under_their_series() {
+        let m = Metrics::new();
+        let warm = activation(
+            "guest/pkg/a",
+            "nodejs:20",
+            serde_json::json!({"ok": true}),
+            None,
+        );
+        m.openwhisk.record(&warm, "alice");
+        m.openwhisk.record(&warm, "alice");
+        let text = m.render();
+        let action = r#"namespace="guest",initiator="alice",action="pkg/a""#;
+        assert_eq!(
+            sample(
+                &text,
+                "openwhisk_action_activations_total",
+                &format!(r#"{action},kind="nodejs:20",memory="256""#)
+            ),
+            Some(2.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                "openwhisk_action_status",
+                &format!(r#"{action},status="success""#)
+            ),
+            Some(2.0)
+        );
+        assert_eq!(
+            sample(&text, "openwhisk_action_memory", action),
+            Some(256.0)
+        );
+        assert_eq!(
+            sample(&text, "openwhisk_action_duration_seconds_sum", action),
+            Some(0.5)
+        );
+        assert_eq!(
+            sample(&text, "openwhisk_action_waitTime_seconds_count", action),
+            Some(2.0)
+        );
+        assert_eq!(
+            sample(&text, "openwhisk_action_response_size_bytes_count", action),
+            Some(2.0)
+        );
+        assert!(
+            !text.contains("openwhisk_action_coldStarts_total{"),
+            "{text}"
+        );
+        assert!(!text.contains("openwhisk_action_status_code{"), "{text}");
+
+        let cold = activation(
+            "guest/pkg/a",
+            "nodejs:20",
+            serde_json::json!({"statusCode": 404}),
+            Some(120),
+        );
+        m.openwhisk.record(&cold, "alice");
+        m.openwhisk.record(&cold, "alice");
+        let text = m.render();
+        assert_eq!(
+            sample(&text, "openwhisk_action_coldStarts_total", action),
+            Some(2.0)
+        );
+        assert_eq!(
+            sample(&text, "openwhisk_action_initTime_seconds_sum", action),
+            Some(0.24)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                "openwhisk_action_status_code",
+                &format!(r#"{action},status_code="404""#)
+            ),
+            Some(2.0)
+        );
+        // Another kind is another activations series, the same action series.
+        let other_kind = activation("guest/pkg/a", "python:3", serde_json::json!({}), None);
+        m.openwhisk.record(&other_kind, "alice");
+        let text = m.render();
+        assert_eq!(
+            sample(
+                &text,
+                "openwhisk_action_activations_total",
+                &format!(r#"{action},kind="python:3",memory="256""#)
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                "openwhisk_action_status",
+                &format!(r#"{action},status="success""#)
+            ),
+            Some(5.0)
+        );
+    }
+
+    /// Past the cap, new actions are counted under `_other`; admitted ones keep their
+    /// own series, and the cache of handles stays bounded.
+    #[test]
+    fn action_series_are_capped() {
+        let m = Metrics::new();
+        for i in 0..MAX_ACTION_SERIES {
+            m.openwhisk.record(
+                &activation(&format!("guest/a{i}"), "nodejs:20", Value::Null, None),
+                "guest",
+            );
+        }
+        for i in 0..3 {
+            m.openwhisk.record(
+                &activation(&format!("guest/late{i}"), "nodejs:20", Value::Null, None),
+                "guest",
+            );
+        }
+        m.openwhisk.record(
+            &activation("guest/a0", "nodejs:20", Value::Null, None),
+            "guest",
+        );
+        let text = m.render();
+        let with = |action: &str| {
+            format!(
+                r#"namespace="guest",initiator="guest",action="{action}",kind="nodejs:20",memory="256""#
+            )
+        };
+        assert_eq!(
+            sample(&text, "openwhisk_action_activations_total", &with("_other")),
+            Some(3.0)
+        );
+        assert_eq!(
+            sample(&text, "openwhisk_action_activations_total", &with("a0")),
+            Some(2.0)
+        );
+        assert_eq!(
+            sample(&text, "openwhisk_action_activations_total", &with("late0")),
+            None
+        );
+        let cached: usize = m.openwhisk.series.load().values().map(Vec::len).sum();
+        assert!(cached <= MAX_CACHED_SERIES, "{cached}");
     }
 }
