@@ -29,6 +29,8 @@ pub enum ControllerError {
 pub struct ControllerClient {
     scheme: http::uri::Scheme,
     authority: http::uri::Authority,
+    /// The controller's authority as a `Host` header, made once.
+    host: http::HeaderValue,
     client: Client<HttpsConnector<HttpConnector>, Body>,
     timeout: Duration,
 }
@@ -44,11 +46,13 @@ impl ControllerClient {
             .pool_max_idle_per_host(512)
             .build(https);
         let parts = cfg.url.clone().into_parts();
+        let authority = parts
+            .authority
+            .ok_or_else(|| anyhow::anyhow!("controller URL has no host"))?;
         Ok(Self {
             scheme: parts.scheme.unwrap_or(http::uri::Scheme::HTTP),
-            authority: parts
-                .authority
-                .ok_or_else(|| anyhow::anyhow!("controller URL has no host"))?,
+            host: http::HeaderValue::from_str(authority.as_str())?,
+            authority,
             client,
             timeout: cfg.timeout,
         })
@@ -62,6 +66,22 @@ impl ControllerClient {
             .path_and_query(path_and_query)
             .build()
             .unwrap_or_else(|_| Uri::from_static("/"))
+    }
+
+    /// The controller URI for a request's own path and query: put together from parts
+    /// (shared, not copied or parsed again).
+    pub(crate) fn uri_for(&self, path_and_query: Option<http::uri::PathAndQuery>) -> Uri {
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(self.scheme.clone());
+        parts.authority = Some(self.authority.clone());
+        parts.path_and_query =
+            Some(path_and_query.unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")));
+        Uri::from_parts(parts).unwrap_or_else(|_| Uri::from_static("/"))
+    }
+
+    /// The controller's authority, as a `Host` header value.
+    pub(crate) fn host(&self) -> &http::HeaderValue {
+        &self.host
     }
 
     /// The configured response-header timeout.

@@ -55,18 +55,10 @@ pub(crate) async fn forward(
     ctx: &RequestContext,
 ) -> Response {
     let (mut parts, body) = req.into_parts();
-    let path_and_query = parts
-        .uri
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_string();
     prepare_headers(&mut parts.headers, ctx, &parts.uri);
-    parts.uri = client.uri(&path_and_query);
-    if let Some(authority) = parts.uri.authority()
-        && let Ok(v) = HeaderValue::from_str(authority.as_str())
-    {
-        parts.headers.insert(header::HOST, v);
-    }
+    let original = std::mem::take(&mut parts.uri);
+    parts.uri = client.uri_for(original.into_parts().path_and_query);
+    parts.headers.insert(header::HOST, client.host().clone());
     parts.version = Version::HTTP_11;
     ctx.timings.proxied();
     let span = crate::telemetry::traces::start_kind("controller", SpanKind::Client);

@@ -107,7 +107,7 @@ pub(crate) async fn handle(
     let timings = ctx.timings.clone();
     let matching = Instant::now();
     let span = traces::start("route");
-    let decided = first_match(routes, &ns, pkg.as_deref(), &action);
+    let decided = first_match(routes, ns, pkg, action);
     drop(span);
     timings.add(Phase::Route, matching.elapsed());
     let Some((requested, direct)) = decided else {
@@ -137,7 +137,7 @@ async fn covered(
         Err(e) => return e.render(&ctx.tid),
     };
     let matching = Instant::now();
-    let path = requested.resolved(&identity.namespace);
+    let path = requested.into_resolved(&identity.namespace);
     let mut known_metadata = None;
     let route = match direct {
         Some(r) => Some(r),
@@ -212,28 +212,34 @@ async fn covered(
 /// whose weight sent this one to the controller); otherwise the requested path and
 /// the route that covers it as written (none yet when `_` must be resolved first or it
 /// may be a binding).
-fn first_match<'r>(
-    routes: &'r crate::policy::RoutingTable,
-    ns: &str,
-    pkg: Option<&str>,
-    action: &str,
-) -> Option<(ActionPath, Option<&'r Arc<Route>>)> {
+fn first_match(
+    routes: &crate::policy::RoutingTable,
+    ns: String,
+    pkg: Option<String>,
+    action: String,
+) -> Option<(ActionPath, Option<&Arc<Route>>)> {
     // Nothing can match: the controller answers, with no identity work here.
-    if !routes.may_cover_action_name(action) {
+    if !routes.may_cover_action_name(&action) {
         return None;
     }
     // Names the controller rejects get its exact 400 from the controller.
-    let names_valid = (ns == "_" || validate_segment(ns).is_ok())
-        && pkg.is_none_or(|p| validate_segment(p).is_ok())
-        && validate_segment(action).is_ok();
+    let names_valid = (ns == "_" || validate_segment(&ns).is_ok())
+        && pkg.as_deref().is_none_or(|p| validate_segment(p).is_ok())
+        && validate_segment(&action).is_ok();
     if !names_valid {
         return None;
     }
-    let requested = ActionPath::new(ns, pkg, action);
+    // The parsed segments become the path (moved, not copied).
+    let requested = ActionPath {
+        namespace: ns,
+        package: pkg,
+        action,
+    };
     let direct = (!requested.has_default_namespace())
         .then(|| routes.find(&requested))
         .flatten();
-    let may_be_binding = requested.package.is_some() && routes.may_cover_packaged(action);
+    let may_be_binding =
+        requested.package.is_some() && routes.may_cover_packaged(&requested.action);
     if !requested.has_default_namespace() && direct.is_none() && !may_be_binding {
         return None;
     }

@@ -100,8 +100,10 @@ pub(crate) async fn dispatch(State(gw): State<Arc<Gateway>>, req: Request) -> Re
     let received_at = SystemTime::now();
     let tid_header = req.headers().get(transaction::HEADER);
     let tid = TransactionId::from_header(tid_header);
+    // Parsed once: the span's name and the routing below both use it.
+    let target = Target::of(req.method(), req.uri().path());
     let trace = traces::Current::begin(
-        span_name(req.method(), req.uri().path()),
+        span_name(req.method(), &target),
         req.method(),
         req.uri().path(),
         req.headers(),
@@ -124,7 +126,11 @@ pub(crate) async fn dispatch(State(gw): State<Arc<Gateway>>, req: Request) -> Re
     };
     // A client that goes away mid-request still ends the request span then.
     let _ended = trace.as_ref().map(traces::Current::end_guard);
-    let resp = traces::scope(trace.clone(), route(gw.clone(), req, ctx).instrument(span)).await;
+    let resp = traces::scope(
+        trace.clone(),
+        route(gw.clone(), req, ctx, target).instrument(span),
+    )
+    .await;
     finish(&gw, resp, &timings, received, trace.as_ref())
 }
 
@@ -146,14 +152,44 @@ fn is_metrics_path(path: &str) -> bool {
     merged.starts_with(b"/metrics")
 }
 
+/// What a request asks for, parsed once from its method and path.
+enum Target {
+    /// `POST /api/v1/namespaces/{ns}/actions/{[pkg/]action}`.
+    Invoke((String, Option<String>, String)),
+    /// `GET /api/v1/namespaces/{ns}/activations[/{id}[/{sub}]]`.
+    Activations(api::activations::ActivationsTarget),
+    /// `OPTIONS` under `/api/v1/namespaces`: answered by owl, as the controller does.
+    Options,
+    /// Anything else: the controller's.
+    Other,
+}
+
+impl Target {
+    fn of(method: &Method, path: &str) -> Self {
+        if *method == Method::POST
+            && let Some(t) = split_invoke_path(path)
+        {
+            return Self::Invoke(t);
+        }
+        if *method == Method::GET
+            && let Some(t) = api::activations::split_path(path)
+        {
+            return Self::Activations(t);
+        }
+        if *method == Method::OPTIONS && path.starts_with("/api/v1/namespaces") {
+            return Self::Options;
+        }
+        Self::Other
+    }
+}
+
 /// A low-cardinality name for the request's span (OpenTelemetry's HTTP conventions:
 /// method and route template, or the method alone).
-fn span_name(method: &Method, path: &str) -> &'static str {
-    if *method == Method::POST && split_invoke_path(path).is_some() {
-        return "POST /api/v1/namespaces/{namespace}/actions/{action}";
-    }
-    if *method == Method::GET && api::activations::split_path(path).is_some() {
-        return "GET /api/v1/namespaces/{namespace}/activations";
+fn span_name(method: &Method, target: &Target) -> &'static str {
+    match target {
+        Target::Invoke(_) => return "POST /api/v1/namespaces/{namespace}/actions/{action}",
+        Target::Activations(_) => return "GET /api/v1/namespaces/{namespace}/activations",
+        Target::Options | Target::Other => {}
     }
     match *method {
         Method::GET => "GET",
@@ -168,7 +204,12 @@ fn span_name(method: &Method, path: &str) -> &'static str {
 }
 
 /// Sends the request the way it must go.
-async fn route(gw: Arc<Gateway>, req: Request, mut ctx: RequestContext) -> Response {
+async fn route(
+    gw: Arc<Gateway>,
+    req: Request,
+    mut ctx: RequestContext,
+    target: Target,
+) -> Response {
     let rt = gw.snapshot();
     ctx.trusted_peer = ctx.peer.is_some_and(|peer| {
         rt.policy
@@ -193,22 +234,15 @@ async fn route(gw: Arc<Gateway>, req: Request, mut ctx: RequestContext) -> Respo
     // (the Lambda path answers 408; a proxied upload is abandoned).
     let idle = gw.settings().server.body_read_timeout;
     let req = req.map(|b| Body::new(idle_body::IdleTimeout::new(b, idle)));
-    let path = req.uri().path();
-    if req.method() == Method::POST
-        && let Some(target) = split_invoke_path(path)
-    {
-        return invoke::handle(gw.clone(), rt, req, ctx, target).await;
-    }
-    if req.method() == Method::GET
-        && let Some(target) = api::activations::split_path(path)
-    {
+    match target {
+        Target::Invoke(t) => invoke::handle(gw.clone(), rt, req, ctx, t).await,
         // Boxed for the same reason as the Lambda path: keep the request's future small.
-        return Box::pin(api::activations::handle(gw.clone(), rt, req, ctx, target)).await;
+        Target::Activations(t) => {
+            Box::pin(api::activations::handle(gw.clone(), rt, req, ctx, t)).await
+        }
+        Target::Options => invoke::response::options(&ctx.tid),
+        Target::Other => proxy::forward(&rt.controller, req, &ctx).await,
     }
-    if req.method() == Method::OPTIONS && path.starts_with("/api/v1/namespaces") {
-        return invoke::response::options(&ctx.tid);
-    }
-    proxy::forward(&rt.controller, req, &ctx).await
 }
 
 /// Adds `Server-Timing` (and `traceresponse` when tracing) to a response and counts

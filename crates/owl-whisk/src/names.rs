@@ -137,6 +137,14 @@ impl ActionPath {
         }
     }
 
+    /// This path with `_` replaced by `namespace` (no copy when it names its own).
+    pub fn into_resolved(mut self, namespace: &str) -> Self {
+        if self.has_default_namespace() {
+            self.namespace = namespace.to_string();
+        }
+        self
+    }
+
     /// `pkg/action` or `action`: the entity name under the namespace.
     pub fn name_in_namespace(&self) -> String {
         match &self.package {
@@ -273,6 +281,14 @@ mod tests {
         assert_eq!(p.to_path_string(), "guest/pkg/act");
         assert_eq!(p.qualified_name_with_leading_slash(), "/guest/pkg/act");
         assert_eq!(p.entity_namespace(), "guest/pkg");
+        let owned = ActionPath::parse("_/pkg/act")
+            .unwrap()
+            .into_resolved("guest");
+        assert_eq!(owned, p);
+        let own = ActionPath::parse("alice/act")
+            .unwrap()
+            .into_resolved("guest");
+        assert_eq!(own.to_path_string(), "alice/act");
         assert!(ActionPath::parse("guest").is_err());
         assert!(ActionPath::parse("guest/a/b/c").is_err());
         assert!(ActionPath::parse("guest/..").is_err());
