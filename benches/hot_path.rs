@@ -14,7 +14,9 @@
 //!   and a 1 KB payload, signed with SigV4 (session token included) — what owl does
 //!   per invocation instead of the SDK's orchestrator;
 //! - `activation/to_store_text`: the record → the text the embedded store writes,
-//!   straight from the record; `…_via_value` the same through a `serde_json::Value`.
+//!   straight from the record; `…_via_value` the same through a `serde_json::Value`;
+//! - `metrics/record_activation`: OpenWhisk's user-events metrics of one activation
+//!   (`openwhisk_action_*`), its series already known.
 //!
 //! Run: `cargo bench --bench hot_path`.
 
@@ -177,6 +179,12 @@ fn activation(c: &mut Criterion) {
     });
     c.bench_function("activation/to_store_text_via_value", |b| {
         b.iter(|| black_box(&act).to_api_json(true).to_string())
+    });
+    // OpenWhisk's user-events metrics of one activation, its series already known.
+    let metrics = Metrics::new();
+    metrics.openwhisk.record(&act, "guest");
+    c.bench_function("metrics/record_activation", |b| {
+        b.iter(|| metrics.openwhisk.record(black_box(&act), black_box("guest")))
     });
 }
 
