@@ -184,7 +184,11 @@ fn activation(c: &mut Criterion) {
     let metrics = Metrics::new();
     metrics.openwhisk.record(&act, "guest");
     c.bench_function("metrics/record_activation", |b| {
-        b.iter(|| metrics.openwhisk.record(black_box(&act), black_box("guest")))
+        b.iter(|| {
+            metrics
+                .openwhisk
+                .record(black_box(&act), black_box("guest"))
+        })
     });
 }
 
