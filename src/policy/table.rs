@@ -12,9 +12,10 @@ use std::sync::Arc;
 pub struct RoutingTable {
     /// Shared: an invocation holds its route by reference count, not by copy.
     routes: Vec<Arc<Route>>,
-    /// Fully literal patterns, by action name, in file order (looked up by the
-    /// request's own action name: no key is built per request).
-    exact: HashMap<String, Vec<usize>>,
+    /// Fully literal patterns, by namespace and action name, in file order (looked up
+    /// by the request's own segments: no key is built per request). The bucket holds
+    /// only the routes of that namespace and name, so it is short whatever the table.
+    exact: HashMap<String, HashMap<String, Vec<usize>>>,
     /// Routes with wildcards, bucketed by literal namespace, in file order.
     wildcard_by_namespace: HashMap<String, Vec<usize>>,
     /// Routes with a `*` namespace and a literal action, by action name, in file order.
@@ -41,8 +42,15 @@ impl RoutingTable {
                 Segment::Any => t.any_action_wildcard = true,
             }
             if r.pattern.is_literal() {
-                if let Segment::Literal(a) = &r.pattern.action {
-                    t.exact.entry(a.clone()).or_default().push(i);
+                if let (Segment::Literal(ns), Segment::Literal(a)) =
+                    (&r.pattern.namespace, &r.pattern.action)
+                {
+                    t.exact
+                        .entry(ns.clone())
+                        .or_default()
+                        .entry(a.clone())
+                        .or_default()
+                        .push(i);
                 }
             } else {
                 match &r.pattern.namespace {
@@ -111,7 +119,11 @@ impl RoutingTable {
                 }
             }
         };
-        if let Some(c) = self.exact.get(&path.action) {
+        if let Some(c) = self
+            .exact
+            .get(&path.namespace)
+            .and_then(|by_action| by_action.get(&path.action))
+        {
             scan(c, &mut best);
         }
         if let Some(c) = self.wildcard_by_namespace.get(&path.namespace) {
@@ -236,6 +248,23 @@ mod tests {
         assert_eq!(found(&t, "ns4999/action4999"), Some(4999));
         assert_eq!(found(&t, "ns4999/other"), Some(9999));
         assert_eq!(found(&t, "nsX/other"), None);
+        // Every tenant with the same action names: each lookup's bucket is its own
+        // namespace's routes, not every route named `hello`.
+        let mut patterns: Vec<String> = (0..5000).map(|i| format!("ns{i}/hello")).collect();
+        patterns.extend((0..5000).map(|i| format!("ns{i}/pkg/hello")));
+        let refs: Vec<&str> = patterns.iter().map(String::as_str).collect();
+        let t = table(&refs);
+        assert_eq!(found(&t, "ns4999/hello"), Some(4999));
+        assert_eq!(found(&t, "ns4999/pkg/hello"), Some(9999));
+        assert_eq!(found(&t, "ns0/pkg/hello"), Some(5000));
+        assert_eq!(found(&t, "ns0/other/hello"), None);
+        assert_eq!(
+            t.exact
+                .get("ns4999")
+                .and_then(|by_action| by_action.get("hello"))
+                .map(Vec::len),
+            Some(2)
+        );
     }
 
     #[test]
