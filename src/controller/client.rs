@@ -60,12 +60,10 @@ impl ControllerClient {
 
     /// The controller URI for `path_and_query` (which starts with `/`).
     pub fn uri(&self, path_and_query: &str) -> Uri {
-        Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query(path_and_query)
-            .build()
-            .unwrap_or_else(|_| Uri::from_static("/"))
+        match http::uri::PathAndQuery::try_from(path_and_query) {
+            Ok(pq) => self.uri_for(Some(pq)),
+            Err(_) => Uri::from_static("/"),
+        }
     }
 
     /// The controller URI for a request's own path and query: put together from parts

@@ -339,7 +339,6 @@ impl Admitted {
 /// delivery, blocking or not ([`deliver`]). Each step either hands the next one what
 /// it needs or says where the invocation leaves ([`Exit`]).
 async fn lambda_path(inv: Admitted, req: Request<Body>) -> Response {
-    let tid = inv.ctx.tid.clone();
     let metadata = match inv.known_metadata.clone() {
         Some(m) => Ok(m),
         None => {
@@ -350,7 +349,7 @@ async fn lambda_path(inv: Admitted, req: Request<Body>) -> Response {
                     traces::start("metadata").instrument(inv.rt.directory.action(
                         &inv.identity,
                         &inv.path,
-                        &tid,
+                        &inv.ctx.tid,
                     )),
                 )
                 .await
@@ -369,7 +368,7 @@ async fn lambda_path(inv: Admitted, req: Request<Body>) -> Response {
     .await
     {
         Ok(v) => v,
-        Err(e) => return e.render(&tid),
+        Err(e) => return e.render(&inv.ctx.tid),
     };
     // A deprecated runtime is refused after the request is validated, as the
     // controller's invokeAction does [OW core/controller/.../actions/
@@ -380,7 +379,7 @@ async fn lambda_path(inv: Admitted, req: Request<Body>) -> Response {
         kind,
         inv.rt.policy.controller.timeout.min(Duration::from_secs(2)),
     ) {
-        return WhiskError::bad_request(messages::runtime_deprecated(kind)).render(&tid);
+        return WhiskError::bad_request(messages::runtime_deprecated(kind)).render(&inv.ctx.tid);
     }
     let route = route_for(
         &inv.rt.policy.routes,
@@ -399,14 +398,14 @@ async fn lambda_path(inv: Admitted, req: Request<Body>) -> Response {
     let function = match route.function.render(&valid.metadata.path) {
         Ok(f) => f,
         Err(e) => {
-            tracing::warn!(%tid, route_line = route.line, error = %e, "route's function cannot be rendered for this action; sending it to the controller");
+            tracing::warn!(tid = %inv.ctx.tid, route_line = route.line, error = %e, "route's function cannot be rendered for this action; sending it to the controller");
             let request = valid.replay.to_request();
             return inv.leave(Exit::Controller(Path::Fallback), request).await;
         }
     };
     let (job, opts) = match Job::prepare(inv, valid, route, function) {
         Ok(j) => j,
-        Err(e) => return e.render(&tid),
+        Err(answer) => return *answer,
     };
     deliver(job, opts).await
 }
@@ -970,13 +969,13 @@ impl FallbackJob {
 
 impl Job {
     /// The job for a validated invocation of `function` under `route`: the payload in
-    /// the route's shape, within OpenWhisk's message limit (else 413).
+    /// the route's shape, within OpenWhisk's message limit (else the 413 answer).
     fn prepare(
         inv: Admitted,
         valid: Validated,
         route: Arc<Route>,
         function: String,
-    ) -> Result<(Job, request::InvokeOptions), WhiskError> {
+    ) -> Result<(Job, request::InvokeOptions), Box<Response>> {
         let Admitted {
             gw,
             rt,
@@ -1020,7 +1019,7 @@ impl Job {
         // OpenWhisk bounds the activation message by Kafka's record limit (payload
         // limit + serialisation overhead); Lambda's own limit (6 MB) is looser.
         if payload.len() > rt.policy.openwhisk.payload_max as usize + request::MESSAGE_OVERHEAD {
-            return Err(WhiskError::entity_too_large());
+            return Err(Box::new(WhiskError::entity_too_large().render(&ctx.tid)));
         }
         let binding = (metadata.path != path).then(|| path.entity_namespace());
         let job = Job {

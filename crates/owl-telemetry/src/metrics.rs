@@ -456,13 +456,9 @@ impl OpenWhiskMetrics {
             })
             .clone();
         ActionSeries {
-            key: OwnedSeriesKey {
-                namespace: key.namespace.into(),
-                initiator: key.initiator.into(),
-                action: key.action.into(),
-                kind: key.kind.into(),
-                memory: key.memory,
-            },
+            action: key.action.into(),
+            kind: key.kind.into(),
+            memory_mb: key.memory,
             activations,
             memory: self.memory.get_or_create(&labels).clone(),
             wait_time: self.wait_time.get_or_create(&labels).clone(),
@@ -536,20 +532,16 @@ struct SeriesKey<'a> {
     memory: u64,
 }
 
-/// A [`SeriesKey`], kept with the handles it found.
-struct OwnedSeriesKey {
-    namespace: Box<str>,
-    initiator: Box<str>,
-    action: Box<str>,
-    kind: Box<str>,
-    memory: u64,
-}
-
 /// The handles of one series: the shared state of the families' metrics (cloning a
 /// prometheus-client metric clones a handle, not the value). Metrics OpenWhisk only
 /// shows once they have a sample are created on first use.
 struct ActionSeries {
-    key: OwnedSeriesKey,
+    /// The rest of the [`SeriesKey`] the series was built for (its namespace and
+    /// initiator are the labels'): the action as recorded (the label may be `_other`),
+    /// the kind and the memory limit.
+    action: Box<str>,
+    kind: Box<str>,
+    memory_mb: u64,
     labels: ActionLabels,
     activations: Counter,
     memory: Gauge,
@@ -564,11 +556,11 @@ struct ActionSeries {
 
 impl ActionSeries {
     fn is(&self, k: &SeriesKey<'_>) -> bool {
-        *self.key.namespace == *k.namespace
-            && *self.key.initiator == *k.initiator
-            && *self.key.action == *k.action
-            && *self.key.kind == *k.kind
-            && self.key.memory == k.memory
+        self.labels.namespace == k.namespace
+            && self.labels.initiator == k.initiator
+            && *self.action == *k.action
+            && *self.kind == *k.kind
+            && self.memory_mb == k.memory
     }
 }
 
