@@ -8,6 +8,7 @@
 //! | L2n | client → nginx reverse proxy → echo (skipped with a note when nginx cannot be installed) |
 //! | L2 | client → `owl serve`, proxy path (unmapped action) → echo as the controller |
 //! | L3 | client → `owl serve`, Lambda path (mapped action; auth, metadata, SigV4, activation record, metrics) → a local Invoke endpoint with a fixed service time |
+//! | L3w | the same action called as a web action (`POST /api/v1/web/guest/default/bench.json`, no credentials: the owner looked up by namespace, arguments built, the result transcoded) |
 //!
 //! Each level gets, per repetition, an open-loop run at a constant rate (latency,
 //! coordinated-omission corrected) and a closed-loop run (maximum throughput, and the
@@ -143,7 +144,10 @@ fn child(args: &[String]) {
                 })
                 .await;
                 let controller = StandinBuilder::with_guest()
-                    .action(StandinAction::new("guest/bench", Behaviour::Echo))
+                    .action(
+                        StandinAction::new("guest/bench", Behaviour::Echo)
+                            .annotation("web-export", serde_json::Value::Bool(true)),
+                    )
                     .spawn()
                     .await
                     .unwrap();
@@ -424,13 +428,21 @@ fn start_owl(
     let admin_port = free_port();
     let data = dir.join(format!("{name}-data"));
     let policy = dir.join(format!("{name}.toml"));
+    // Web calls carry no credentials: owl learns guest's owner with guest's key.
+    let keys = dir.join(format!("{name}-keys.toml"));
+    std::fs::write(
+        &keys,
+        format!("[namespaces]\nguest = \"{GUEST_UUID}:{GUEST_KEY}\"\n"),
+    )
+    .unwrap();
     std::fs::write(
         &policy,
         format!(
-            "[controller]\nurl = \"{}\"\n[lambda]\nregion = \"us-east-1\"\nendpoint_url = \"{}\"\nlog_tail = false\n[activations]\ndata_dir = \"{}\"\n[[route]]\naction = \"guest/bench\"\nfunction = \"bench\"\n",
+            "[controller]\nurl = \"{}\"\n[lambda]\nregion = \"us-east-1\"\nendpoint_url = \"{}\"\nlog_tail = false\n[activations]\ndata_dir = \"{}\"\n[web]\nservice_keys_file = \"{}\"\n[[route]]\naction = \"guest/bench\"\nfunction = \"bench\"\n",
             controller.trim_end_matches('/'),
             lambda.trim_end_matches('/'),
-            data.display()
+            data.display(),
+            keys.display()
         ),
     )
     .unwrap();
@@ -552,6 +564,14 @@ async fn parent(s: Settings, generator_core: Option<usize>) -> anyhow::Result<()
         target: target(&owl_lambda_url, "bench")?,
         pid: Some(owl_lambda.pid()),
     });
+    levels.push(Level {
+        row: Row::new("L3w", "owl, web action from Lambda → Invoke endpoint"),
+        target: Target::post_json(
+            &format!("{owl_lambda_url}api/v1/web/guest/default/bench.json"),
+            r#"{"name":"owl"}"#,
+        )?,
+        pid: Some(owl_lambda.pid()),
+    });
 
     // Warm-up: connections, caches (identity, metadata), allocator.
     for l in &levels {
@@ -647,6 +667,7 @@ fn label(level: &str) -> &'static str {
         "L2n" => "nginx",
         "L2" => "owl proxy",
         "L3" => "owl Lambda",
+        "L3w" => "owl web action",
         _ => "",
     }
 }

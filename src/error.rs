@@ -247,6 +247,18 @@ impl WhiskError {
     }
 
     /// 500 with the HTTP library's default text.
+    /// 406 of Pekko's content negotiation: the answer's type is not acceptable
+    /// (`UnacceptableResponseContentTypeException`, wrapped by the controller's
+    /// rejection handler as compact `{"error", "code"}`, BasicHttpService.scala:192-199).
+    pub(crate) fn not_acceptable(content_type: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_ACCEPTABLE,
+            format!("Resource representation is only available with these types:\n{content_type}"),
+            Origin::Client,
+            false,
+        )
+    }
+
     pub(crate) fn internal() -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -31,6 +31,23 @@ def handler(event, context):
     return {"greeting": f"Hello, {name}!", "runtime": "AWS Lambda (MiniStack, Python)"}
 "#;
 
+/// The web action of the demo: a page for browsers, served from Lambda as OpenWhisk
+/// serves a web action (`{statusCode, headers, body}`, the `.http` extension).
+pub(crate) const PAGE_PY: &str = r#"import html
+
+def handler(event, context):
+    params = event.get("value", {}) if isinstance(event, dict) else {}
+    name = html.escape(str(params.get("name", "stranger")))
+    method = params.get("__ow_method", "get")
+    page = (
+        "<!doctype html><title>owl</title>"
+        f"<h1>Hello, {name}!</h1>"
+        f"<p>An OpenWhisk web action ({method.upper()}), served from AWS Lambda (MiniStack) by owl."
+        " Add <code>?name=you</code> to the URL.</p>"
+    )
+    return {"statusCode": 200, "headers": {"content-type": "text/html"}, "body": page}
+"#;
+
 /// Runs the demo.
 pub async fn run(policy_file: PathBuf, listen: SocketAddr, once: bool) -> anyhow::Result<()> {
     let mut policy =
@@ -88,7 +105,20 @@ pub async fn run(policy_file: PathBuf, listen: SocketAddr, once: bool) -> anyhow
         },
     )
     .await?;
-    println!("              deployed function owl-demo-hello (Python)");
+    ministack::deploy(
+        &lambda.endpoint(),
+        &region,
+        &ministack::FunctionSpec {
+            name: "owl-demo-page".into(),
+            runtime: "python3.11".into(),
+            handler: "page.handler".into(),
+            files: vec![("page.py".into(), PAGE_PY.as_bytes().to_vec(), false)],
+            timeout_s: 10,
+            environment: Vec::new(),
+        },
+    )
+    .await?;
+    println!("              deployed functions owl-demo-hello and owl-demo-page (Python)");
 
     let controller_listener = tokio::net::TcpListener::bind(("127.0.0.1", controller_port))
         .await
@@ -96,9 +126,14 @@ pub async fn run(policy_file: PathBuf, listen: SocketAddr, once: bool) -> anyhow
     let _controller = StandinBuilder::with_guest()
         .action(StandinAction::new("guest/hello", Behaviour::Greet).kind("python:3"))
         .action(StandinAction::new("guest/echo", Behaviour::Echo))
+        .action(
+            StandinAction::new("guest/page", Behaviour::Echo)
+                .kind("python:3")
+                .annotation("web-export", serde_json::Value::Bool(true)),
+        )
         .serve(controller_listener);
     println!(
-        "• Controller: stand-in controller (NOT OpenWhisk) at http://127.0.0.1:{controller_port} with actions guest/hello, guest/echo"
+        "• Controller: stand-in controller (NOT OpenWhisk) at http://127.0.0.1:{controller_port} with actions guest/hello, guest/echo, guest/page (a web action)"
     );
 
     let serving = crate::serve::start(crate::serve::Config {
@@ -121,7 +156,9 @@ pub async fn run(policy_file: PathBuf, listen: SocketAddr, once: bool) -> anyhow
         "  curl -s -u '{auth}' -X POST '{base}/api/v1/namespaces/_/actions/echo?blocking=true&result=true' -H 'Content-Type: application/json' -d '{{\"name\":\"owl\"}}'"
     );
     println!("  wsk -i --apihost {base} --auth '{auth}' action invoke hello -p name owl --result");
-    println!("  owl policy explain policies/demo.toml guest/hello\n");
+    println!("  owl policy explain policies/demo.toml guest/hello");
+    println!("In a browser (a web action, no credentials):");
+    println!("  {base}/api/v1/web/guest/default/page?name=owl\n");
 
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<axum::body::Body>();
@@ -138,6 +175,8 @@ pub async fn run(policy_file: PathBuf, listen: SocketAddr, once: bool) -> anyhow
             timings[0], timings[1], timings[2]
         );
     }
+    let (ms, page) = web_page(&client, &base).await?;
+    println!("web action guest/page  {ms:>7.2} ms   → {page}");
     println!(
         "\n(The first call fills owl's identity and metadata caches; the Lambda path skips controller, Kafka and invoker.)"
     );
@@ -149,6 +188,38 @@ pub async fn run(policy_file: PathBuf, listen: SocketAddr, once: bool) -> anyhow
     drop(lambda);
     let _ = std::fs::remove_dir_all(&data_dir);
     Ok(())
+}
+
+/// `GET /api/v1/web/guest/default/page?name=owl`, as a browser would (no credentials).
+async fn web_page(
+    client: &hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        axum::body::Body,
+    >,
+    base: &str,
+) -> anyhow::Result<(f64, String)> {
+    let req = http::Request::get(format!("{base}/api/v1/web/guest/default/page?name=owl"))
+        .body(axum::body::Body::empty())?;
+    let start = Instant::now();
+    let resp = client.request(req).await?;
+    let status = resp.status();
+    let content_type = resp
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let body = resp.into_body().collect().await?.to_bytes();
+    let ms = start.elapsed().as_secs_f64() * 1000.0;
+    anyhow::ensure!(
+        status.is_success(),
+        "guest/page answered {status}: {}",
+        String::from_utf8_lossy(&body)
+    );
+    Ok((
+        ms,
+        format!("{status} {content_type}, {} bytes of HTML", body.len()),
+    ))
 }
 
 async fn invoke(

@@ -11,6 +11,7 @@
 pub mod envelope;
 pub mod request;
 pub(crate) mod response;
+pub(crate) mod web;
 
 use crate::activation::Recorder;
 use crate::activation::store::Record;
@@ -56,6 +57,9 @@ pub(crate) struct ReplayableRequest {
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
+    /// A web call: replayed as it came (it is always blocking; its query is the
+    /// action's).
+    web: bool,
 }
 
 impl ReplayableRequest {
@@ -71,6 +75,9 @@ impl ReplayableRequest {
     /// owl must learn the outcome of an invocation it handed to the controller).
     fn to_blocking_request(&self) -> Request<Body> {
         let mut req = self.to_request();
+        if self.web {
+            return req;
+        }
         let kept: Vec<&str> = self
             .uri
             .query()
@@ -488,6 +495,7 @@ async fn validate(
             uri: parts.uri,
             headers: parts.headers,
             body: bytes,
+            web: false,
         },
     })
 }
@@ -518,53 +526,94 @@ fn route_for(
 /// with its outcome, or 202 when the wait expires first. Either way the job runs in
 /// its own task and is finished by whoever holds its outcome last.
 async fn deliver(job: Job, opts: request::InvokeOptions) -> Response {
-    let gw = job.gw.clone();
     let ctx = job.ctx.clone();
     let tid = &ctx.tid;
     let activation_id = job.activation_id.clone();
-    // Every invocation holds a slot while it runs on Lambda, so invocations whose
-    // clients stopped waiting cannot pile up.
-    let permit =
-        match tokio::time::timeout(SLOT_WAIT, gw.invocations().clone().acquire_owned()).await {
-            Ok(Ok(p)) => p,
-            _ => {
-                tracing::warn!(%tid, "no invocation slot free");
-                return WhiskError::service_unavailable(crate::error::Origin::Internal, Some(1))
-                    .render(tid);
-            }
-        };
-
-    if !opts.blocking {
-        // Durable before the 202: a crash from here on still ends with a record.
-        let journaled = ctx
-            .timings
-            .time(
-                Phase::Record,
-                traces::start("activation.journal")
-                    .instrument(job.recorder.pending(&job.skeleton())),
-            )
-            .await;
-        if let Err(e) = journaled {
-            tracing::error!(%tid, error = %e, "cannot journal a non-blocking invocation; refusing it");
-            return WhiskError::service_unavailable(crate::error::Origin::Internal, Some(1))
-                .render(tid);
-        }
-        ctx.id_given
-            .store(true, std::sync::atomic::Ordering::SeqCst);
-        // The invocation's task has its own span: it may outlive the request.
-        gw.tasks().spawn(
-            traces::start("invocation").instrument(
-                async move {
-                    let outcome = job.run().await;
-                    outcome.finish_in_background().await;
-                    drop(permit);
+    if opts.blocking {
+        return match run_blocking(job, opts.wait).await {
+            Waited::Finished(outcome) => match outcome {
+                Outcome::Done { activation, .. } | Outcome::Recorded(activation) => {
+                    response::completed(&activation, opts.result, tid)
                 }
-                .instrument(ctx.span.clone()),
-            ),
-        );
-        return response::accepted(&activation_id, tid);
+                Outcome::Fallback(f) => (*f).answer().await,
+                Outcome::Refused { error, tid, .. } => refusal(&error).render(&tid),
+            },
+            Waited::Expired => response::accepted(&activation_id, tid),
+            Waited::Failed(e) => e.render(tid),
+        };
     }
+    let gw = job.gw.clone();
+    let Some(permit) = invocation_slot(&gw, tid).await else {
+        return WhiskError::service_unavailable(crate::error::Origin::Internal, Some(1))
+            .render(tid);
+    };
+    // Durable before the 202: a crash from here on still ends with a record.
+    let journaled = ctx
+        .timings
+        .time(
+            Phase::Record,
+            traces::start("activation.journal").instrument(job.recorder.pending(&job.skeleton())),
+        )
+        .await;
+    if let Err(e) = journaled {
+        tracing::error!(%tid, error = %e, "cannot journal a non-blocking invocation; refusing it");
+        return WhiskError::service_unavailable(crate::error::Origin::Internal, Some(1))
+            .render(tid);
+    }
+    ctx.id_given
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    // The invocation's task has its own span: it may outlive the request.
+    gw.tasks().spawn(
+        traces::start("invocation").instrument(
+            async move {
+                let outcome = job.run().await;
+                outcome.finish_in_background().await;
+                drop(permit);
+            }
+            .instrument(ctx.span.clone()),
+        ),
+    );
+    response::accepted(&activation_id, tid)
+}
 
+/// Every invocation holds a slot while it runs on Lambda, so invocations whose
+/// clients stopped waiting cannot pile up; `None` after [`SLOT_WAIT`].
+async fn invocation_slot(
+    gw: &Gateway,
+    tid: &crate::whisk::TransactionId,
+) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    match tokio::time::timeout(SLOT_WAIT, gw.invocations().clone().acquire_owned()).await {
+        Ok(Ok(p)) => Some(p),
+        _ => {
+            tracing::warn!(%tid, "no invocation slot free");
+            None
+        }
+    }
+}
+
+/// How a blocking wait for an invocation ended.
+enum Waited {
+    /// The outcome arrived in time (a finished run is journaled already).
+    Finished(Outcome),
+    /// The wait expired first: the client gets the activation id (journaled as
+    /// running); the outcome is finished in the background.
+    Expired,
+    /// No invocation slot, or the invocation's task vanished: answer this.
+    Failed(WhiskError),
+}
+
+/// Runs `job` in its own task and waits up to `wait` for its outcome (the blocking
+/// invocation of the REST API and every web action).
+async fn run_blocking(job: Job, wait: Duration) -> Waited {
+    let gw = job.gw.clone();
+    let ctx = job.ctx.clone();
+    let tid = &ctx.tid;
+    let Some(permit) = invocation_slot(&gw, tid).await else {
+        return Waited::Failed(WhiskError::service_unavailable(
+            crate::error::Origin::Internal,
+            Some(1),
+        ));
+    };
     let (tx, mut rx) = oneshot::channel::<Delivered>();
     let recorder = job.recorder.clone();
     let skeleton = job.skeleton();
@@ -585,7 +634,7 @@ async fn deliver(job: Job, opts: request::InvokeOptions) -> Response {
         ),
     );
     let waiting = Instant::now();
-    let waited = tokio::time::timeout(opts.wait, &mut rx).await;
+    let waited = tokio::time::timeout(wait, &mut rx).await;
     ctx.timings.add_awaited(waiting.elapsed());
     let delivered = match waited {
         Ok(Ok(d)) => Some(d),
@@ -613,23 +662,14 @@ async fn deliver(job: Job, opts: request::InvokeOptions) -> Response {
                     if let Err(e) = journaled {
                         tracing::error!(%tid, error = %e, "cannot journal a still-running invocation");
                     }
-                    None
+                    return Waited::Expired;
                 }
             }
         }
     };
-    let Some(mut delivered) = delivered else {
-        return response::accepted(&activation_id, tid);
-    };
-    let Some(outcome) = delivered.outcome.take() else {
-        return WhiskError::internal().render(tid);
-    };
-    match outcome {
-        Outcome::Done { activation, .. } | Outcome::Recorded(activation) => {
-            response::completed(&activation, opts.result, tid)
-        }
-        Outcome::Fallback(f) => (*f).answer().await,
-        Outcome::Refused { error, tid, .. } => refusal(&error).render(&tid),
+    match delivered.and_then(|mut d| d.outcome.take()) {
+        Some(outcome) => Waited::Finished(outcome),
+        None => Waited::Failed(WhiskError::internal()),
     }
 }
 
@@ -1597,6 +1637,7 @@ mod tests {
                         timeout: None,
                         fallback: Fallback::Controller,
                         payload: PayloadMode::OpenWhisk,
+                        web: None,
                     }
                 })
                 .collect(),

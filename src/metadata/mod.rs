@@ -34,6 +34,8 @@ pub struct Directory {
     metadata: MetadataStore,
     jwt: Option<Arc<JwtValidator>>,
     service_keys: HashMap<String, Credentials>,
+    /// `[web] service_keys_file`: keys to learn web-action owners from the controller.
+    web_keys: HashMap<String, Credentials>,
     exchange_on_proxy: bool,
     identity_cache: SwrCache<Identity>,
     action_cache: SwrCache<ActionMetadata>,
@@ -60,7 +62,12 @@ impl Directory {
             Some(path) => sources::read_service_keys(path)?,
             None => HashMap::new(),
         };
+        let web_keys = match &policy.web.service_keys_file {
+            Some(path) => sources::read_service_keys(path)?,
+            None => HashMap::new(),
+        };
         Ok(Self {
+            web_keys,
             identities: IdentityStore::new(policy, controller.clone())?,
             metadata: MetadataStore::new(policy, controller)?,
             jwt,
@@ -147,6 +154,39 @@ impl Directory {
                     .await
             }
         }
+    }
+
+    /// The owner of `namespace`, as the controller's web route finds it without the
+    /// caller's credentials: from the subjects database or the identities file, or —
+    /// with the controller as identity source — through the controller with the
+    /// namespace's service key. `Ok(None)`: owl has no way to learn it (the
+    /// controller must serve the request); a 404 error: no such namespace.
+    pub(crate) async fn owner(
+        &self,
+        namespace: &str,
+        tid: &TransactionId,
+    ) -> Result<Option<Arc<Identity>>, WhiskError> {
+        if matches!(self.identities, IdentityStore::Controller { .. }) {
+            let Some(key) = self
+                .web_keys
+                .get(namespace)
+                .or_else(|| self.service_keys.get(namespace))
+            else {
+                return Ok(None);
+            };
+            return self
+                .identify(&Caller::Basic(key.clone()), tid)
+                .await
+                .map(Some);
+        }
+        let key = cache_key(&[b"web-owner", namespace.as_bytes()]);
+        let load = async {
+            self.identities
+                .owner(namespace)
+                .await
+                .unwrap_or_else(|| Ok(Err(WhiskError::not_found())))
+        };
+        self.identity_cache.get(key, None, load).await.map(Some)
     }
 
     /// The metadata of the action at `path` (namespace resolved) as `identity` may see

@@ -156,8 +156,42 @@ impl IdentityStore {
             Self::File(f) => Ok(f
                 .by_namespace
                 .get(namespace)
+                .map_or((None, None), |i| (i.key.clone(), i.limits.clone()))),
+        }
+    }
+
+    /// The owner of `namespace` as the controller's web route finds it
+    /// (`Identity.get` by namespace name: the identities view's first row), for the
+    /// stores that can answer without the owner's key; `None` from the controller.
+    pub(crate) async fn owner(&self, namespace: &str) -> Option<Lookup<Identity>> {
+        match self {
+            Self::Controller { .. } => None,
+            Self::CouchDb { db, name } => {
+                let rows = match view(db, name, &serde_json::json!([namespace])).await {
+                    Ok(r) => r,
+                    Err(e) => return Some(Err(e)),
+                };
+                let found = rows.first().and_then(|row| {
+                    let v = &row["value"];
+                    let key = Credentials::from_api_key(&format!(
+                        "{}:{}",
+                        v["uuid"].as_str()?,
+                        v["key"].as_str()?
+                    ))?;
+                    Some(Identity {
+                        namespace: v["namespace"].as_str().unwrap_or(namespace).to_string(),
+                        subject: row["id"].as_str().unwrap_or(namespace).to_string(),
+                        limits: row.get("doc").filter(|d| d.is_object()).cloned(),
+                        key: Some(key),
+                    })
+                });
+                Some(Ok(found.ok_or_else(WhiskError::not_found)))
+            }
+            Self::File(f) => Some(Ok(f
+                .by_namespace
+                .get(namespace)
                 .cloned()
-                .map_or((None, None), |(k, l)| (Some(k), l))),
+                .ok_or_else(WhiskError::not_found))),
         }
     }
 }
@@ -198,7 +232,7 @@ struct IdentityToml {
 /// wrong key cost the same) and by namespace.
 pub(crate) struct IdentityFile {
     by_hash: HashMap<[u8; 32], (Identity, String)>,
-    by_namespace: HashMap<String, (Credentials, Option<Value>)>,
+    by_namespace: HashMap<String, Identity>,
 }
 
 impl IdentityFile {
@@ -232,10 +266,10 @@ impl IdentityFile {
                 limits: id.limits.clone(),
                 key: Some(creds.clone()),
             };
-            by_hash.insert(*creds.hash(), (identity, id.key));
             by_namespace
                 .entry(id.namespace)
-                .or_insert((creds, id.limits));
+                .or_insert_with(|| identity.clone());
+            by_hash.insert(*creds.hash(), (identity, id.key));
         }
         Ok(Self {
             by_hash,

@@ -95,6 +95,22 @@ pub(crate) fn explain(policy: &Policy, path: &ActionPath) -> String {
                     .to_string(),
         }
     );
+    let web = if !route.serves_web() {
+        "web calls (/api/v1/web/…) go to the controller (web = false)".to_string()
+    } else if policy.auth.source != super::IdentitySource::Controller {
+        "web calls (/api/v1/web/…) of actions annotated web-export are served from Lambda as the owner, who is found by namespace".to_string()
+    } else if policy.web.service_key_namespaces.contains(&path.namespace) {
+        format!(
+            "web calls (/api/v1/web/…) of actions annotated web-export are served from Lambda as the owner, learned from the controller with {}'s key in [web] service_keys_file",
+            path.namespace
+        )
+    } else {
+        format!(
+            "web calls (/api/v1/web/…) go to the controller: owl has no key to learn the owner of {} ([web] service_keys_file)",
+            path.namespace
+        )
+    };
+    let _ = writeln!(out, "  web:       {web}");
     let identities = match policy.auth.source {
         super::IdentitySource::Controller => "the controller",
         super::IdentitySource::CouchDb => "OpenWhisk's subjects database",
@@ -140,6 +156,12 @@ mod tests {
         );
         let miss = explain(&p, &ActionPath::parse("other/hello").unwrap());
         assert!(miss.contains("no route matches"), "{miss}");
+        assert!(
+            hit.contains(
+                "web:       web calls (/api/v1/web/…) go to the controller: owl has no key"
+            ),
+            "{hit}"
+        );
         let default = explain(&p, &ActionPath::parse("_/hello").unwrap());
         assert!(default.contains("caller's namespace"), "{default}");
     }

@@ -22,6 +22,7 @@ pub use table::RoutingTable;
 
 use diagnostics::Diagnostic;
 use reader::{Errors, TableReader};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use toml::de::DeTable;
@@ -218,6 +219,19 @@ pub struct AuthConfig {
     pub jwt: Option<JwtConfig>,
 }
 
+/// `[web]`: web actions.
+#[derive(Debug, Clone, Default)]
+pub struct WebConfig {
+    /// Keys of the namespaces whose web actions owl serves with `[auth] source =
+    /// "controller"` (`[namespaces]`, namespace → `"uuid:key"`).
+    pub(crate) service_keys_file: Option<PathBuf>,
+    /// The namespaces that file has keys for (read at compile time, for the checks).
+    pub(crate) service_key_namespaces: BTreeSet<String>,
+    /// `<namespace>.<vanity_host>/<pkg>/<action>` is served as
+    /// `/api/v1/web/<namespace>/<pkg>/<action>` (OpenWhisk's nginx rewrite).
+    pub vanity_host: Option<String>,
+}
+
 /// `[metadata]`: action metadata and the caches of identities and metadata.
 #[derive(Debug, Clone)]
 pub struct MetadataConfig {
@@ -361,6 +375,8 @@ pub struct Policy {
     pub sync: Option<SyncConfig>,
     /// `[openwhisk]`: the deployment's own values of OpenWhisk settings.
     pub openwhisk: crate::whisk::Deployment,
+    /// `[web]`: web actions (owner identities, the vanity host).
+    pub web: WebConfig,
     /// The compiled `[[route]]`s.
     pub routes: RoutingTable,
     /// Non-fatal remarks (e.g. shadowed routes), located.
@@ -378,8 +394,10 @@ const TOP_KEYS: &[&str] = &[
     "couchdb",
     "sync",
     "openwhisk",
+    "web",
     "route",
 ];
+const WEB_KEYS: &[&str] = &["service_keys_file", "vanity_host"];
 const OPENWHISK_KEYS: &[&str] = &["max_blocking_wait", "payload_max", "list_limit"];
 const AUTH_KEYS: &[&str] = &["source", "identities_file", "jwt"];
 const JWT_KEYS: &[&str] = &[
@@ -492,6 +510,7 @@ const ROUTE_KEYS: &[&str] = &[
     "timeout",
     "fallback",
     "payload",
+    "web",
 ];
 
 /// Longest action time limit OpenWhisk allows (reference §5.3) — Lambda allows 15 min.
@@ -562,6 +581,7 @@ fn compile(
     let activations = compile_activations(top, base, couchdb.as_ref(), errors);
     let sync = sync::compile_sync(top, base, top.has("couchdb"), errors);
     let openwhisk = compile_openwhisk(top, errors);
+    let web = compile_web(top, base, errors);
     let routes: Vec<(Route, std::ops::Range<usize>)> = top
         .array_of_tables("route", ROUTE_KEYS, errors)
         .iter()
@@ -592,7 +612,8 @@ fn compile(
             );
         }
     }
-    let routes = RoutingTable::new(routes.into_iter().map(|(r, _)| r).collect());
+    let routes_with_spans = routes;
+    let routes = RoutingTable::new(routes_with_spans.iter().map(|(r, _)| r.clone()).collect());
     let mut warnings: Vec<String> = routes
         .shadowed()
         .into_iter()
@@ -603,6 +624,9 @@ fn compile(
             )
         })
         .collect();
+    if let (Some(a), Some(w)) = (&auth, &web) {
+        check_web_owners(&routes_with_spans, a, w, name, errors, &mut warnings);
+    }
     if let (Some(c), Some(o)) = (&controller, &openwhisk)
         && c.timeout < Duration::from_millis(o.max_blocking_wait_ms) + Duration::from_secs(5)
     {
@@ -624,9 +648,112 @@ fn compile(
         couchdb: couchdb.flatten(),
         sync: sync?,
         openwhisk: openwhisk?,
+        web: web?,
         routes,
         warnings,
     })
+}
+
+/// `[web]`: how owl serves web actions (docs/web-actions.md).
+fn compile_web(top: &TableReader<'_, '_>, base: &Path, errors: &mut Errors) -> Option<WebConfig> {
+    let Some(t) = top.table("web", WEB_KEYS, errors) else {
+        return (!top.has("web")).then(WebConfig::default);
+    };
+    let mut web = WebConfig::default();
+    if let Some((p, span)) = t.string("service_keys_file", errors) {
+        let path = resolve_path(base, &p);
+        match read_key_namespaces(&path) {
+            Ok(names) => web.service_key_namespaces = names,
+            Err(e) => errors.push(span, format!("`service_keys_file` in [web]: {e}")),
+        }
+        web.service_keys_file = Some(path);
+    }
+    if let Some((h, span)) = t.string("vanity_host", errors) {
+        let h = h.to_ascii_lowercase();
+        let valid = !h.is_empty()
+            && h.len() <= 253
+            && h.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
+        if valid {
+            web.vanity_host = Some(h);
+        } else {
+            errors.push(
+                span,
+                format!("`vanity_host` in [web]: \"{h}\" is not a host name"),
+            );
+        }
+    }
+    Some(web)
+}
+
+/// The namespaces a service-keys file (`[namespaces]`, namespace → `"uuid:key"`) has
+/// keys for; the keys themselves are read by the metadata layer, never kept here.
+fn read_key_namespaces(path: &Path) -> Result<BTreeSet<String>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let doc: toml::Table = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    match doc.get("namespaces") {
+        Some(toml::Value::Table(t)) => Ok(t.keys().cloned().collect()),
+        _ => Err(format!("{}: expected a [namespaces] table", path.display())),
+    }
+}
+
+/// Which web routes owl cannot serve because it has no way to learn the owner of the
+/// namespace: with `[auth] source = "controller"` the owner's identity comes from the
+/// controller with the namespace's own key, so a namespace needs one in a service-keys
+/// file. A route that asks for web calls (`web = true`) is refused; one that leaves
+/// `web` unset is warned about (its web calls go to the controller).
+fn check_web_owners(
+    routes: &[(Route, std::ops::Range<usize>)],
+    auth: &AuthConfig,
+    web: &WebConfig,
+    name: &str,
+    errors: &mut Errors,
+    warnings: &mut Vec<String>,
+) {
+    if auth.source != IdentitySource::Controller {
+        return;
+    }
+    // Token holders' service keys serve web owners too.
+    let jwt_names = auth
+        .jwt
+        .as_ref()
+        .and_then(|j| j.service_keys_file.as_deref())
+        .and_then(|p| read_key_namespaces(p).ok())
+        .unwrap_or_default();
+    for (r, span) in routes {
+        if !r.serves_web() {
+            continue;
+        }
+        let ns = match &r.pattern.namespace {
+            route::Segment::Literal(ns) => ns.as_str(),
+            route::Segment::Any => "*",
+        };
+        if ns != "*" && (web.service_key_namespaces.contains(ns) || jwt_names.contains(ns)) {
+            continue;
+        }
+        let why = if ns == "*" {
+            "with [auth] source = \"controller\", owl learns a web action's owner with the namespace's own key, and a `*` namespace has keys only for the namespaces in [web] service_keys_file".to_string()
+        } else {
+            format!(
+                "with [auth] source = \"controller\", owl learns a web action's owner with the namespace's own key, and there is no key for \"{ns}\" in [web] service_keys_file (or [auth.jwt] service_keys_file)"
+            )
+        };
+        if r.web == Some(true) && ns != "*" {
+            errors.push(
+                span.clone(),
+                format!("the route for \"{}\" sets web = true, but {why}; add the key, use [auth] source = \"couchdb\" or \"file\", or set web = false", r.pattern),
+            );
+        } else {
+            warnings.push(format!(
+                "{name}:{}: warning: web calls of the route for \"{}\" go to the controller where owl has no owner key: {why} (set web = false to say so)",
+                r.line, r.pattern
+            ));
+        }
+    }
 }
 
 /// `[openwhisk]`: values of a deployment that changed OpenWhisk's defaults, so both
@@ -1596,6 +1723,7 @@ fn compile_route(
         Some((p, _)) if p == "event" => PayloadMode::Event,
         _ => PayloadMode::OpenWhisk,
     };
+    let web = r.boolean("web", errors).map(|w| w.0);
     let (line, _) = diagnostics::line_col(text, r.span().start);
     let pattern = pattern?;
     Some(Route {
@@ -1609,6 +1737,7 @@ fn compile_route(
         timeout,
         fallback,
         payload,
+        web,
     })
 }
 
@@ -1899,5 +2028,77 @@ fallback = "maybe"
             .unwrap_err()
             .to_string();
         assert!(err.contains("needs `redis_url`"), "{err}");
+    }
+
+    #[test]
+    fn web_routes_need_a_way_to_find_the_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("keys.toml");
+        std::fs::write(
+            &keys,
+            "[namespaces]\nguest = \"23bc46b1-71f6-4ed5-8c54-816aa4f8c502:123zO3xZCLrMN6v2BKK1dXYFpXlPkccOFqm12CdAsMgRU4VrNZ9lyGVCGuMDGIwP\"\n",
+        )
+        .unwrap();
+        let route = |ns: &str, web: &str| {
+            format!("[[route]]\naction = \"{ns}/a\"\nfunction = \"f-{ns}\"\n{web}\n")
+        };
+        // `web = true` with the controller as identity source and no key: refused, with
+        // the reason and the ways out.
+        let err = parse(&format!(
+            "[controller]\nurl = \"http://h:1\"\n{}",
+            route("alice", "web = true")
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("error: the route for \"alice/a\" sets web = true, but with [auth] source = \"controller\""), "{err}");
+        assert!(err.contains("set web = false"), "{err}");
+        // Unset: a warning; its web calls go to the controller.
+        let p = parse(&format!(
+            "[controller]\nurl = \"http://h:1\"\n{}",
+            route("alice", "")
+        ))
+        .unwrap();
+        assert!(
+            p.warnings
+                .iter()
+                .any(|w| w.contains("web calls of the route for \"alice/a\" go to the controller")),
+            "{:?}",
+            p.warnings
+        );
+        // A key for the namespace, `web = false`, or an identity source that finds
+        // owners by namespace: nothing to say.
+        let p = Policy::parse(
+            &format!(
+                "[controller]\nurl = \"http://h:1\"\n[web]\nservice_keys_file = \"{}\"\n{}{}",
+                keys.display(),
+                route("guest", "web = true"),
+                route("alice", "web = false")
+            ),
+            "p.toml",
+            Path::new("."),
+        )
+        .unwrap();
+        assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+        assert!(p.web.service_key_namespaces.contains("guest"));
+        let p = parse(&format!(
+            "[controller]\nurl = \"http://h:1\"\n[auth]\nsource = \"file\"\nidentities_file = \"ids.toml\"\n{}",
+            route("alice", "web = true")
+        ))
+        .unwrap();
+        assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+        // A missing keys file and a bad vanity host are errors at their keys.
+        let err = parse("[controller]\nurl = \"http://h:1\"\n[web]\nservice_keys_file = \"/nonexistent/k.toml\"\nvanity_host = \"a..b\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(
+                "p.toml:4:21: error: `service_keys_file` in [web]: cannot read /nonexistent/k.toml"
+            ),
+            "{err}"
+        );
+        assert!(
+            err.contains("`vanity_host` in [web]: \"a..b\" is not a host name"),
+            "{err}"
+        );
     }
 }

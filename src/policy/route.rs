@@ -694,6 +694,16 @@ pub struct Route {
     pub fallback: Fallback,
     /// Payload shape.
     pub payload: PayloadMode,
+    /// Web calls (`/api/v1/web/…`) of the actions it covers: `Some(false)` leaves them
+    /// to the controller; unset serves them where owl can look up the owner.
+    pub web: Option<bool>,
+}
+
+impl Route {
+    /// True when the route serves web calls of its actions.
+    pub(crate) fn serves_web(&self) -> bool {
+        self.web != Some(false)
+    }
 }
 
 impl Route {

@@ -186,6 +186,7 @@ mod tests {
             timeout: None,
             fallback: Fallback::Controller,
             payload: PayloadMode::OpenWhisk,
+            web: None,
         }
     }
 

@@ -98,6 +98,7 @@ pub(crate) async fn dispatch(State(gw): State<Arc<Gateway>>, req: Request) -> Re
     };
     let received = Instant::now();
     let received_at = SystemTime::now();
+    let req = vanity(&gw, req);
     let tid_header = req.headers().get(transaction::HEADER);
     let tid = TransactionId::from_header(tid_header);
     // Parsed once: the span's name and the routing below both use it.
@@ -134,6 +135,30 @@ pub(crate) async fn dispatch(State(gw): State<Arc<Gateway>>, req: Request) -> Re
     finish(&gw, resp, &timings, received, trace.as_ref())
 }
 
+/// A request to a vanity host (`[web] vanity_host`) as OpenWhisk's nginx rewrites it:
+/// to the namespace's web actions ([`invoke::web::vanity_rewrite`]).
+fn vanity(gw: &Gateway, mut req: Request) -> Request {
+    let rt = gw.snapshot();
+    let Some(vanity) = rt.policy.web.vanity_host.as_deref() else {
+        return req;
+    };
+    let host = req
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or(req.uri().host());
+    let rewritten = host.and_then(|h| {
+        let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        invoke::web::vanity_rewrite(h, vanity, pq)
+    });
+    if let Some(pq) = rewritten
+        && let Ok(uri) = http::Uri::builder().path_and_query(pq).build()
+    {
+        *req.uri_mut() = uri;
+    }
+    req
+}
+
 /// True for `/metrics…` as nginx's `location /metrics` matches it: a prefix of the
 /// percent-decoded path with repeated slashes merged (so neither `/%6Detrics` nor
 /// `//metrics` is a way around it).
@@ -158,6 +183,8 @@ enum Target {
     Invoke((String, Option<String>, String)),
     /// `GET /api/v1/namespaces/{ns}/activations[/{id}[/{sub}]]`.
     Activations(api::activations::ActivationsTarget),
+    /// `/api/v1/web/{ns}/{pkg}/{action}[.ext][/rest]`, a web action.
+    Web(invoke::web::WebTarget),
     /// `OPTIONS` under `/api/v1/namespaces`: answered by owl, as the controller does.
     Options,
     /// Anything else: the controller's.
@@ -176,6 +203,9 @@ impl Target {
         {
             return Self::Activations(t);
         }
+        if let Some(t) = invoke::web::split_path(method, path) {
+            return Self::Web(t);
+        }
         if *method == Method::OPTIONS && path.starts_with("/api/v1/namespaces") {
             return Self::Options;
         }
@@ -189,6 +219,7 @@ fn span_name(method: &Method, target: &Target) -> &'static str {
     match target {
         Target::Invoke(_) => return "POST /api/v1/namespaces/{namespace}/actions/{action}",
         Target::Activations(_) => return "GET /api/v1/namespaces/{namespace}/activations",
+        Target::Web(_) => return "/api/v1/web/{namespace}/{package}/{action}",
         Target::Options | Target::Other => {}
     }
     match *method {
@@ -240,6 +271,7 @@ async fn route(
         Target::Activations(t) => {
             Box::pin(api::activations::handle(gw.clone(), rt, req, ctx, t)).await
         }
+        Target::Web(t) => invoke::web::handle(gw.clone(), rt, req, ctx, t).await,
         Target::Options => invoke::response::options(&ctx.tid),
         Target::Other => proxy::forward(&rt.controller, req, &ctx).await,
     }

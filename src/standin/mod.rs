@@ -27,6 +27,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+mod web;
+
 /// The well-known guest credentials of OpenWhisk's development deployments.
 pub const GUEST_UUID: &str = "23bc46b1-71f6-4ed5-8c54-816aa4f8c502";
 /// The guest key.
@@ -43,6 +45,12 @@ pub enum Behaviour {
     Fail(String),
     /// Sleeps, then echoes.
     Sleep(Duration),
+    /// The web tests' function, as the mapped twin runs it on Lambda (Node.js, or
+    /// Python for a `python…` kind): `crash` throws, `sleep` (Node.js) waits that many
+    /// ms and returns `{"slept": true}`, a string `respond` is parsed as JSON and
+    /// returned, and otherwise the parameters are echoed; the result is classified as
+    /// owl's runtime and Lambda path classify it (see `web::script`).
+    WebScript,
 }
 
 /// An identity the stand-in knows.
@@ -123,6 +131,11 @@ impl StandinAction {
         self.annotations.retain(|(k, _)| k != key);
         self.annotations.push((key.into(), value));
         self
+    }
+
+    /// Exports it as a web action (annotation `web-export: true`).
+    pub fn web_export(self) -> Self {
+        self.annotation("web-export", json!(true))
     }
 
     /// Sets the time limit (ms).
@@ -496,6 +509,11 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
         .map(decode)
         .collect();
     let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
+    // The web route comes first: it answers its own OPTIONS (WebActions.scala; see
+    // `web`). Anything it does not match falls through to the usual handling.
+    if let Some(target) = crate::invoke::web::split_path(req.method(), &path) {
+        return web::handle(&inner, req, target, &tid).await;
+    }
     if req.method() == Method::OPTIONS {
         let mut h = HeaderMap::new();
         add_cors(&mut h);
@@ -509,13 +527,7 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
             http::StatusCode::OK,
             &json!({
                 "description": "OpenWhisk (owl stand-in controller, not OpenWhisk)",
-                "runtimes": {
-                    "nodejs": [
-                        {"kind": "nodejs:10", "deprecated": true, "default": false},
-                        {"kind": "nodejs:20", "deprecated": false, "default": true}
-                    ],
-                    "python": [{"kind": "python:3", "deprecated": false, "default": true}]
-                }
+                "runtimes": runtime_manifest(),
             }),
             &tid,
             &[],
@@ -543,12 +555,7 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
         Ok(c) => c,
         Err(e) => return error(e, &tid),
     };
-    let Some(me) = inner
-        .identities
-        .iter()
-        .find(|i| i.uuid == creds.uuid && creds.api_key() == i.api_key())
-        .cloned()
-    else {
+    let Some(me) = identify(&inner, &creds).cloned() else {
         return error(WhiskError::auth_invalid(), &tid);
     };
     let rest: Vec<&str> = seg[3..].to_vec();
@@ -721,6 +728,37 @@ fn resolve(
     Ok((action, params, binding))
 }
 
+/// The identity whose credentials these are.
+fn identify<'a>(inner: &'a Inner, creds: &Credentials) -> Option<&'a StandinIdentity> {
+    inner
+        .identities
+        .iter()
+        .find(|i| i.uuid == creds.uuid && creds.api_key() == i.api_key())
+}
+
+/// The runtimes the controller's info document lists, with which are deprecated.
+fn runtime_manifest() -> Value {
+    json!({
+        "nodejs": [
+            {"kind": "nodejs:10", "deprecated": true, "default": false},
+            {"kind": "nodejs:20", "deprecated": false, "default": true}
+        ],
+        "python": [{"kind": "python:3", "deprecated": false, "default": true}]
+    })
+}
+
+/// True when the manifest marks `kind` deprecated: invoking it is refused
+/// (PostActionActivation.scala:59-63).
+fn is_deprecated(kind: &str) -> bool {
+    runtime_manifest()
+        .as_object()
+        .into_iter()
+        .flat_map(|m| m.values())
+        .filter_map(Value::as_array)
+        .flatten()
+        .any(|r| r["kind"] == kind && r["deprecated"] == true)
+}
+
 async fn invoke(
     inner: &Arc<Inner>,
     me: &StandinIdentity,
@@ -757,41 +795,77 @@ async fn invoke(
     }
     // As the invoker: init parameters are never run arguments.
     params.retain(|k, _| !action.init_keys.contains(k));
+    let (id, handle) = start(inner, me, action, binding, params);
+    let header = [("x-openwhisk-activation-id", id.to_string())];
+    if !opts.blocking {
+        return json_response(
+            http::StatusCode::ACCEPTED,
+            &json!({"activationId": id.as_str()}),
+            tid,
+            &header,
+        );
+    }
+    match tokio::time::timeout(opts.wait, handle).await {
+        Ok(Ok(act)) => {
+            let status = act.response.status_code.http_status();
+            let body = if opts.result {
+                act.response.result.clone().unwrap_or(json!({}))
+            } else {
+                act.to_api_json(false)
+            };
+            json_response(status, &body, tid, &header)
+        }
+        _ => json_response(
+            http::StatusCode::ACCEPTED,
+            &json!({"activationId": id.as_str()}),
+            tid,
+            &header,
+        ),
+    }
+}
+
+/// What running `behaviour` with `params` returns.
+async fn run(action: &StandinAction, params: Map<String, Value>) -> ActivationResponse {
+    match &action.behaviour {
+        Behaviour::Echo => ActivationResponse::success(Value::Object(params), None),
+        Behaviour::Greet => {
+            let name = params
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("stranger");
+            ActivationResponse::success(json!({"greeting": format!("Hello, {name}!")}), None)
+        }
+        Behaviour::Fail(text) => {
+            ActivationResponse::error(StatusCode::ApplicationError, text.clone().into(), None)
+        }
+        Behaviour::Sleep(d) => {
+            tokio::time::sleep(*d).await;
+            ActivationResponse::success(Value::Object(params), None)
+        }
+        Behaviour::WebScript => web::script(&action.kind, params).await,
+    }
+}
+
+/// Runs `action` with its final arguments `params` as `me` (the invoking identity: the
+/// caller for `POST /actions`, the owner for a web action) in the background, and
+/// records its activation as the controller does (namespace and subject of `me`,
+/// `binding` when invoked through one). Counts an invocation. Returns the activation id
+/// and the task that ends with the record.
+fn start(
+    inner: &Arc<Inner>,
+    me: &StandinIdentity,
+    action: StandinAction,
+    binding: Option<String>,
+    params: Map<String, Value>,
+) -> (ActivationId, tokio::task::JoinHandle<Activation>) {
     inner.counters.invocations.fetch_add(1, Ordering::SeqCst);
     let id = ActivationId::generate();
     let start = crate::context::epoch_ms(SystemTime::now());
-    let run = {
-        let action = action.clone();
-        async move {
-            match &action.behaviour {
-                Behaviour::Echo => ActivationResponse::success(Value::Object(params), None),
-                Behaviour::Greet => {
-                    let name = params
-                        .get("name")
-                        .and_then(Value::as_str)
-                        .unwrap_or("stranger");
-                    ActivationResponse::success(
-                        json!({"greeting": format!("Hello, {name}!")}),
-                        None,
-                    )
-                }
-                Behaviour::Fail(text) => ActivationResponse::error(
-                    StatusCode::ApplicationError,
-                    text.clone().into(),
-                    None,
-                ),
-                Behaviour::Sleep(d) => {
-                    tokio::time::sleep(*d).await;
-                    ActivationResponse::success(Value::Object(params), None)
-                }
-            }
-        }
-    };
     let me = me.clone();
-    let inner2 = inner.clone();
+    let inner = inner.clone();
     let id2 = id.clone();
     let finish = async move {
-        let mut response = run.await;
+        let mut response = run(&action, params).await;
         if let Some(r) = response.result.as_ref() {
             response.size = Some(serde_json::to_vec(r).map(|v| v.len() as u64).unwrap_or(0));
         }
@@ -824,6 +898,21 @@ async fn invoke(
                 value: b.into(),
             });
         }
+        let now = time::OffsetDateTime::now_utc();
+        let mut logs = vec![crate::whisk::activation::format_log_line(
+            now,
+            crate::whisk::activation::LogStream::Stdout,
+            "ran on the owl stand-in controller",
+        )];
+        // The log store ends a developer error's logs with its warning, as owl's
+        // Lambda path does.
+        if response.status_code == StatusCode::DeveloperError {
+            logs.push(crate::whisk::activation::format_log_line(
+                now,
+                crate::whisk::activation::LogStream::Stderr,
+                crate::whisk::messages::LOG_WARNING_DEVELOPER_ERROR,
+            ));
+        }
         let act = Activation {
             namespace: me.namespace.clone(),
             name: action.path.action.clone(),
@@ -833,48 +922,17 @@ async fn invoke(
             end: end.max(start),
             cause: None,
             response,
-            logs: vec![crate::whisk::activation::format_log_line(
-                time::OffsetDateTime::now_utc(),
-                crate::whisk::activation::LogStream::Stdout,
-                "ran on the owl stand-in controller",
-            )],
+            logs,
             version: action.version.clone(),
             publish: false,
             annotations,
         };
-        if let Ok(mut all) = inner2.activations.lock() {
+        if let Ok(mut all) = inner.activations.lock() {
             all.push(act.clone());
         }
         act
     };
-    let header = [("x-openwhisk-activation-id", id.to_string())];
-    if !opts.blocking {
-        tokio::spawn(finish);
-        return json_response(
-            http::StatusCode::ACCEPTED,
-            &json!({"activationId": id.as_str()}),
-            tid,
-            &header,
-        );
-    }
-    let handle = tokio::spawn(finish);
-    match tokio::time::timeout(opts.wait, handle).await {
-        Ok(Ok(act)) => {
-            let status = act.response.status_code.http_status();
-            let body = if opts.result {
-                act.response.result.clone().unwrap_or(json!({}))
-            } else {
-                act.to_api_json(false)
-            };
-            json_response(status, &body, tid, &header)
-        }
-        _ => json_response(
-            http::StatusCode::ACCEPTED,
-            &json!({"activationId": id.as_str()}),
-            tid,
-            &header,
-        ),
-    }
+    (id, tokio::spawn(finish))
 }
 
 fn activations(

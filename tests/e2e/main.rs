@@ -27,3 +27,4 @@ mod runtime;
 mod sync;
 mod telemetry;
 mod tls;
+mod web;

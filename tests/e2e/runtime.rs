@@ -122,7 +122,12 @@ fn bootstrap_script() -> Vec<u8> {
 
 /// Deploys (once per emulator) a provided.al2023 function running `source` and
 /// returns its name.
-async fn runtime_function(endpoint: &str, base: &str, file: &str, source: &str) -> String {
+pub(crate) async fn runtime_function(
+    endpoint: &str,
+    base: &str,
+    file: &str,
+    source: &str,
+) -> String {
     let name = format!(
         "{base}-{}",
         short_hash(&[

@@ -134,7 +134,11 @@ pub fn ladder_ratios(rows: &[Row], service_time_us: f64) -> Option<String> {
     let find = |n: &str| rows.iter().find(|r| r.name == n);
     let (l0, l1) = (find("L0")?, find("L1")?);
     let added = |r: &Row, f: fn(&Rep) -> f64| {
-        let extra = if r.name == "L3" { service_time_us } else { 0.0 };
+        let extra = if r.name.starts_with("L3") {
+            service_time_us
+        } else {
+            0.0
+        };
         r.median(f) - l0.median(f) - extra
     };
     let metric = |r: &Row, m: &str| -> Option<f64> {

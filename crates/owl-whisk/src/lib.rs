@@ -17,6 +17,7 @@ pub mod messages;
 pub mod names;
 pub mod params;
 pub mod transaction;
+pub mod web;
 
 pub use action::{ActionLimits, ActionMetadata};
 

@@ -124,3 +124,33 @@ pub const LOG_WARNING_DEVELOPER_ERROR: &str =
 pub fn logs_truncated(limit: usize) -> String {
     format!("Logs were truncated because the total bytes size exceeds the limit of {limit} bytes.")
 }
+
+/// 404 when a web response lacks the projected property [OW ErrorResponse.scala:206
+/// `propertyNotFound`].
+pub const PROPERTY_NOT_FOUND: &str = "Response does not include requested property.";
+/// 400 when an `.http` result is not an HTTP response [OW ErrorResponse.scala:207
+/// `invalidMedia(message/http)`].
+pub const INVALID_MEDIA_HTTP: &str = "Response is not valid 'message/http'.";
+/// 400 when a `.json` result is neither object nor array (`invalidMedia(application/json)`).
+pub const INVALID_MEDIA_JSON: &str = "Response is not valid 'application/json'.";
+/// 400 when an `.html` result has no string (`invalidMedia(text/html)`).
+pub const INVALID_MEDIA_HTML: &str = "Response is not valid 'text/html'.";
+/// 400 when an `.svg` result has no string (`invalidMedia(image/svg+xml)`).
+pub const INVALID_MEDIA_SVG: &str = "Response is not valid 'image/svg+xml'.";
+/// 400 when an `.http` result's `content-type` does not parse [OW ErrorResponse.scala:216
+/// `httpUnknownContentType`].
+pub const HTTP_UNKNOWN_CONTENT_TYPE: &str = "Response did not specify a known content-type.";
+/// 400 when an `.http` body does not fit its content type [OW ErrorResponse.scala:217
+/// `httpContentTypeError`].
+pub const HTTP_CONTENT_TYPE_ERROR: &str =
+    "Response type in header did not match generated content type.";
+/// 400 for a web action that ended in a developer or whisk error [OW ErrorResponse.scala:218
+/// `errorProcessingRequest`].
+pub const ERROR_PROCESSING_REQUEST: &str = "There was an error processing your request.";
+/// 202 when a web action's blocking wait expired [OW ErrorResponse.scala:215
+/// `responseNotReady`].
+pub const RESPONSE_NOT_READY: &str = "Response not yet ready.";
+/// 401 default text (Pekko `StatusCodes.Unauthorized`, StatusCode.scala:142), answered
+/// when `require-whisk-auth` is not satisfied.
+pub const UNAUTHORIZED: &str =
+    "Authentication is possible but has failed or not yet been provided.";
