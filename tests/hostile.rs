@@ -1,6 +1,7 @@
 //! Hostile input at scale (issue 20): property-based tests of every parser that reads
 //! what a client, Lambda, the controller or CouchDB sends — the policy file, the
-//! `Authorization` header and bearer tokens, invoke paths, queries and bodies,
+//! `Authorization` header and bearer tokens, invoke paths, queries and bodies, web
+//! calls' arguments and results,
 //! activation list queries, Lambda's answers and log tails, CouchDB documents.
 //!
 //! Every property says the parser never panics, that what it allocates is bounded by
@@ -2394,5 +2395,107 @@ fn log_lines_past_the_last_instant_are_clamped() {
         assert_eq!(parsed.lines.len(), 1, "{line}");
         assert!(parsed.lines[0].starts_with(stamp), "{:?}", parsed.lines);
         assert!(parsed.lines[0].ends_with(": hello"), "{:?}", parsed.lines);
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Web actions: the arguments of a web call and the transcoding of a result
+// ---------------------------------------------------------------------------------
+
+const WEB_CONTENT_TYPES: &[&str] = &[
+    "",
+    "application/json",
+    "application/json; charset=utf-8",
+    "application/x-www-form-urlencoded",
+    "application/cloudevents+json",
+    "application/foo; charset=latin1",
+    "text/plain",
+    "text/html; charset=\"weird",
+    "image/png",
+    "multipart/form-data; boundary=x",
+    "x",
+    ";;;",
+    "a/b; q",
+];
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// A web call's arguments: never panic on any body, query, path and content type,
+    /// however deeply nested the JSON; memory bounded by the input; an accepted call's
+    /// arguments always carry the context OpenWhisk gives (`__ow_method`, headers,
+    /// path) and, raw, the query and body.
+    #[test]
+    fn web_arguments_never_panic(
+        body in prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..256),
+            soup(JSON_WORDS, 32).prop_map(String::into_bytes),
+            deep_json(),
+        ],
+        content_type in prop::sample::select(WEB_CONTENT_TYPES),
+        query in prop_oneof![Just(None), ".{0,64}".prop_map(Some), soup(&["a", "=", "&", "%", "%2", "%zz", "+", "__ow_body", "ü"][..], 16).prop_map(Some)],
+        path in prop_oneof![Just(String::new()), "(/[a-z%0-9 ]{0,6}){0,4}"],
+        raw in any::<bool>(),
+    ) {
+        let mut headers = http::HeaderMap::new();
+        if !content_type.is_empty() {
+            headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(content_type));
+        }
+        let method = http::Method::POST;
+        let req = owl::whisk::web::WebRequest {
+            method: &method,
+            headers: &headers,
+            path: &path,
+            query: query.as_deref(),
+            body: &body,
+            user: None,
+        };
+        let input = body.len() + query.as_ref().map_or(0, String::len) + path.len();
+        let (built, peak) = meter::peak(|| owl::whisk::web::build_arguments(&req, raw, &|k| k == "fixed"));
+        prop_assert!(peak <= alloc_bound(input), "{} heap bytes for {} bytes", peak, input);
+        match built {
+            Ok(args) => {
+                prop_assert_eq!(&args["__ow_method"], &json!("post"));
+                prop_assert!(args["__ow_headers"].is_object());
+                prop_assert!(args["__ow_path"].is_string());
+                if raw {
+                    prop_assert!(args["__ow_query"].is_string() && args.contains_key("__ow_body"));
+                } else {
+                    prop_assert!(!args.contains_key("fixed"), "a final parameter was overridden");
+                }
+            }
+            Err(owl::whisk::web::ArgumentError::NotAllowed) => prop_assert!(!raw),
+            // spray-json's message quotes the offending line and a caret under it, as
+            // OpenWhisk's does: bounded by twice the body.
+            Err(owl::whisk::web::ArgumentError::Malformed(m)) => prop_assert!(m.len() <= 2 * body.len() + 512, "{} for {}", m.len(), body.len()),
+        }
+    }
+
+    /// Transcoding any result by any extension never panics, and answers either a
+    /// status between 100 and 999 or one of OpenWhisk's texts.
+    #[test]
+    fn web_results_transcode_without_panicking(
+        result in prop_oneof![
+            json_value(),
+            object_of(vec![
+                ("statusCode", prop_oneof![json_value(), (0i64..1200).prop_map(|c| json!(c)), "[0-9 x]{0,4}".prop_map(|s| json!(s))].boxed()),
+                ("headers", prop_oneof![json_value(), prop::collection::vec(("[a-zA-Z-]{0,8}", json_value()), 0..4).prop_map(|v| Value::Object(v.into_iter().collect()))].boxed()),
+                ("body", prop_oneof![json_value(), "[A-Za-z0-9+/=]{0,16}".prop_map(|s| json!(s))].boxed()),
+            ]),
+        ],
+        ext in prop::sample::select(&["", ".json", ".html", ".svg", ".text", ".http"][..]),
+        kind in 0u8..3,
+    ) {
+        use owl::whisk::web::{Outcome, split_extension, transcode};
+        let (_, ext) = split_extension(&format!("a{ext}"));
+        let outcome = match kind {
+            0 => Outcome::Success(&result),
+            1 => Outcome::ApplicationError(&result),
+            _ => Outcome::DeveloperOrWhiskError,
+        };
+        match transcode(ext, outcome) {
+            Ok(a) => prop_assert!((100..1000).contains(&a.status), "{}", a.status),
+            Err(e) => prop_assert!(!e.message.is_empty() && (400..=500).contains(&e.status)),
+        }
     }
 }

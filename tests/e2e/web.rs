@@ -962,3 +962,117 @@ async fn owners_come_from_an_identities_file_and_vanity_hosts_are_rewritten() {
     let p: Value = r.json().await.unwrap();
     assert_eq!(p["k"], "vanity");
 }
+
+/// Owners found as the controller finds them: OpenWhisk's subjects database, the
+/// `identities` view by namespace name (blocked subjects are not in it), with the
+/// action metadata from the whisks database and owl deciding entitlement.
+#[tokio::test]
+async fn owners_come_from_openwhisks_subjects_database() {
+    use crate::common::openwhisk_db::OpenWhiskDbs;
+    let lambda = lambda().await;
+    let node = runtime_function(&lambda.endpoint, "owl-web-node", "action.js", WEB_NODE).await;
+    let dbs = OpenWhiskDbs::create(couchdb().await).await;
+    dbs.subject("guest@example.com", "guest", GUEST_UUID, GUEST_KEY, false)
+        .await;
+    dbs.subject("alice", "alice", ALICE_UUID, ALICE_KEY, false)
+        .await;
+    dbs.subject(
+        "mallory",
+        "mallory",
+        "ma11041e-0000-4000-8000-000000000003",
+        &"m".repeat(64),
+        true,
+    )
+    .await;
+    let exported = json!([{"key": "web-export", "value": true}]);
+    dbs.action(
+        "guest/page",
+        json!([{"key": "p", "value": "action"}]),
+        exported.clone(),
+    )
+    .await;
+    dbs.action("alice/page", json!([]), exported.clone()).await;
+    dbs.action("alice/secret", json!([]), json!([])).await;
+    dbs.action("mallory/page", json!([]), exported.clone())
+        .await;
+    dbs.package(
+        "alice",
+        "pub",
+        true,
+        None,
+        json!([{"key": "from", "value": "package"}]),
+    )
+    .await;
+    dbs.action("alice/pub/tool", json!([]), exported).await;
+    dbs.package("guest", "mine", false, Some(("alice", "pub")), json!([]))
+        .await;
+    let controller = standin(Vec::new()).await;
+    let gw = TestGateway::start(&policy(
+        &controller.url(),
+        &lambda.endpoint,
+        &format!(
+            "{}\n[auth]\nsource = \"couchdb\"\n\n[metadata]\nsource = \"couchdb\"\n\n\
+             [[route]]\naction = \"*/*\"\nfunction = \"{node}\"\n\n\
+             [[route]]\naction = \"*/*/*\"\nfunction = \"{node}\"\n",
+            dbs.policy_section()
+        ),
+    ))
+    .await;
+    let get = |path: &str| {
+        let url = format!("{}/api/v1/web/{path}", gw.url);
+        async move {
+            let r = client().get(url).send().await.unwrap();
+            let standin = r.headers().contains_key("x-owl-standin");
+            let id = r
+                .headers()
+                .get("x-openwhisk-activation-id")
+                .map(|v| v.to_str().unwrap().to_string());
+            let status = r.status().as_u16();
+            (status, standin, id, r.text().await.unwrap())
+        }
+    };
+    // Anonymous, served from Lambda as guest's owner; the action's parameters under
+    // the query's.
+    let (status, standin, id, body) = get("guest/default/page.json?k=v").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(!standin);
+    let p: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((&p["k"], &p["p"]), (&json!("v"), &json!("action")));
+    gw.flush().await;
+    let record: Value = client()
+        .get(format!(
+            "{}/api/v1/namespaces/guest/activations/{}",
+            gw.url,
+            id.unwrap()
+        ))
+        .header("authorization", guest_auth())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        record["subject"], "guest@example.com",
+        "the owner's subject"
+    );
+    // Through guest's binding of alice's public package: the bound action, annotated
+    // with the binding (WAT:696-715), package parameters included.
+    let (status, standin, _, body) = get("guest/mine/tool.json").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(!standin);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["from"],
+        "package"
+    );
+    // Not exported: 404 in the web route's shape.
+    let (status, _, _, body) = get("alice/default/secret.json").await;
+    assert_eq!(status, 404);
+    assert!(
+        body.contains("\"error\": \"The requested resource does not exist.\""),
+        "{body}"
+    );
+    // A blocked subject is not in the identities view: owl does not serve it.
+    let (_, standin, _, _) = get("mallory/default/page.json").await;
+    assert!(standin, "no owner found: the controller decides");
+}
