@@ -39,22 +39,22 @@ pub struct ActivationContext<'a> {
 
 /// Serialises the payload for `mode`, without asking for the logs.
 pub fn build(mode: PayloadMode, params: Map<String, Value>, ctx: &ActivationContext<'_>) -> Bytes {
-    build_for(mode, params, ctx, &LogRequest::tail_only())
+    build_for(mode, Value::Object(params), ctx, &LogRequest::tail_only())
 }
 
 /// Serialises the payload for `mode`; an `openwhisk` envelope asks for the logs when
 /// `logs` says the runtime should return them.
 pub(crate) fn build_for(
     mode: PayloadMode,
-    params: Map<String, Value>,
+    params: Value,
     ctx: &ActivationContext<'_>,
     logs: &LogRequest,
 ) -> Bytes {
     let value = match mode {
-        PayloadMode::Event => Value::Object(params),
+        PayloadMode::Event => params,
         PayloadMode::OpenWhisk => {
             let mut m = Map::with_capacity(10);
-            m.insert("value".into(), Value::Object(params));
+            m.insert("value".into(), params);
             m.insert("namespace".into(), ctx.namespace.into());
             m.insert("action_name".into(), ctx.action_name.clone().into());
             m.insert("action_version".into(), ctx.action_version.into());
@@ -115,18 +115,33 @@ mod tests {
         let params = json!({"n": 1}).as_object().unwrap().clone();
         let limits = json!({"timeout": 60000, "memory": 256, "logs": 2, "concurrency": 1});
         let asks = LogRequest::for_action(&limits, PayloadMode::OpenWhisk, true);
-        let b = build_for(PayloadMode::OpenWhisk, params.clone(), &ctx(None), &asks);
+        let b = build_for(
+            PayloadMode::OpenWhisk,
+            Value::Object(params.clone()),
+            &ctx(None),
+            &asks,
+        );
         let v: Value = serde_json::from_slice(&b).unwrap();
         assert_eq!(v["owl:log_limit"], 2 * 1024 * 1024);
         assert_eq!(v["value"], json!({"n": 1}));
         // Logs off, or an event payload: nothing asked, nothing added.
         let off = LogRequest::for_action(&limits, PayloadMode::OpenWhisk, false);
-        let b = build_for(PayloadMode::OpenWhisk, params.clone(), &ctx(None), &off);
+        let b = build_for(
+            PayloadMode::OpenWhisk,
+            Value::Object(params.clone()),
+            &ctx(None),
+            &off,
+        );
         let v: Value = serde_json::from_slice(&b).unwrap();
         assert!(v.get("owl:log_limit").is_none());
         let event = LogRequest::for_action(&limits, PayloadMode::Event, true);
         assert!(!event.from_runtime);
-        let b = build_for(PayloadMode::Event, params, &ctx(None), &event);
+        let b = build_for(
+            PayloadMode::Event,
+            Value::Object(params),
+            &ctx(None),
+            &event,
+        );
         assert_eq!(
             serde_json::from_slice::<Value>(&b).unwrap(),
             json!({"n": 1})

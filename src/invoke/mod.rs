@@ -11,6 +11,7 @@
 pub mod envelope;
 pub mod request;
 pub(crate) mod response;
+mod sequence;
 pub(crate) mod web;
 
 use crate::activation::Recorder;
@@ -402,6 +403,9 @@ async fn lambda_path(inv: Admitted, req: Request<Body>) -> Response {
             return inv.leave(exit, request).await;
         }
     };
+    if valid.metadata.kind == "sequence" {
+        return sequence::compose(inv, valid).await;
+    }
     let function = match route.function.render(&valid.metadata.path) {
         Ok(f) => f,
         Err(e) => {
@@ -452,7 +456,9 @@ fn triage(
         {
             Err(Exit::Answer(e))
         }
-        Ok(m) if is_composition(&m) => Err(Exit::Controller(Path::Proxy)),
+        // Sequences are composed by owl when it can run every component
+        // ([`sequence::compose`]); conductors are the controller's.
+        Ok(m) if m.kind != "sequence" && is_composition(&m) => Err(Exit::Controller(Path::Proxy)),
         other => Ok(other),
     }
 }
@@ -525,10 +531,10 @@ fn route_for(
 /// Runs the job: non-blocking, journaled and answered 202 at once; blocking, answered
 /// with its outcome, or 202 when the wait expires first. Either way the job runs in
 /// its own task and is finished by whoever holds its outcome last.
-async fn deliver(job: Job, opts: request::InvokeOptions) -> Response {
-    let ctx = job.ctx.clone();
+async fn deliver(job: impl Invocation, opts: request::InvokeOptions) -> Response {
+    let ctx = job.context().clone();
     let tid = &ctx.tid;
-    let activation_id = job.activation_id.clone();
+    let activation_id = job.id().clone();
     if opts.blocking {
         return match run_blocking(job, opts.wait).await {
             Waited::Finished(outcome) => match outcome {
@@ -542,7 +548,7 @@ async fn deliver(job: Job, opts: request::InvokeOptions) -> Response {
             Waited::Failed(e) => e.render(tid),
         };
     }
-    let gw = job.gw.clone();
+    let gw = job.gateway().clone();
     let Some(permit) = invocation_slot(&gw, tid).await else {
         return WhiskError::service_unavailable(crate::error::Origin::Internal, Some(1))
             .render(tid);
@@ -552,7 +558,7 @@ async fn deliver(job: Job, opts: request::InvokeOptions) -> Response {
         .timings
         .time(
             Phase::Record,
-            traces::start("activation.journal").instrument(job.recorder.pending(&job.skeleton())),
+            traces::start("activation.journal").instrument(gw.recorder().pending(&job.skeleton())),
         )
         .await;
     if let Err(e) = journaled {
@@ -574,6 +580,36 @@ async fn deliver(job: Job, opts: request::InvokeOptions) -> Response {
         ),
     );
     response::accepted(&activation_id, tid)
+}
+
+/// What [`deliver`] and [`run_blocking`] need of an invocation: one action on
+/// Lambda ([`Job`]) or a sequence owl composes ([`sequence::SequenceJob`]).
+trait Invocation: Send + 'static {
+    fn gateway(&self) -> &Arc<Gateway>;
+    fn context(&self) -> &RequestContext;
+    /// The activation id the client gets.
+    fn id(&self) -> &ActivationId;
+    /// The record journaled while it runs (the client holds the id).
+    fn skeleton(&self) -> Activation;
+    fn run(self) -> impl std::future::Future<Output = Outcome> + Send;
+}
+
+impl Invocation for Job {
+    fn gateway(&self) -> &Arc<Gateway> {
+        &self.gw
+    }
+    fn context(&self) -> &RequestContext {
+        &self.ctx
+    }
+    fn id(&self) -> &ActivationId {
+        &self.activation_id
+    }
+    fn skeleton(&self) -> Activation {
+        Job::skeleton(self)
+    }
+    fn run(self) -> impl std::future::Future<Output = Outcome> + Send {
+        Job::run(self)
+    }
 }
 
 /// Every invocation holds a slot while it runs on Lambda, so invocations whose
@@ -604,9 +640,9 @@ enum Waited {
 
 /// Runs `job` in its own task and waits up to `wait` for its outcome (the blocking
 /// invocation of the REST API and every web action).
-async fn run_blocking(job: Job, wait: Duration) -> Waited {
-    let gw = job.gw.clone();
-    let ctx = job.ctx.clone();
+async fn run_blocking(job: impl Invocation, wait: Duration) -> Waited {
+    let gw = job.gateway().clone();
+    let ctx = job.context().clone();
     let tid = &ctx.tid;
     let Some(permit) = invocation_slot(&gw, tid).await else {
         return Waited::Failed(WhiskError::service_unavailable(
@@ -615,7 +651,7 @@ async fn run_blocking(job: Job, wait: Duration) -> Waited {
         ));
     };
     let (tx, mut rx) = oneshot::channel::<Delivered>();
-    let recorder = job.recorder.clone();
+    let recorder = gw.recorder().clone();
     let skeleton = job.skeleton();
     gw.tasks().spawn(
         traces::start("invocation").instrument(
@@ -706,8 +742,11 @@ struct Job {
     ctx: RequestContext,
     gw: Arc<Gateway>,
     /// The namespace's concurrency slot, held until the job ends (given back with
-    /// its count when the invocation falls back to the controller).
-    slot: crate::limits::Slot,
+    /// its count when the invocation falls back to the controller). A sequence's
+    /// component holds none: the sequence holds it.
+    slot: Option<crate::limits::Slot>,
+    /// The enclosing sequence's activation, for a sequence's component.
+    cause: Option<ActivationId>,
 }
 
 /// An invocation Lambda did not run, on its way to the controller.
@@ -1007,30 +1046,40 @@ impl FallbackJob {
     }
 }
 
+/// What every job of one request shares.
+#[derive(Clone)]
+struct Parts {
+    gw: Arc<Gateway>,
+    rt: Arc<Snapshot>,
+    ctx: RequestContext,
+    /// Who runs it (the caller, or a web action's owner).
+    identity: Arc<Identity>,
+    /// The request as it came, for a fallback to the controller.
+    replay: Arc<ReplayableRequest>,
+}
+
 impl Job {
-    /// The job for a validated invocation of `function` under `route`: the payload in
-    /// the route's shape, within OpenWhisk's message limit (else the 413 answer).
-    fn prepare(
-        inv: Admitted,
-        valid: Validated,
+    /// A job running `metadata`'s action as `function` under `route` with `params`
+    /// (an object, or the bare array a sequence hands on), within OpenWhisk's message
+    /// limit (else the 413, with the context to render it in).
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        parts: Parts,
+        metadata: Arc<ActionMetadata>,
+        binding: Option<String>,
         route: Arc<Route>,
         function: String,
-    ) -> Result<(Job, request::InvokeOptions), Box<Response>> {
-        let Admitted {
+        params: Value,
+        slot: Option<crate::limits::Slot>,
+        cause: Option<ActivationId>,
+    ) -> Result<Job, Box<(WhiskError, RequestContext)>> {
+        let Parts {
             gw,
             rt,
             ctx,
             identity,
-            path,
-            slot,
-            ..
-        } = inv;
-        let Validated {
-            metadata,
-            opts,
-            params,
             replay,
-        } = valid;
+        } = parts;
         let activation_id = ActivationId::generate();
         let limit_ms = route
             .timeout
@@ -1059,10 +1108,9 @@ impl Job {
         // OpenWhisk bounds the activation message by Kafka's record limit (payload
         // limit + serialisation overhead); Lambda's own limit (6 MB) is looser.
         if payload.len() > rt.policy.openwhisk.payload_max as usize + request::MESSAGE_OVERHEAD {
-            return Err(Box::new(WhiskError::entity_too_large().render(&ctx.tid)));
+            return Err(Box::new((WhiskError::entity_too_large(), ctx)));
         }
-        let binding = (metadata.path != path).then(|| path.entity_namespace());
-        let job = Job {
+        Ok(Job {
             recorder: gw.recorder().clone(),
             request: InvokeRequest {
                 function,
@@ -1076,11 +1124,58 @@ impl Job {
             metadata,
             binding,
             route,
-            replay: Arc::new(replay),
+            replay,
             rt,
             ctx,
             gw,
             slot,
+            cause,
+        })
+    }
+
+    /// The job for a validated invocation of `function` under `route`: the payload in
+    /// the route's shape, within OpenWhisk's message limit (else the 413 answer).
+    fn prepare(
+        inv: Admitted,
+        valid: Validated,
+        route: Arc<Route>,
+        function: String,
+    ) -> Result<(Job, request::InvokeOptions), Box<Response>> {
+        let Admitted {
+            gw,
+            rt,
+            ctx,
+            identity,
+            path,
+            slot,
+            ..
+        } = inv;
+        let Validated {
+            metadata,
+            opts,
+            params,
+            replay,
+        } = valid;
+        let binding = (metadata.path != path).then(|| path.entity_namespace());
+        let job = Job::new(
+            Parts {
+                gw,
+                rt,
+                ctx,
+                identity,
+                replay: Arc::new(replay),
+            },
+            metadata,
+            binding,
+            route,
+            function,
+            Value::Object(params),
+            Some(slot),
+            None,
+        );
+        let job = match job {
+            Ok(j) => j,
+            Err(e) => return Err(Box::new(e.0.render(&e.1.tid))),
         };
         Ok((job, opts))
     }
@@ -1124,7 +1219,7 @@ impl Job {
                 {
                     let skeleton = Box::new(self.skeleton());
                     return Outcome::Fallback(Box::new(FallbackJob {
-                        slot: Some(self.slot),
+                        slot: self.slot,
                         rt: self.rt,
                         recorder: self.recorder,
                         replay: self.replay,
@@ -1357,6 +1452,15 @@ impl Job {
                 value: timed_out.into(),
             },
         ];
+        // A sequence's component, in the invoker's order: `causedBy` after `timeout`
+        // [OW common/scala/.../connector/Message.scala:74 `causedBySequence =
+        // cause.isDefined`; core/invoker/.../ContainerProxy.scala:1047-1080].
+        if self.cause.is_some() {
+            annotations.push(Annotation {
+                key: "causedBy".into(),
+                value: Value::String("sequence".into()),
+            });
+        }
         if let Some(init) = init_ms {
             annotations.push(Annotation {
                 key: "initTime".into(),
@@ -1385,7 +1489,7 @@ impl Job {
             activation_id: self.activation_id.clone(),
             start: epoch_ms(start),
             end: epoch_ms(end).max(epoch_ms(start)),
-            cause: None,
+            cause: self.cause.as_ref().map(|c| c.as_str().to_string()),
             response,
             logs,
             version: self.metadata.version.clone(),
@@ -1500,13 +1604,15 @@ mod tests {
             )),
             "later 502"
         );
-        // Compositions are the controller's.
+        // Sequences go on (owl composes them when it can run every component);
+        // conductors are the controller's; the `conductor` annotation has no effect on
+        // a sequence [OW PrimitiveActions.scala:94-95].
         let sequence = action(
             "guest",
             "s",
-            json!({"exec": {"kind": "sequence", "components": ["/guest/a"]}}),
+            json!({"exec": {"kind": "sequence", "components": ["/guest/a"]}, "annotations": [{"key": "conductor", "value": true}]}),
         );
-        assert_eq!(exit(triage(Ok(sequence), &plain)), "controller proxy");
+        assert_eq!(exit(triage(Ok(sequence), &plain)), "found");
         let conductor = action(
             "guest",
             "c",

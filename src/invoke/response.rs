@@ -41,10 +41,17 @@ pub(crate) fn completed(act: &Activation, result_only: bool, tid: &TransactionId
         Some(a @ Value::Array(_)) => serde_json::to_vec(a),
         Some(r) if result_only => serde_json::to_vec(r),
         None if result_only => Ok(b"{}".to_vec()),
-        _ => serde_json::to_vec(&act.api_form(false)),
+        // A sequence's record carries its components' ids, even in the blocking
+        // answer [OW SequenceActions.scala:239; SequenceApiTests.scala:54-81]; a
+        // primitive action's active-ack record has none.
+        _ => serde_json::to_vec(&act.api_form(is_sequence(act))),
     }
     .unwrap_or_default();
     (status, headers(&act.activation_id, tid), body).into_response()
+}
+
+fn is_sequence(act: &Activation) -> bool {
+    act.annotation("kind").and_then(Value::as_str) == Some("sequence")
 }
 
 /// `OPTIONS` on the REST API: 200 with the CORS headers and no authentication.

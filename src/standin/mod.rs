@@ -27,6 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+mod sequence;
 mod web;
 
 /// The well-known guest credentials of OpenWhisk's development deployments.
@@ -94,6 +95,9 @@ pub struct StandinAction {
     pub limits: Value,
     /// What running it does.
     pub(crate) behaviour: Behaviour,
+    /// For a sequence (kind `sequence`), its components as written
+    /// (see [`StandinAction::sequence`]).
+    pub(crate) components: Vec<String>,
 }
 
 impl StandinAction {
@@ -111,6 +115,7 @@ impl StandinAction {
             ],
             limits: json!({"timeout": 60000, "memory": 256, "logs": 10, "concurrency": 1}),
             behaviour,
+            components: Vec::new(),
         }
     }
 
@@ -161,7 +166,7 @@ impl StandinAction {
             "name": self.path.action,
             "version": self.version,
             "publish": false,
-            "exec": {"kind": self.kind, "binary": false},
+            "exec": self.exec_json(),
             "annotations": self.annotations.iter().map(|(k, v)| json!({"key": k, "value": v})).collect::<Vec<_>>(),
             "parameters": params.iter().map(|(k, v)| if self.init_keys.contains(k) {
                 json!({"key": k, "value": v, "init": true})
@@ -210,6 +215,11 @@ struct Inner {
     actions: HashMap<String, StandinAction>,
     packages: HashMap<String, StandinPackage>,
     activations: Mutex<Vec<Activation>>,
+    /// The `duration` of records whose duration is not `end - start`: sequences
+    /// (SequenceActions.scala:247), by activation id.
+    durations: Mutex<HashMap<String, i64>>,
+    /// The longest sequence in atomic actions (`actionSequenceLimit`).
+    sequence_limit: usize,
     counters: Counters,
     couch_activations: Option<(crate::couchdb::CouchDb, String)>,
     execute_only: bool,
@@ -223,9 +233,17 @@ pub struct StandinBuilder {
     packages: Vec<StandinPackage>,
     couch_activations: Option<(crate::couchdb::CouchDb, String)>,
     execute_only: bool,
+    sequence_limit: Option<usize>,
 }
 
 impl StandinBuilder {
+    /// Sets `actionSequenceLimit` (`limits.actions.sequence.maxLength`), 50 by default
+    /// as in OpenWhisk's deployments: the most atomic actions one sequence tree runs.
+    pub fn sequence_limit(mut self, limit: usize) -> Self {
+        self.sequence_limit = Some(limit);
+        self
+    }
+
     /// As `whisk.shared-packages-execute-only = true`: the metadata `GET` of an action
     /// outside the caller's namespace is refused (403) though invoking it is not
     /// [OW core/controller/.../Actions.scala:402].
@@ -354,6 +372,10 @@ impl StandinBuilder {
                 .map(|p| (format!("{}/{}", p.namespace, p.name), p))
                 .collect(),
             activations: Mutex::new(Vec::new()),
+            durations: Mutex::new(HashMap::new()),
+            sequence_limit: self
+                .sequence_limit
+                .unwrap_or(crate::whisk::sequence::DEFAULT_LIMIT),
             counters: Counters::default(),
             couch_activations: self.couch_activations,
             execute_only: self.execute_only,
@@ -766,6 +788,7 @@ async fn invoke(
     req: Request,
     tid: &TransactionId,
 ) -> Response {
+    let received = crate::context::epoch_ms(SystemTime::now());
     let (action, pkg_params, binding) = match resolve(inner, me, requested) {
         Ok(r) => r,
         Err(e) => return error(e, tid),
@@ -778,13 +801,11 @@ async fn invoke(
         Ok(b) => b,
         Err(_) => return error(WhiskError::payload_too_large(0, 1 << 20), tid),
     };
-    let mut params: Map<String, Value> = Map::new();
-    for (k, v) in pkg_params.iter().chain(action.parameters.iter()) {
-        params.insert(k.clone(), v.clone());
-    }
-    if !body.is_empty() {
+    let payload = if body.is_empty() {
+        None
+    } else {
         match serde_json::from_slice::<Value>(&body) {
-            Ok(Value::Object(m)) => params.extend(m),
+            Ok(Value::Object(m)) => Some(m),
             _ => {
                 return error(
                     WhiskError::rejected(crate::whisk::messages::JSON_OBJECT_EXPECTED),
@@ -792,40 +813,98 @@ async fn invoke(
                 );
             }
         }
+    };
+    if action.runs_as_sequence() {
+        let call = sequence::Call {
+            me: me.clone(),
+            sequence: action,
+            package_params: pkg_params,
+            binding,
+            payload,
+            received,
+        };
+        return sequence::invoke(inner, call, opts, tid).await;
     }
+    let mut params: Map<String, Value> = Map::new();
+    for (k, v) in pkg_params.iter().chain(action.parameters.iter()) {
+        params.insert(k.clone(), v.clone());
+    }
+    params.extend(payload.unwrap_or_default());
     // As the invoker: init parameters are never run arguments.
     params.retain(|k, _| !action.init_keys.contains(k));
-    let (id, handle) = start(inner, me, action, binding, params);
-    let header = [("x-openwhisk-activation-id", id.to_string())];
+    let (id, handle) = start(inner, me, action, binding, Value::Object(params), None);
     if !opts.blocking {
-        return json_response(
-            http::StatusCode::ACCEPTED,
-            &json!({"activationId": id.as_str()}),
-            tid,
-            &header,
-        );
+        return accepted(&id, tid);
     }
     match tokio::time::timeout(opts.wait, handle).await {
-        Ok(Ok(act)) => {
-            let status = act.response.status_code.http_status();
-            let body = if opts.result {
-                act.response.result.clone().unwrap_or(json!({}))
-            } else {
-                act.to_api_json(false)
-            };
-            json_response(status, &body, tid, &header)
-        }
-        _ => json_response(
-            http::StatusCode::ACCEPTED,
-            &json!({"activationId": id.as_str()}),
-            tid,
-            &header,
-        ),
+        // The active ack's record: no logs.
+        Ok(Ok(act)) => blocking_answer(inner, &act, opts.result, false, tid),
+        _ => accepted(&id, tid),
     }
 }
 
-/// What running `behaviour` with `params` returns.
-async fn run(action: &StandinAction, params: Map<String, Value>) -> ActivationResponse {
+/// 202 with the activation id: a non-blocking invoke, or a blocking one whose wait
+/// expired (Actions.scala:288-292).
+fn accepted(id: &ActivationId, tid: &TransactionId) -> Response {
+    json_response(
+        http::StatusCode::ACCEPTED,
+        &json!({"activationId": id.as_str()}),
+        tid,
+        &[("x-openwhisk-activation-id", id.to_string())],
+    )
+}
+
+/// The answer of a blocking invoke that finished in time (Actions.scala:293-316): an
+/// array result bare whatever `result` says, else the result (`result=true`) or the
+/// record, with the status of its outcome.
+fn blocking_answer(
+    inner: &Inner,
+    act: &Activation,
+    result: bool,
+    with_logs: bool,
+    tid: &TransactionId,
+) -> Response {
+    let body = match &act.response.result {
+        Some(a @ Value::Array(_)) => a.clone(),
+        r if result => r.clone().unwrap_or(json!({})),
+        _ => api_json(inner, act, with_logs),
+    };
+    json_response(
+        act.response.status_code.http_status(),
+        &body,
+        tid,
+        &[("x-openwhisk-activation-id", act.activation_id.to_string())],
+    )
+}
+
+/// The API form of a record, with its own `duration` when it has one (sequences).
+fn api_json(inner: &Inner, act: &Activation, with_logs: bool) -> Value {
+    with_duration(inner, act, act.to_api_json(with_logs))
+}
+
+/// `form` (a JSON form of `act`) with `act`'s own `duration` when it has one: the
+/// record's `duration` field (WhiskActivation.scala:64, 85, 105), which [`Activation`]
+/// derives from `end - start`.
+fn with_duration(inner: &Inner, act: &Activation, mut form: Value) -> Value {
+    let own = inner
+        .durations
+        .lock()
+        .ok()
+        .and_then(|d| d.get(act.activation_id.as_str()).copied());
+    if let (Some(d), Some(slot)) = (own, form.get_mut("duration")) {
+        *slot = d.into();
+    }
+    form
+}
+
+/// What running `behaviour` with `args` returns. The arguments are an object, or an
+/// array inside a sequence (PrimitiveActions.scala:162), which a function receives as
+/// its `params` as is.
+async fn run(action: &StandinAction, args: Value) -> ActivationResponse {
+    let params = match args {
+        Value::Object(params) => params,
+        other => return run_with_non_object(action, other).await,
+    };
     match &action.behaviour {
         Behaviour::Echo => ActivationResponse::success(Value::Object(params), None),
         Behaviour::Greet => {
@@ -846,17 +925,44 @@ async fn run(action: &StandinAction, params: Map<String, Value>) -> ActivationRe
     }
 }
 
+/// [`run`] for arguments that are not an object (an array from a sequence): echoing
+/// returns them, greeting finds no name, and the web script returns them on Node.js
+/// (none of its properties is set) while on Python `params.get` raises.
+async fn run_with_non_object(action: &StandinAction, args: Value) -> ActivationResponse {
+    match &action.behaviour {
+        Behaviour::Echo => ActivationResponse::success(args, None),
+        Behaviour::Greet => {
+            ActivationResponse::success(json!({"greeting": "Hello, stranger!"}), None)
+        }
+        Behaviour::Fail(text) => {
+            ActivationResponse::error(StatusCode::ApplicationError, text.clone().into(), None)
+        }
+        Behaviour::Sleep(d) => {
+            tokio::time::sleep(*d).await;
+            ActivationResponse::success(args, None)
+        }
+        Behaviour::WebScript if action.kind.starts_with("python") => ActivationResponse::error(
+            StatusCode::ApplicationError,
+            "'list' object has no attribute 'get'".into(),
+            None,
+        ),
+        Behaviour::WebScript => ActivationResponse::success(args, None),
+    }
+}
+
 /// Runs `action` with its final arguments `params` as `me` (the invoking identity: the
 /// caller for `POST /actions`, the owner for a web action) in the background, and
-/// records its activation as the controller does (namespace and subject of `me`,
-/// `binding` when invoked through one). Counts an invocation. Returns the activation id
-/// and the task that ends with the record.
+/// records its activation as the invoker does (namespace and subject of `me`,
+/// `binding` when invoked through one, `cause` and `causedBy: "sequence"` inside a
+/// sequence: ContainerProxy.scala:1047-1080). Counts an invocation. Returns the
+/// activation id and the task that ends with the record.
 fn start(
     inner: &Arc<Inner>,
     me: &StandinIdentity,
     action: StandinAction,
     binding: Option<String>,
-    params: Map<String, Value>,
+    params: Value,
+    cause: Option<ActivationId>,
 ) -> (ActivationId, tokio::task::JoinHandle<Activation>) {
     inner.counters.invocations.fetch_add(1, Ordering::SeqCst);
     let id = ActivationId::generate();
@@ -887,11 +993,17 @@ fn start(
                 key: "timeout".into(),
                 value: false.into(),
             },
-            Annotation {
-                key: "waitTime".into(),
-                value: 1.into(),
-            },
         ];
+        if cause.is_some() {
+            annotations.push(Annotation {
+                key: "causedBy".into(),
+                value: crate::whisk::sequence::KIND.into(),
+            });
+        }
+        annotations.push(Annotation {
+            key: "waitTime".into(),
+            value: 1.into(),
+        });
         if let Some(b) = binding {
             annotations.push(Annotation {
                 key: "binding".into(),
@@ -920,7 +1032,7 @@ fn start(
             activation_id: id2,
             start,
             end: end.max(start),
-            cause: None,
+            cause: cause.map(String::from),
             response,
             logs,
             version: action.version.clone(),
@@ -983,9 +1095,9 @@ fn activations(
                 .take(q.limit as usize)
                 .map(|a| {
                     if q.docs {
-                        a.to_api_json(true)
+                        api_json(inner, a, true)
                     } else {
-                        a.to_summary_json()
+                        with_duration(inner, a, a.to_summary_json())
                     }
                 })
                 .collect();
@@ -1002,7 +1114,7 @@ fn activations(
                 return error(WhiskError::not_found(), tid);
             };
             match more {
-                [] => json_response(http::StatusCode::OK, &act.to_api_json(true), tid, &[]),
+                [] => json_response(http::StatusCode::OK, &api_json(inner, act, true), tid, &[]),
                 ["logs"] => {
                     json_response(http::StatusCode::OK, &json!({"logs": act.logs}), tid, &[])
                 }

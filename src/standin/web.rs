@@ -57,6 +57,7 @@ async fn serve(
     tid: &TransactionId,
 ) -> Response {
     let deployment = Deployment::default();
+    let received = crate::context::epoch_ms(std::time::SystemTime::now());
     let WebTarget {
         path,
         extension,
@@ -173,33 +174,48 @@ async fn serve(
             return super::error(WhiskError::rejected(text), tid);
         }
     };
-    // The action's parameters under the payload, init parameters dropped (PA:159-164).
-    let params = match params::merge(&metadata, payload) {
-        Ok(p) => p,
-        Err(_) => {
+    // Pekko negotiates the answer's content type after the action ran (WAT:1942-1988).
+    let accept = accept_header(&parts.headers);
+    // Always blocking, as the owner, for the deployment's longest wait (WA:442, 652).
+    let (id, task) = if action.runs_as_sequence() {
+        // A sequence gets the web arguments alone: its own parameters reach no
+        // component (SequenceActions.scala:92-149).
+        let call = super::sequence::Call {
+            me: owner,
+            sequence: action,
+            package_params: pkg_params,
+            binding,
+            payload: Some(payload),
+            received,
+        };
+        super::sequence::spawn(inner, call)
+    } else {
+        // The action's parameters under the payload, init parameters dropped (PA:159-164).
+        let params = match params::merge(&metadata, payload) {
+            Ok(p) => p,
+            Err(_) => {
+                return web_error(
+                    http::StatusCode::BAD_REQUEST,
+                    messages::PARAMS_NOT_ALLOWED,
+                    tid,
+                    &cors,
+                    None,
+                );
+            }
+        };
+        // A deprecated runtime is refused as for any invocation
+        // (PostActionActivation.scala:59-63).
+        if is_deprecated(&metadata.kind) {
             return web_error(
                 http::StatusCode::BAD_REQUEST,
-                messages::PARAMS_NOT_ALLOWED,
+                &messages::runtime_deprecated(&metadata.kind),
                 tid,
                 &cors,
                 None,
             );
         }
+        start(inner, &owner, action, binding, Value::Object(params), None)
     };
-    // A deprecated runtime is refused as for any invocation (PostActionActivation.scala:59-63).
-    if is_deprecated(&metadata.kind) {
-        return web_error(
-            http::StatusCode::BAD_REQUEST,
-            &messages::runtime_deprecated(&metadata.kind),
-            tid,
-            &cors,
-            None,
-        );
-    }
-    // Pekko negotiates the answer's content type after the action ran (WAT:1942-1988).
-    let accept = accept_header(&parts.headers);
-    // Always blocking, as the owner, for the deployment's longest wait (WA:442, 652).
-    let (id, task) = start(inner, &owner, action, binding, params);
     let wait = Duration::from_millis(deployment.max_blocking_wait_ms);
     match tokio::time::timeout(wait, task).await {
         Ok(Ok(activation)) => respond(&activation, extension, accept.as_deref(), tid, &cors),

@@ -24,6 +24,7 @@ mod npm_client;
 mod operations;
 mod proxy;
 mod runtime;
+mod sequences;
 mod sync;
 mod telemetry;
 mod tls;

@@ -57,6 +57,14 @@ pub struct ActionMetadata {
     pub parameters: Vec<Parameter>,
     /// Annotations, as `{"key","value"}` objects.
     pub annotations: Vec<(String, Value)>,
+    /// For a sequence (`exec.kind == "sequence"`), its components as stored in
+    /// `exec.components` (`"/ns/[pkg/]name"`, Exec.scala:267-268, 300-306), read by
+    /// [`crate::sequence::parse_components`]; `_` is kept, to be resolved against the
+    /// caller. Empty for any other kind, and for a sequence whose components do not
+    /// all read: OpenWhisk never stores a sequence without components
+    /// (`No component specified for the sequence.`), so an empty list on a sequence
+    /// means "not composable", never "nothing to run".
+    pub components: Vec<ActionPath>,
 }
 
 impl ActionMetadata {
@@ -113,6 +121,18 @@ impl ActionMetadata {
                     .collect()
             })
             .unwrap_or_default();
+        let kind = v
+            .pointer("/exec/kind")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown")
+            .to_string();
+        let components = if kind == crate::sequence::KIND {
+            v.pointer("/exec/components")
+                .and_then(crate::sequence::parse_components)
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         Some(Self {
             path: ActionPath::new(ns, pkg, name),
             version: v
@@ -120,14 +140,11 @@ impl ActionMetadata {
                 .and_then(Value::as_str)
                 .unwrap_or("0.0.1")
                 .to_string(),
-            kind: v
-                .pointer("/exec/kind")
-                .and_then(Value::as_str)
-                .unwrap_or("unknown")
-                .to_string(),
+            kind,
             limits,
             parameters,
             annotations,
+            components,
         })
     }
 

@@ -16,6 +16,7 @@ pub mod contract;
 pub mod messages;
 pub mod names;
 pub mod params;
+pub mod sequence;
 pub mod transaction;
 pub mod web;
 

@@ -154,3 +154,26 @@ pub const RESPONSE_NOT_READY: &str = "Response not yet ready.";
 /// when `require-whisk-auth` is not satisfied.
 pub const UNAUTHORIZED: &str =
     "Authentication is possible but has failed or not yet been provided.";
+
+/// A sequence ran more atomic actions than `actionSequenceLimit` allows (application
+/// error in the record at run time, 400 at creation) [OW common/scala/.../http/
+/// ErrorResponse.scala:113 `sequenceIsTooLong`].
+pub const SEQUENCE_IS_TOO_LONG: &str = "Too many actions in the sequence.";
+/// 400 when a sequence is created with no component [OW ErrorResponse.scala:114
+/// `sequenceNoComponent`].
+pub const SEQUENCE_NO_COMPONENT: &str = "No component specified for the sequence.";
+/// 400 when a sequence would contain itself [OW ErrorResponse.scala:115
+/// `sequenceIsCyclic`].
+pub const SEQUENCE_IS_CYCLIC: &str = "Sequence may not refer to itself.";
+/// A sequence component (or a package in its path) does not exist (application error
+/// in the record at run time, 400 at creation) [OW ErrorResponse.scala:116
+/// `sequenceComponentNotFound`].
+pub const SEQUENCE_COMPONENT_NOT_FOUND: &str = "Sequence component does not exist.";
+/// Whisk error when a component's activation could not be retrieved in time [OW
+/// ErrorResponse.scala:133-134 `sequenceRetrieveActivationTimeout`].
+pub fn sequence_retrieve_activation_timeout(id: &str) -> String {
+    format!("Timeout reached when retrieving activation {id} for sequence component.")
+}
+/// Whisk error when invoking a component failed [OW ErrorResponse.scala:135
+/// `sequenceActivationFailure`].
+pub const SEQUENCE_ACTIVATION_FAILURE: &str = "Sequence failed.";

@@ -1,0 +1,446 @@
+//! Sequences composed by owl (docs/sequences.md): when a route covers the sequence and
+//! every atomic component of its tree — nested sequences included — is mapped, owl
+//! runs the components on Lambda one after the other, exactly as the controller's
+//! `SequenceActions` does (`core/controller/src/main/scala/org/apache/openwhisk/core/
+//! controller/actions/SequenceActions.scala`, cited SA:line; the rules are collected
+//! in docs/design/openwhisk-sequences.md), and nothing of it reaches Kafka.
+//!
+//! The tree is resolved before anything runs. A component owl cannot run (not mapped,
+//! a weight that sends it to the controller, a conductor, a deprecated runtime, a
+//! lookup that failed for another reason than "does not exist") sends the **whole**
+//! sequence to the controller: a component run by the controller on owl's behalf could
+//! not carry OpenWhisk's `cause` links. A component that does not exist is not a reason
+//! to leave: OpenWhisk fails the sequence when the run reaches it, after the earlier
+//! components ran (SA:305-310), and so does owl.
+//!
+//! The sequence is admitted once (its namespace's throttles count it once, SA's
+//! components are never throttled) and holds its slot for the whole run.
+
+use super::{
+    Admitted, Exit, Invocation, Job, Outcome, Parts, Validated, deliver, draw, refusal, request,
+};
+use crate::auth::Identity;
+use crate::context::epoch_ms;
+use crate::gateway::{Gateway, Snapshot};
+use crate::lambda::LambdaError;
+use crate::policy::Route;
+use crate::telemetry::timing::{Path, Phase};
+use crate::telemetry::traces;
+use crate::whisk::sequence::{self, Accounting, Input, SequenceRecord};
+use crate::whisk::{
+    ActionMetadata, ActionPath, Activation, ActivationId, ActivationResponse, TransactionId,
+};
+use axum::response::Response;
+use serde_json::{Map, Value};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// Most components (atomic and nested, over the whole tree) owl resolves for one
+/// sequence; a larger tree is the controller's (it fails at the limit anyway).
+const MAX_NODES: usize = 4 * sequence::DEFAULT_LIMIT;
+
+/// Composes the sequence `valid` names, or sends it whole to the controller when owl
+/// cannot run every component (the throttle slot given back: the controller counts
+/// it).
+pub(super) async fn compose(inv: Admitted, valid: Validated) -> Response {
+    let mut budget = MAX_NODES;
+    let resolved = inv
+        .ctx
+        .timings
+        .time(
+            Phase::Metadata,
+            traces::start("metadata").instrument(resolve(
+                &inv.rt,
+                &inv.identity,
+                &inv.ctx.tid,
+                &valid.metadata.components,
+                &mut budget,
+            )),
+        )
+        .await;
+    let children = match resolved {
+        Ok(c) if !c.is_empty() => c,
+        other => {
+            let why = match other {
+                Err(Declined(why)) => why,
+                _ => "the sequence has no components owl can read",
+            };
+            tracing::debug!(tid = %inv.ctx.tid, sequence = %valid.metadata.path, why, "sequence sent to the controller");
+            let request = valid.replay.to_request();
+            return inv.leave(Exit::Controller(Path::Proxy), request).await;
+        }
+    };
+    // Only the body reaches the first component (SA:287-289); it was validated.
+    let body = request::parse_body(&valid.replay.body).unwrap_or_default();
+    let binding = (valid.metadata.path != inv.path).then(|| inv.path.entity_namespace());
+    let Admitted {
+        gw,
+        rt,
+        ctx,
+        identity,
+        slot,
+        ..
+    } = inv;
+    let limit = sequence::DEFAULT_LIMIT;
+    let job = SequenceJob {
+        parts: Parts {
+            gw,
+            rt,
+            ctx,
+            identity,
+            replay: Arc::new(valid.replay),
+        },
+        metadata: valid.metadata,
+        binding,
+        children,
+        body,
+        id: ActivationId::generate(),
+        slot: Some(slot),
+        limit,
+    };
+    deliver(job, valid.opts).await
+}
+
+/// A component, resolved when the sequence starts.
+pub(super) enum Node {
+    /// An action owl runs on Lambda.
+    Atomic(Box<Atomic>),
+    /// A nested sequence, its own components resolved.
+    Sequence(Box<Nested>),
+    /// Did not exist when the sequence started: the run ends there.
+    Missing,
+}
+
+pub(super) struct Atomic {
+    metadata: Arc<ActionMetadata>,
+    /// `ns/binding` when the component is named through a binding.
+    binding: Option<String>,
+    route: Arc<Route>,
+    function: String,
+}
+
+pub(super) struct Nested {
+    metadata: Arc<ActionMetadata>,
+    binding: Option<String>,
+    children: Vec<Node>,
+}
+
+/// Why owl leaves a sequence to the controller.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Declined(pub(super) &'static str);
+
+/// Resolves `components` (and, depth first, those of nested sequences) as `identity`
+/// sees them; `Declined` when any atomic component is not one owl runs.
+pub(super) async fn resolve(
+    rt: &Snapshot,
+    identity: &Identity,
+    tid: &TransactionId,
+    components: &[ActionPath],
+    budget: &mut usize,
+) -> Result<Vec<Node>, Declined> {
+    let mut nodes = Vec::with_capacity(components.len());
+    for path in components {
+        if *budget == 0 {
+            return Err(Declined("the sequence tree is larger than owl resolves"));
+        }
+        *budget -= 1;
+        let looked_up = rt.directory.action(identity, path, tid).await;
+        let metadata = match looked_up {
+            Ok(m) => m,
+            Err(e) if e.status == http::StatusCode::NOT_FOUND => {
+                nodes.push(Node::Missing);
+                continue;
+            }
+            Err(_) => return Err(Declined("a component's lookup failed or was refused")),
+        };
+        let binding = (metadata.path != *path).then(|| path.entity_namespace());
+        if metadata.kind == "sequence" {
+            if metadata.components.is_empty() {
+                return Err(Declined("a nested sequence has no components owl can read"));
+            }
+            // Boxed: the recursion's future.
+            let children =
+                Box::pin(resolve(rt, identity, tid, &metadata.components, budget)).await?;
+            nodes.push(Node::Sequence(Box::new(Nested {
+                metadata,
+                binding,
+                children,
+            })));
+            continue;
+        }
+        if metadata.annotation_is_truthy("conductor", false) {
+            return Err(Declined("a component is a conductor action"));
+        }
+        if rt.deprecated_kinds.contains(
+            &rt.controller,
+            &metadata.kind,
+            rt.policy.controller.timeout.min(Duration::from_secs(2)),
+        ) {
+            return Err(Declined("a component's runtime is deprecated"));
+        }
+        let Some(route) = rt.policy.routes.find(&metadata.path) else {
+            return Err(Declined("a component is not mapped to Lambda"));
+        };
+        if !route.takes(draw()) {
+            return Err(Declined("a component's route weight chose the controller"));
+        }
+        let Ok(function) = route.function.render(&metadata.path) else {
+            return Err(Declined("a component's function cannot be rendered"));
+        };
+        nodes.push(Node::Atomic(Box::new(Atomic {
+            metadata,
+            binding,
+            route: route.clone(),
+            function,
+        })));
+    }
+    Ok(nodes)
+}
+
+/// A sequence owl composes: the topmost sequence's run, delivered like one
+/// invocation (blocking, non-blocking, the wait's 202).
+pub(super) struct SequenceJob {
+    pub(super) parts: Parts,
+    pub(super) metadata: Arc<ActionMetadata>,
+    pub(super) binding: Option<String>,
+    pub(super) children: Vec<Node>,
+    /// The request's body: what the first component receives (SA:287-289).
+    pub(super) body: Map<String, Value>,
+    pub(super) id: ActivationId,
+    /// The namespace's slot, held for the whole run (the sequence is admitted once).
+    pub(super) slot: Option<crate::limits::Slot>,
+    pub(super) limit: usize,
+}
+
+/// How a run of components ended.
+enum Ended {
+    /// The sequence's response.
+    Response(ActivationResponse),
+    /// Lambda refused the first component before running it and its route falls
+    /// back: nothing ran, so the whole sequence may go to the controller.
+    NothingRan(LambdaError),
+}
+
+impl SequenceJob {
+    fn record(
+        &self,
+        start: SystemTime,
+        wait_time_ms: i64,
+        account: &Accounting,
+        response: ActivationResponse,
+    ) -> Activation {
+        let identity = &self.parts.identity;
+        let start_ms = epoch_ms(start);
+        sequence::sequence_activation(
+            SequenceRecord {
+                namespace: &identity.namespace,
+                subject: &identity.subject,
+                sequence: &self.metadata,
+                id: self.id.clone(),
+                start: start_ms,
+                end: epoch_ms(SystemTime::now()).max(start_ms),
+                cause: None,
+                wait_time_ms,
+                binding: self.binding.clone(),
+            },
+            account,
+            response,
+        )
+    }
+
+    async fn run_sequence(mut self) -> Outcome {
+        let start = SystemTime::now();
+        // From the request's arrival to the sequence's start (SA:245 `waitTime`).
+        let wait_ms = self.parts.ctx.received.elapsed().as_millis() as i64;
+        let mut account = Accounting::new(0);
+        let input = Input::Object(std::mem::take(&mut self.body));
+        let ended = run_components(
+            &self.parts,
+            &self.children,
+            input,
+            &self.id,
+            &mut account,
+            self.limit,
+            true,
+        )
+        .await;
+        let gw = self.parts.gw.clone();
+        let response = match ended {
+            Ended::Response(r) => r,
+            Ended::NothingRan(error) => {
+                let skeleton = Box::new(Invocation::skeleton(&self));
+                let Parts {
+                    rt, ctx, replay, ..
+                } = self.parts;
+                return Outcome::Fallback(Box::new(super::FallbackJob {
+                    slot: self.slot,
+                    recorder: gw.recorder().clone(),
+                    rt,
+                    replay,
+                    ctx,
+                    error,
+                    skeleton,
+                    limit_ms: self.metadata.limits.timeout_ms,
+                }));
+            }
+        };
+        let activation = self.record(start, wait_ms, &account, response);
+        gw.metrics()
+            .openwhisk
+            .record(&activation, &self.parts.identity.namespace);
+        Outcome::Done {
+            activation: Box::new(activation),
+            recorder: gw.recorder().clone(),
+        }
+    }
+}
+
+impl Invocation for SequenceJob {
+    fn gateway(&self) -> &Arc<Gateway> {
+        &self.parts.gw
+    }
+    fn context(&self) -> &crate::context::RequestContext {
+        &self.parts.ctx
+    }
+    fn id(&self) -> &ActivationId {
+        &self.id
+    }
+    fn skeleton(&self) -> Activation {
+        let mut a = self.record(
+            SystemTime::now(),
+            self.parts.ctx.received.elapsed().as_millis() as i64,
+            &Accounting::new(0),
+            ActivationResponse::whisk_error(crate::activation::recorder::RESTART_MESSAGE),
+        );
+        a.end = 0;
+        a
+    }
+    fn run(self) -> impl std::future::Future<Output = Outcome> + Send {
+        self.run_sequence()
+    }
+}
+
+/// Runs `nodes` in order (SA:292-322): each gets the previous result (the first one
+/// `input`), the first response with an `error` ends the run with that response, the
+/// limit on atomic actions counts across the whole tree, and a nested sequence is an
+/// activation of its own whose logs are its direct components.
+async fn run_components(
+    parts: &Parts,
+    nodes: &[Node],
+    input: Input,
+    cause: &ActivationId,
+    account: &mut Accounting,
+    limit: usize,
+    may_fall_back: bool,
+) -> Ended {
+    let recorder = parts.gw.recorder().clone();
+    let mut previous = sequence::placeholder_for(input);
+    for node in nodes {
+        // (a) SA:295, 311-313.
+        if !account.may_run_another(limit) {
+            return Ended::Response(sequence::too_long());
+        }
+        let input = Input::from_result(previous.result.as_ref());
+        match node {
+            // (b) SA:305-310.
+            Node::Missing => return Ended::Response(sequence::component_missing()),
+            Node::Atomic(a) => {
+                let args = sequence::component_arguments(&a.metadata, input);
+                let job = Job::new(
+                    parts.clone(),
+                    a.metadata.clone(),
+                    a.binding.clone(),
+                    a.route.clone(),
+                    a.function.clone(),
+                    args,
+                    None,
+                    Some(cause.clone()),
+                );
+                // A message too large for OpenWhisk's bus fails the sequence (SA:393-399).
+                let Ok(job) = job else {
+                    return Ended::Response(sequence::failed());
+                };
+                match job.run().await.journaled().await {
+                    Outcome::Recorded(act)
+                    | Outcome::Done {
+                        activation: act, ..
+                    } => {
+                        account.add_atomic(&act);
+                        previous = act.response.clone();
+                    }
+                    Outcome::Fallback(f) if may_fall_back && account.logs().is_empty() => {
+                        return Ended::NothingRan(f.error);
+                    }
+                    // Refused, or a fallback after something ran: the invocation failed
+                    // (SA:393-399). Its refusal is not a record the sequence lists.
+                    Outcome::Fallback(f) => {
+                        tracing::warn!(tid = %parts.ctx.tid, reason = %f.error, "a sequence's component was not run by Lambda after earlier components ran; the sequence fails");
+                        return Ended::Response(sequence::failed());
+                    }
+                    Outcome::Refused { error, .. } => {
+                        tracing::warn!(tid = %parts.ctx.tid, reason = %refusal(&error).message, "a sequence's component was refused by Lambda; the sequence fails");
+                        return Ended::Response(sequence::failed());
+                    }
+                }
+            }
+            Node::Sequence(n) => {
+                let id = ActivationId::generate();
+                let start = SystemTime::now();
+                let mut inner = Accounting::new(account.atomic());
+                // Boxed: the recursion's future.
+                let ended = Box::pin(run_components(
+                    parts,
+                    &n.children,
+                    input,
+                    &id,
+                    &mut inner,
+                    limit,
+                    false,
+                ))
+                .await;
+                let response = match ended {
+                    Ended::Response(r) => r,
+                    Ended::NothingRan(_) => sequence::failed(),
+                };
+                let start_ms = epoch_ms(start);
+                let record = sequence::sequence_activation(
+                    SequenceRecord {
+                        namespace: &parts.identity.namespace,
+                        subject: &parts.identity.subject,
+                        sequence: &n.metadata,
+                        id,
+                        start: start_ms,
+                        end: epoch_ms(SystemTime::now()).max(start_ms),
+                        cause: Some(cause.clone()),
+                        wait_time_ms: 0,
+                        binding: n.binding.clone(),
+                    },
+                    &inner,
+                    response,
+                );
+                parts
+                    .gw
+                    .metrics()
+                    .openwhisk
+                    .record(&record, &parts.identity.namespace);
+                // Journaled before its id can reach a client in the parent's logs.
+                if let Err(e) = recorder
+                    .commit(crate::activation::store::Record::new(record.clone()))
+                    .await
+                {
+                    tracing::error!(activation_id = %record.activation_id, error = %e, "cannot journal a nested sequence's record");
+                }
+                account.add_nested(&record, inner.atomic());
+                previous = record.response;
+            }
+        }
+        // (c), (d): SA:464-492.
+        if account.atomic() > limit {
+            return Ended::Response(sequence::too_long());
+        }
+        if sequence::stops(&previous) {
+            return Ended::Response(previous);
+        }
+    }
+    Ended::Response(previous)
+}

@@ -1,0 +1,265 @@
+//! Sequences composed by owl, end to end: owl → MiniStack → the owl runtime running
+//! each component, with the stand-in controller as metadata source (it knows the
+//! sequences) and as the controller that runs what owl does not compose.
+//!
+//! Expected behaviour is OpenWhisk's, from
+//! `core/controller/src/main/scala/org/apache/openwhisk/core/controller/actions/SequenceActions.scala`
+//! (SA:line) and `tests/src/test/scala/system/basic/WskSequenceTests.scala` (WST:line).
+
+use crate::common::*;
+use crate::runtime::runtime_function;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// The component on Lambda: what it does is its own parameter `op` (the previous
+/// result never carries `op`, so each component keeps its own).
+const STEP: &str = r#"
+function main(p) {
+  const n = Number(p.n || 0);
+  const trail = (p.trail || []).concat(p.op);
+  switch (p.op) {
+    case 'inc': return { n: n + 1, trail };
+    case 'double': return { n: n * 2, trail };
+    case 'fail': return { error: 'failed at ' + n };
+    default: return p;
+  }
+}
+"#;
+
+struct Seq {
+    gw: TestGateway,
+    controller: Standin,
+}
+
+fn step(path: &str, op: &str) -> StandinAction {
+    StandinAction::new(path, Behaviour::Echo)
+        .kind("nodejs:20")
+        .param("op", json!(op))
+}
+
+async fn setup() -> Seq {
+    let lambda = lambda().await;
+    let f = runtime_function(&lambda.endpoint, "owl-seq-step", "action.js", STEP).await;
+    let long: Vec<String> = (0..51).map(|_| "/guest/inc".to_string()).collect();
+    let long: Vec<&str> = long.iter().map(String::as_str).collect();
+    let actions = vec![
+        step("guest/inc", "inc"),
+        step("guest/double", "double"),
+        step("guest/fail", "fail"),
+        step("guest/unmapped", "inc"),
+        StandinAction::sequence("guest/seq3", &["/guest/inc", "/guest/double", "/guest/inc"]),
+        StandinAction::sequence("guest/outer", &["/guest/inc", "/guest/seq3", "/guest/inc"]),
+        StandinAction::sequence(
+            "guest/failing",
+            &["/guest/inc", "/guest/fail", "/guest/inc"],
+        ),
+        StandinAction::sequence("guest/broken", &["/guest/inc", "/guest/nope"]),
+        StandinAction::sequence("guest/mixed", &["/guest/inc", "/guest/unmapped"]),
+        StandinAction::sequence("guest/long", &long),
+    ];
+    let controller = standin(actions).await;
+    let mut routes = String::new();
+    for a in [
+        "inc", "double", "fail", "seq3", "outer", "failing", "broken", "mixed", "long",
+    ] {
+        routes.push_str(&format!(
+            "[[route]]\naction = \"guest/{a}\"\nfunction = \"{f}\"\n\n"
+        ));
+    }
+    let gw = TestGateway::start(&policy(&controller.url(), &lambda.endpoint, &routes)).await;
+    Seq { gw, controller }
+}
+
+impl Seq {
+    async fn call(
+        &self,
+        action: &str,
+        query: &str,
+        body: Value,
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
+        invoke(
+            &self.gw.invoke_url(action, query),
+            Some(&guest_auth()),
+            Some(&body.to_string()),
+        )
+        .await
+    }
+
+    async fn record(&self, id: &str) -> Value {
+        self.gw.flush().await;
+        let r = client()
+            .get(format!(
+                "{}/api/v1/namespaces/guest/activations/{id}",
+                self.gw.url
+            ))
+            .header("authorization", guest_auth())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "record {id}");
+        r.json().await.unwrap()
+    }
+}
+
+fn ids(record: &Value) -> Vec<String> {
+    record["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_sequence_of_mapped_actions_is_composed_by_owl() {
+    let s = setup().await;
+    // The first component gets the body; each next one the previous result.
+    let (status, headers, body) = s.call("guest/seq3", "blocking=true", json!({"n": 1})).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(!headers.contains_key("x-owl-standin"));
+    assert_eq!(
+        body["response"]["result"],
+        json!({"n": 5, "trail": ["inc", "double", "inc"]})
+    );
+    assert_eq!(
+        s.controller.invocations(),
+        0,
+        "no component reached the controller"
+    );
+    // The blocking answer carries the component ids in logs (SA:239).
+    let logs = ids(&body);
+    assert_eq!(logs.len(), 3);
+    let id = body["activationId"].as_str().unwrap().to_string();
+    assert_eq!(headers["x-openwhisk-activation-id"], id.as_str());
+    // The sequence's record (SA:198-248).
+    let record = s.record(&id).await;
+    assert_eq!(record["name"], "seq3");
+    assert!(record.get("cause").is_none());
+    assert_eq!(annotation(&record, "topmost"), Some(&json!(true)));
+    assert_eq!(annotation(&record, "kind"), Some(&json!("sequence")));
+    assert_eq!(annotation(&record, "path"), Some(&json!("guest/seq3")));
+    assert!(annotation(&record, "causedBy").is_none());
+    assert!(annotation(&record, "waitTime").is_some());
+    assert_eq!(ids(&record), logs);
+    // Each component's record: cause and causedBy (WST:598-633).
+    for (c, op) in logs.iter().zip(["inc", "double", "inc"]) {
+        let r = s.record(c).await;
+        assert_eq!(r["cause"], id.as_str());
+        assert_eq!(annotation(&r, "causedBy"), Some(&json!("sequence")));
+        assert_eq!(r["name"], op);
+        assert_eq!(r["response"]["status"], "success");
+    }
+    // result=true: the result alone.
+    let (status, _, body) = s
+        .call("guest/seq3", "blocking=true&result=true", json!({"n": 0}))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["n"], 3);
+}
+
+#[tokio::test]
+async fn the_first_failing_component_ends_the_sequence() {
+    let s = setup().await;
+    // SA:464-492, WST:354-383: the failing component's response, verbatim; 502.
+    let (status, _, body) = s
+        .call("guest/failing", "blocking=true", json!({"n": 1}))
+        .await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["response"]["status"], "application error");
+    assert_eq!(body["response"]["result"], json!({"error": "failed at 2"}));
+    assert_eq!(ids(&body).len(), 2, "the third component never ran");
+    // A missing component fails when reached, after the earlier ones ran (SA:305-310).
+    let (status, _, body) = s.call("guest/broken", "blocking=true", json!({})).await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(
+        body["response"]["result"],
+        json!({"error": "Sequence component does not exist."})
+    );
+    assert_eq!(ids(&body).len(), 1);
+    assert_eq!(s.controller.invocations(), 0);
+}
+
+#[tokio::test]
+async fn nested_sequences_are_records_of_their_own() {
+    let s = setup().await;
+    let (status, _, body) = s
+        .call("guest/outer", "blocking=true", json!({"n": 1}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // 1 → 2 → (3, 6, 7) → 8.
+    assert_eq!(body["response"]["result"]["n"], 8);
+    let outer = body["activationId"].as_str().unwrap().to_string();
+    let logs = ids(&body);
+    assert_eq!(logs.len(), 3, "not flattened (WST:110-148)");
+    let nested = s.record(&logs[1]).await;
+    assert_eq!(nested["name"], "seq3");
+    assert_eq!(nested["cause"], outer.as_str());
+    assert_eq!(annotation(&nested, "topmost"), Some(&json!(false)));
+    assert_eq!(annotation(&nested, "causedBy"), Some(&json!("sequence")));
+    let inner = ids(&nested);
+    assert_eq!(inner.len(), 3);
+    let r = s.record(&inner[0]).await;
+    assert_eq!(
+        r["cause"],
+        logs[1].as_str(),
+        "a component's cause is its own sequence"
+    );
+    assert_eq!(s.controller.invocations(), 0);
+}
+
+#[tokio::test]
+async fn too_long_sequences_stop_at_the_limit() {
+    let s = setup().await;
+    // SA:295, 311-313: 50 atomic actions run, the 51st ends the sequence.
+    let (status, _, body) = s.call("guest/long", "blocking=true", json!({"n": 0})).await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(
+        body["response"]["result"],
+        json!({"error": "Too many actions in the sequence."})
+    );
+    assert_eq!(ids(&body).len(), 50);
+}
+
+#[tokio::test]
+async fn mixed_sequences_go_to_the_controller_whole() {
+    let s = setup().await;
+    let (status, headers, body) = s
+        .call("guest/mixed", "blocking=true", json!({"n": 1}))
+        .await;
+    assert!(headers.contains_key("x-owl-standin"), "proxied whole");
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        s.controller.invocations() >= 2,
+        "the controller ran both components"
+    );
+}
+
+#[tokio::test]
+async fn non_blocking_sequences_answer_at_once_and_record_later() {
+    let s = setup().await;
+    let (status, headers, body) = s.call("guest/seq3", "", json!({"n": 2})).await;
+    assert_eq!(status, 202, "{body}");
+    let id = body["activationId"].as_str().unwrap().to_string();
+    assert_eq!(headers["x-openwhisk-activation-id"], id.as_str());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        s.gw.flush().await;
+        let r = client()
+            .get(format!(
+                "{}/api/v1/namespaces/guest/activations/{id}",
+                s.gw.url
+            ))
+            .header("authorization", guest_auth())
+            .send()
+            .await
+            .unwrap();
+        let record: Value = r.json().await.unwrap();
+        if record["end"].as_i64().unwrap_or(0) != 0 {
+            assert_eq!(record["response"]["result"]["n"], 7);
+            assert_eq!(ids(&record).len(), 3);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{record}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
