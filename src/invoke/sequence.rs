@@ -36,14 +36,15 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 /// Most components (atomic and nested, over the whole tree) owl resolves for one
-/// sequence; a larger tree is the controller's (it fails at the limit anyway).
-const MAX_NODES: usize = 4 * sequence::DEFAULT_LIMIT;
+/// sequence, as a multiple of the sequence limit; a larger tree is the controller's
+/// (it fails at the limit anyway).
+const NODES_PER_LIMIT: usize = 4;
 
 /// Composes the sequence `valid` names, or sends it whole to the controller when owl
 /// cannot run every component (the throttle slot given back: the controller counts
 /// it).
 pub(super) async fn compose(inv: Admitted, valid: Validated) -> Response {
-    let mut budget = MAX_NODES;
+    let mut budget = NODES_PER_LIMIT * (inv.rt.policy.openwhisk.sequence_limit as usize).max(1);
     let resolved = inv
         .ctx
         .timings
@@ -81,7 +82,7 @@ pub(super) async fn compose(inv: Admitted, valid: Validated) -> Response {
         slot,
         ..
     } = inv;
-    let limit = sequence::DEFAULT_LIMIT;
+    let limit = rt.policy.openwhisk.sequence_limit as usize;
     let job = SequenceJob {
         parts: Parts {
             gw,

@@ -398,7 +398,12 @@ const TOP_KEYS: &[&str] = &[
     "route",
 ];
 const WEB_KEYS: &[&str] = &["service_keys_file", "vanity_host"];
-const OPENWHISK_KEYS: &[&str] = &["max_blocking_wait", "payload_max", "list_limit"];
+const OPENWHISK_KEYS: &[&str] = &[
+    "max_blocking_wait",
+    "payload_max",
+    "list_limit",
+    "sequence_limit",
+];
 const AUTH_KEYS: &[&str] = &["source", "identities_file", "jwt"];
 const JWT_KEYS: &[&str] = &[
     "issuer",
@@ -781,6 +786,9 @@ fn compile_openwhisk(
         list_limit: t
             .integer("list_limit", 1, 10_000, errors)
             .map_or(d.list_limit, |n| n.0),
+        sequence_limit: t
+            .integer("sequence_limit", 1, 10_000, errors)
+            .map_or(d.sequence_limit, |n| n.0),
     })
 }
 

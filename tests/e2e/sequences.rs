@@ -38,6 +38,10 @@ fn step(path: &str, op: &str) -> StandinAction {
 }
 
 async fn setup() -> Seq {
+    setup_with("").await
+}
+
+async fn setup_with(extra: &str) -> Seq {
     let lambda = lambda().await;
     let f = runtime_function(&lambda.endpoint, "owl-seq-step", "action.js", STEP).await;
     let long: Vec<String> = (0..51).map(|_| "/guest/inc".to_string()).collect();
@@ -66,7 +70,12 @@ async fn setup() -> Seq {
             "[[route]]\naction = \"guest/{a}\"\nfunction = \"{f}\"\n\n"
         ));
     }
-    let gw = TestGateway::start(&policy(&controller.url(), &lambda.endpoint, &routes)).await;
+    let gw = TestGateway::start(&policy(
+        &controller.url(),
+        &lambda.endpoint,
+        &format!("{extra}\n{routes}"),
+    ))
+    .await;
     Seq { gw, controller }
 }
 
@@ -262,4 +271,32 @@ async fn non_blocking_sequences_answer_at_once_and_record_later() {
         assert!(std::time::Instant::now() < deadline, "{record}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+#[tokio::test]
+async fn the_limit_is_the_deployments_and_a_sequence_is_throttled_once() {
+    // `[openwhisk] sequence_limit` (limits.actions.sequence.maxLength).
+    let s = setup_with(
+        "[openwhisk]\nsequence_limit = 2\n\n[limits.namespace.guest]\ninvocations_per_minute = 3\n",
+    )
+    .await;
+    let (status, _, body) = s.call("guest/seq3", "blocking=true", json!({"n": 1})).await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(
+        body["response"]["result"],
+        json!({"error": "Too many actions in the sequence."})
+    );
+    assert_eq!(ids(&body).len(), 2);
+    // A sequence counts once however many components ran (ThrottleTests.scala:361-397):
+    // two more sequences of two components each fit in a limit of 3 per minute.
+    for _ in 0..2 {
+        let (status, _, body) = s.call("guest/seq3", "blocking=true", json!({})).await;
+        assert_eq!(status, 502, "{body}");
+    }
+    let (status, _, body) = s.call("guest/seq3", "blocking=true", json!({})).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(
+        body["error"],
+        "Too many requests in the last minute (count: 4, allowed: 3)."
+    );
 }

@@ -37,6 +37,10 @@ pub struct Deployment {
     pub payload_max: u64,
     /// Largest activations list page (`whisk.query-limit.max-list-limit`, 200).
     pub list_limit: u64,
+    /// Most atomic actions one sequence tree runs (`actionSequenceLimit`,
+    /// `limits.actions.sequence.maxLength`, 50) [OW common/scala/.../core/
+    /// WhiskConfig.scala:86, 192].
+    pub sequence_limit: u64,
 }
 
 impl Default for Deployment {
@@ -45,6 +49,7 @@ impl Default for Deployment {
             max_blocking_wait_ms: 60_000,
             payload_max: 1_048_576,
             list_limit: 200,
+            sequence_limit: sequence::DEFAULT_LIMIT as u64,
         }
     }
 }
