@@ -24,6 +24,7 @@ use std::time::Duration;
 fn record(i: u64) -> Activation {
     let now = time::OffsetDateTime::now_utc();
     Activation {
+        duration_ms: None,
         namespace: "guest".into(),
         name: format!("action{}", i % 50),
         subject: "guest".into(),

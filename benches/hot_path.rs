@@ -111,6 +111,7 @@ fn payload(c: &mut Criterion) {
 
 fn record(response: owl::whisk::ActivationResponse, action: &ActionMetadata) -> Activation {
     Activation {
+        duration_ms: None,
         namespace: "guest".into(),
         name: action.path.action.clone(),
         subject: "guest".into(),

@@ -55,6 +55,7 @@ async fn measure(client: &reqwest::Client, url: &str, auth: &str) -> (Duration, 
 
 fn record(i: u64) -> Activation {
     Activation {
+        duration_ms: None,
         namespace: "burst".into(),
         name: "a".into(),
         subject: "burst".into(),

@@ -2056,6 +2056,7 @@ fn activation() -> BoxedStrategy<Activation> {
                 annotations,
             )| {
                 Activation {
+                    duration_ms: None,
                     namespace,
                     name,
                     subject,

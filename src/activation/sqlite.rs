@@ -543,6 +543,7 @@ mod tests {
 
     fn activation(i: i64) -> Activation {
         Activation {
+            duration_ms: None,
             namespace: "guest".into(),
             name: "a".into(),
             subject: "guest".into(),

@@ -1483,6 +1483,7 @@ impl Job {
             value: self.ctx.timings.annotation(Path::Lambda),
         });
         Activation {
+            duration_ms: None,
             namespace: self.identity.namespace.clone(),
             name: self.metadata.path.action.clone(),
             subject: self.identity.subject.clone(),

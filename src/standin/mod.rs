@@ -1026,6 +1026,7 @@ fn start(
             ));
         }
         let act = Activation {
+            duration_ms: None,
             namespace: me.namespace.clone(),
             name: action.path.action.clone(),
             subject: me.subject.clone(),

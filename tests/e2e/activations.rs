@@ -451,6 +451,7 @@ async fn retention_by_age_and_count() {
             .unwrap();
     let now = owl::context::epoch_ms(std::time::SystemTime::now());
     let mk = |start: i64| Activation {
+        duration_ms: None,
         namespace: "guest".into(),
         name: "a".into(),
         subject: "guest".into(),

@@ -393,6 +393,7 @@ async fn activation_lists_cost_a_bounded_number_of_controller_requests() {
     let now = owl::context::epoch_ms(std::time::SystemTime::now());
     let seeded: Vec<Activation> = (0..3000)
         .map(|i| Activation {
+            duration_ms: None,
             namespace: "guest".into(),
             name: "seeded".into(),
             subject: "guest".into(),

@@ -150,14 +150,18 @@ async fn a_sequence_of_mapped_actions_is_composed_by_owl() {
     assert!(annotation(&record, "causedBy").is_none());
     assert!(annotation(&record, "waitTime").is_some());
     assert_eq!(ids(&record), logs);
-    // Each component's record: cause and causedBy (WST:598-633).
+    // Each component's record: cause and causedBy; the sequence's duration is the sum
+    // of theirs (WST:598-633, SA:247).
+    let mut sum = 0;
     for (c, op) in logs.iter().zip(["inc", "double", "inc"]) {
         let r = s.record(c).await;
+        sum += r["duration"].as_i64().unwrap();
         assert_eq!(r["cause"], id.as_str());
         assert_eq!(annotation(&r, "causedBy"), Some(&json!("sequence")));
         assert_eq!(r["name"], op);
         assert_eq!(r["response"]["status"], "success");
     }
+    assert_eq!(record["duration"], sum);
     // result=true: the result alone.
     let (status, _, body) = s
         .call("guest/seq3", "blocking=true&result=true", json!({"n": 0}))
@@ -207,6 +211,12 @@ async fn nested_sequences_are_records_of_their_own() {
     assert_eq!(annotation(&nested, "causedBy"), Some(&json!("sequence")));
     let inner = ids(&nested);
     assert_eq!(inner.len(), 3);
+    // Durations add up through the tree (SA:247, 527).
+    let mut sum = 0;
+    for c in &logs {
+        sum += s.record(c).await["duration"].as_i64().unwrap();
+    }
+    assert_eq!(s.record(&outer).await["duration"], sum);
     let r = s.record(&inner[0]).await;
     assert_eq!(
         r["cause"],

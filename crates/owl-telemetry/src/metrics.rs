@@ -1025,6 +1025,7 @@ mod tests {
             });
         }
         Activation {
+            duration_ms: None,
             namespace: "guest".into(),
             name: "a".into(),
             subject: "guest".into(),

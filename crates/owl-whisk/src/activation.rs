@@ -291,6 +291,9 @@ pub struct Activation {
     pub publish: bool,
     /// Annotations in OpenWhisk's order.
     pub annotations: Vec<Annotation>,
+    /// The duration when it is not `end - start`: a sequence's is the sum of its
+    /// components' [OW core/controller/.../actions/SequenceActions.scala:247].
+    pub duration_ms: Option<i64>,
 }
 
 impl Activation {
@@ -332,7 +335,10 @@ impl Activation {
     /// Duration in ms (`end - start`), or `None` while the end is unknown. Saturates:
     /// times read from documents can be anything, and must not overflow.
     pub fn duration(&self) -> Option<i64> {
-        (self.end != 0).then(|| self.end.saturating_sub(self.start))
+        (self.end != 0).then(|| {
+            self.duration_ms
+                .unwrap_or_else(|| self.end.saturating_sub(self.start))
+        })
     }
 
     /// API form (`toExtendedJson`), with or without logs (blocking responses carry `[]`).
@@ -384,10 +390,7 @@ impl Activation {
         m.insert("start".into(), self.start.into());
         if self.end != 0 {
             m.insert("end".into(), self.end.into());
-            m.insert(
-                "duration".into(),
-                self.end.saturating_sub(self.start).into(),
-            );
+            m.insert("duration".into(), self.duration().unwrap_or(0).into());
             m.insert("statusCode".into(), self.response.status_code.code().into());
         }
         if let Some(c) = &self.cause {
@@ -423,6 +426,12 @@ impl Activation {
                 .get("annotations")
                 .and_then(|a| serde_json::from_value(a.clone()).ok())
                 .unwrap_or_default(),
+            // Kept only where it is not `end - start` (a sequence's).
+            duration_ms: v.get("duration").and_then(Value::as_i64).filter(|d| {
+                let end = v.get("end").and_then(Value::as_i64).unwrap_or(0);
+                let start = v.get("start").and_then(Value::as_i64).unwrap_or(0);
+                end == 0 || *d != end.saturating_sub(start)
+            }),
         })
     }
 }
@@ -490,6 +499,7 @@ mod tests {
 
     fn sample() -> Activation {
         Activation {
+            duration_ms: None,
             namespace: "guest".into(),
             name: "hello".into(),
             subject: "guest".into(),

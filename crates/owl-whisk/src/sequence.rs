@@ -329,9 +329,8 @@ pub struct SequenceRecord<'a> {
 /// sequence's own timeout and logs, the largest memory, and the default concurrency
 /// (:207-212; Limits.scala:51-57, 77-94).
 ///
-/// OpenWhisk's record also has `duration` = [`Accounting::duration`] (:247), which
-/// [`Activation`] cannot carry yet (it derives `duration` from `end - start`):
-/// whoever serves this record must put the account's duration in its JSON.
+/// Its `duration` is [`Accounting::duration`] (:247), the sum of the logged
+/// components' durations.
 pub fn sequence_activation(
     rec: SequenceRecord<'_>,
     account: &Accounting,
@@ -373,6 +372,8 @@ pub fn sequence_activation(
         ));
     }
     Activation {
+        // The sum of the logged components' durations, not `end - start` (SA:247).
+        duration_ms: Some(account.duration),
         namespace: rec.namespace.into(),
         name: seq.path.action.clone(),
         subject: rec.subject.into(),
@@ -423,6 +424,7 @@ mod tests {
     /// A component record as the invoker writes it (ContainerProxy.scala:1063-1080).
     fn component(n: u8, response: ActivationResponse, duration: i64, memory: u64) -> Activation {
         Activation {
+            duration_ms: None,
             namespace: "guest".into(),
             name: format!("c{n}"),
             subject: "guest".into(),
@@ -837,7 +839,7 @@ mod tests {
             concat!(
                 r#"{"namespace":"alice","name":"s","subject":"alice-subject","#,
                 r#""activationId":"00000000000000000000000000000064","#,
-                r#""start":1700000000000,"end":1700000000090,"duration":90,"#,
+                r#""start":1700000000000,"end":1700000000090,"duration":57,"#,
                 r#""response":{"result":{"error":"Sequence component does not exist."},"status":"application error","success":false},"#,
                 r#""logs":["00000000000000000000000000000001"],"version":"0.0.3","publish":false,"#,
                 r#""annotations":[{"key":"topmost","value":true},{"key":"path","value":"guest/pkg/s"},"#,
@@ -845,7 +847,7 @@ mod tests {
                 r#"{"key":"limits","value":{"timeout":30000,"memory":128,"logs":5,"concurrency":1}}]}"#
             )
         );
-        // OpenWhisk's `duration` is the account's (SA:247), which Activation cannot carry.
+        // `duration` is the account's, the components' sum, not `end - start` (SA:247).
         assert_eq!(account.duration(), 57);
     }
 
@@ -876,7 +878,7 @@ mod tests {
             json!({
                 "namespace": "guest", "name": "inner", "subject": "guest",
                 "activationId": id(101).as_str(), "start": 10, "end": 11,
-                "cause": id(100).as_str(), "duration": 1,
+                "cause": id(100).as_str(), "duration": 0,
                 "response": {"result": [1], "status": "application error", "success": false},
                 "logs": [], "version": "0.0.3", "publish": false,
                 "annotations": [
