@@ -8,6 +8,8 @@
 //! | L2n | client → nginx reverse proxy → echo (skipped with a note when nginx cannot be installed) |
 //! | L2 | client → `owl serve`, proxy path (unmapped action) → echo as the controller |
 //! | L3 | client → `owl serve`, Lambda path (mapped action; auth, metadata, SigV4, activation record, metrics) → a local Invoke endpoint with a fixed service time |
+//! | L3s | a sequence of three mapped actions (`guest/bench3` → bench, bench, bench), composed by owl: three Invoke calls, four records |
+//! | L2s | the same sequence unmapped (`guest/bench3c`), proxied to the controller stand-in, which runs it itself (in memory: not OpenWhisk's Kafka path) |
 //! | L3w | the same action called as a web action (`POST /api/v1/web/guest/default/bench.json`, no credentials: the owner looked up by namespace, arguments built, the result transcoded) |
 //!
 //! Each level gets, per repetition, an open-loop run at a constant rate (latency,
@@ -148,6 +150,14 @@ fn child(args: &[String]) {
                         StandinAction::new("guest/bench", Behaviour::Echo)
                             .annotation("web-export", serde_json::Value::Bool(true)),
                     )
+                    .action(StandinAction::sequence(
+                        "guest/bench3",
+                        &["/guest/bench", "/guest/bench", "/guest/bench"],
+                    ))
+                    .action(StandinAction::sequence(
+                        "guest/bench3c",
+                        &["/guest/bench", "/guest/bench", "/guest/bench"],
+                    ))
                     .spawn()
                     .await
                     .unwrap();
@@ -438,7 +448,7 @@ fn start_owl(
     std::fs::write(
         &policy,
         format!(
-            "[controller]\nurl = \"{}\"\n[lambda]\nregion = \"us-east-1\"\nendpoint_url = \"{}\"\nlog_tail = false\n[activations]\ndata_dir = \"{}\"\n[web]\nservice_keys_file = \"{}\"\n[[route]]\naction = \"guest/bench\"\nfunction = \"bench\"\n",
+            "[controller]\nurl = \"{}\"\n[lambda]\nregion = \"us-east-1\"\nendpoint_url = \"{}\"\nlog_tail = false\n[activations]\ndata_dir = \"{}\"\n[web]\nservice_keys_file = \"{}\"\n[[route]]\naction = \"guest/bench\"\nfunction = \"bench\"\n[[route]]\naction = \"guest/bench3\"\nfunction = \"bench\"\n",
             controller.trim_end_matches('/'),
             lambda.trim_end_matches('/'),
             data.display(),
@@ -565,6 +575,19 @@ async fn parent(s: Settings, generator_core: Option<usize>) -> anyhow::Result<()
         pid: Some(owl_lambda.pid()),
     });
     levels.push(Level {
+        row: Row::new(
+            "L3s",
+            "owl, 3-action sequence composed → Invoke endpoint ×3",
+        ),
+        target: target(&owl_lambda_url, "bench3")?,
+        pid: Some(owl_lambda.pid()),
+    });
+    levels.push(Level {
+        row: Row::new("L2s", "owl, same sequence unmapped → controller stand-in"),
+        target: target(&owl_lambda_url, "bench3c")?,
+        pid: Some(owl_lambda.pid()),
+    });
+    levels.push(Level {
         row: Row::new("L3w", "owl, web action from Lambda → Invoke endpoint"),
         target: Target::post_json(
             &format!("{owl_lambda_url}api/v1/web/guest/default/bench.json"),
@@ -668,6 +691,8 @@ fn label(level: &str) -> &'static str {
         "L2" => "owl proxy",
         "L3" => "owl Lambda",
         "L3w" => "owl web action",
+        "L3s" => "owl sequence",
+        "L2s" => "sequence via controller",
         _ => "",
     }
 }
