@@ -149,6 +149,12 @@ pub enum PolicyCommand {
         file: PathBuf,
         /// NAMESPACE/ACTION or NAMESPACE/PACKAGE/ACTION.
         action: String,
+        /// UUID:KEY to read the action's metadata with, as that namespace's caller,
+        /// when the metadata source is the controller (with the subjects database, an
+        /// identities file or a service key owl reads it as the owner without one).
+        /// With the metadata, a sequence's components are shown with where each runs.
+        #[arg(long, env = "OWL_EXPLAIN_AUTH", hide_env_values = true)]
+        auth: Option<String>,
     },
 }
 
@@ -265,7 +271,7 @@ fn policy_command(command: PolicyCommand) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        PolicyCommand::Explain { file, action } => {
+        PolicyCommand::Explain { file, action, auth } => {
             let policy = match Policy::load(&file) {
                 Ok(p) => p,
                 Err(e) => {
@@ -273,18 +279,108 @@ fn policy_command(command: PolicyCommand) -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match ActionPath::parse(&action) {
-                Ok(path) => {
-                    print!("{}", explain(&policy, &path));
-                    ExitCode::SUCCESS
-                }
+            let path = match ActionPath::parse(&action) {
+                Ok(path) => path,
                 Err(e) => {
                     eprintln!("owl: {e}");
-                    ExitCode::FAILURE
+                    return ExitCode::FAILURE;
+                }
+            };
+            print!("{}", explain(&policy, &path));
+            if path.has_default_namespace() {
+                return ExitCode::SUCCESS;
+            }
+            block_on(async move {
+                print!("{}", explain_metadata(policy, &path, auth).await?);
+                Ok(())
+            })
+        }
+    }
+}
+
+/// The part of `owl policy explain` that reads the action's metadata through the
+/// policy's sources: its kind, and for a sequence where each component would run.
+async fn explain_metadata(
+    policy: Policy,
+    path: &ActionPath,
+    auth: Option<String>,
+) -> anyhow::Result<String> {
+    use crate::auth::{Caller, Credentials, Identity};
+    use crate::policy::MetadataSource;
+    let controller = crate::controller::ControllerClient::new(&policy.controller)?;
+    let directory = crate::metadata::Directory::new(
+        &policy,
+        controller,
+        std::sync::Arc::new(telemetry::Metrics::new()),
+    )?;
+    let tid = crate::whisk::TransactionId::generate();
+    let identity = match auth {
+        Some(key) => {
+            let creds = Credentials::from_api_key(&key)
+                .ok_or_else(|| anyhow::anyhow!("--auth is not UUID:KEY with a 64-character key"))?;
+            match directory.identify(&Caller::Basic(creds), &tid).await {
+                Ok(i) => i,
+                Err(e) => {
+                    return Ok(format!(
+                        "  metadata:  not read: the key of --auth is refused ({} {})\n",
+                        e.status.as_u16(),
+                        e.message
+                    ));
                 }
             }
         }
+        // The controller answers per key: read as the owner when owl has a way.
+        None if policy.metadata.source == MetadataSource::Controller => {
+            match directory.owner(&path.namespace, &tid).await {
+                Ok(Some(i)) => i,
+                Ok(None) => {
+                    return Ok(format!(
+                        "  metadata:  not read: the controller shows an action only to a key; give --auth UUID:KEY of a caller in {} to see its kind, and a sequence's components\n",
+                        path.namespace
+                    ));
+                }
+                Err(e) => {
+                    return Ok(format!(
+                        "  metadata:  not read: the owner of {} cannot be found ({} {})\n",
+                        path.namespace,
+                        e.status.as_u16(),
+                        e.message
+                    ));
+                }
+            }
+        }
+        // owl decides entitlement from the caller's namespace alone: read as the owner.
+        None => std::sync::Arc::new(Identity {
+            namespace: path.namespace.clone(),
+            subject: path.namespace.clone(),
+            limits: None,
+            key: None,
+        }),
+    };
+    let m = match directory.action(&identity, path, &tid).await {
+        Ok(m) => m,
+        Err(e) => {
+            return Ok(format!(
+                "  metadata:  {} {} (as a caller in {})\n",
+                e.status.as_u16(),
+                e.message,
+                identity.namespace
+            ));
+        }
+    };
+    let mut out = format!(
+        "  metadata:  {} of kind {} (as a caller in {})\n",
+        m.path, m.kind, identity.namespace
+    );
+    if m.kind == crate::whisk::sequence::KIND {
+        let covered = policy.routes.find(path).is_some() || policy.routes.find(&m.path).is_some();
+        out.push_str(
+            &crate::invoke::explain_sequence(&policy, &directory, &identity, &m, covered).await,
+        );
+    } else if m.annotation_is_truthy("conductor", false) {
+        out.push_str("  conductor: the controller runs conductor actions (docs/sequences.md)\n");
     }
+    Ok(out)
 }
 
 /// Loads the policy and serves until SIGTERM or SIGINT; reloads the policy when the

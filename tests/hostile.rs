@@ -739,6 +739,8 @@ const POLICY_WORDS: &[&str] = &[
     "[[route]]\n",
     "[[metadata.action]]\n",
     "[[metadata.package]]\n",
+    "components = ",
+    "[\"guest/a\", \"_/b\", \"x\"]",
     "url = ",
     "\"http://127.0.0.1:3233\"",
     "\"https://[::1]:99999\"",

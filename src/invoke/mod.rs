@@ -14,6 +14,8 @@ pub(crate) mod response;
 mod sequence;
 pub(crate) mod web;
 
+pub(crate) use sequence::explain as explain_sequence;
+
 use crate::activation::Recorder;
 use crate::activation::store::Record;
 use crate::auth::{Caller, Identity};

@@ -17,13 +17,14 @@
 //! components are never throttled) and holds its slot for the whole run.
 
 use super::{
-    Admitted, Exit, Invocation, Job, Outcome, Parts, Validated, deliver, draw, refusal, request,
+    Admitted, Exit, Invocation, Job, Outcome, Parts, ReplayableRequest, Validated, deliver, draw,
+    refusal, request,
 };
 use crate::auth::Identity;
 use crate::context::epoch_ms;
 use crate::gateway::{Gateway, Snapshot};
 use crate::lambda::LambdaError;
-use crate::policy::Route;
+use crate::policy::{Policy, Route};
 use crate::telemetry::timing::{Path, Phase};
 use crate::telemetry::traces;
 use crate::whisk::sequence::{self, Accounting, Input, SequenceRecord};
@@ -44,6 +45,24 @@ const NODES_PER_LIMIT: usize = 4;
 /// cannot run every component (the throttle slot given back: the controller counts
 /// it).
 pub(super) async fn compose(inv: Admitted, valid: Validated) -> Response {
+    // Only the body reaches the first component (SA:287-289); it was validated.
+    let body = request::parse_body(&valid.replay.body).unwrap_or_default();
+    match prepare(inv, valid.metadata, valid.replay, body).await {
+        Ok(job) => deliver(job, valid.opts).await,
+        Err(proxied) => proxied,
+    }
+}
+
+/// The job running the sequence `metadata` with `body` as the first component's input
+/// (an invocation's body, or a web call's arguments), its tree resolved; or, when owl
+/// cannot run every component, the controller's answer to `replay` (the slot given
+/// back: the controller counts it).
+pub(super) async fn prepare(
+    inv: Admitted,
+    metadata: Arc<ActionMetadata>,
+    replay: ReplayableRequest,
+    body: Map<String, Value>,
+) -> Result<SequenceJob, Response> {
     let mut budget = NODES_PER_LIMIT * (inv.rt.policy.openwhisk.sequence_limit as usize).max(1);
     let resolved = inv
         .ctx
@@ -54,7 +73,7 @@ pub(super) async fn compose(inv: Admitted, valid: Validated) -> Response {
                 &inv.rt,
                 &inv.identity,
                 &inv.ctx.tid,
-                &valid.metadata.components,
+                &metadata.components,
                 &mut budget,
             )),
         )
@@ -66,14 +85,12 @@ pub(super) async fn compose(inv: Admitted, valid: Validated) -> Response {
                 Err(Declined(why)) => why,
                 _ => "the sequence has no components owl can read",
             };
-            tracing::debug!(tid = %inv.ctx.tid, sequence = %valid.metadata.path, why, "sequence sent to the controller");
-            let request = valid.replay.to_request();
-            return inv.leave(Exit::Controller(Path::Proxy), request).await;
+            tracing::debug!(tid = %inv.ctx.tid, sequence = %metadata.path, why, "sequence sent to the controller");
+            let request = replay.to_request();
+            return Err(inv.leave(Exit::Controller(Path::Proxy), request).await);
         }
     };
-    // Only the body reaches the first component (SA:287-289); it was validated.
-    let body = request::parse_body(&valid.replay.body).unwrap_or_default();
-    let binding = (valid.metadata.path != inv.path).then(|| inv.path.entity_namespace());
+    let binding = (metadata.path != inv.path).then(|| inv.path.entity_namespace());
     let Admitted {
         gw,
         rt,
@@ -83,23 +100,22 @@ pub(super) async fn compose(inv: Admitted, valid: Validated) -> Response {
         ..
     } = inv;
     let limit = rt.policy.openwhisk.sequence_limit as usize;
-    let job = SequenceJob {
+    Ok(SequenceJob {
         parts: Parts {
             gw,
             rt,
             ctx,
             identity,
-            replay: Arc::new(valid.replay),
+            replay: Arc::new(replay),
         },
-        metadata: valid.metadata,
+        metadata,
         binding,
         children,
         body,
         id: ActivationId::generate(),
         slot: Some(slot),
         limit,
-    };
-    deliver(job, valid.opts).await
+    })
 }
 
 /// A component, resolved when the sequence starts.
@@ -169,33 +185,169 @@ pub(super) async fn resolve(
             })));
             continue;
         }
-        if metadata.annotation_is_truthy("conductor", false) {
-            return Err(Declined("a component is a conductor action"));
-        }
-        if rt.deprecated_kinds.contains(
+        let deprecated = rt.deprecated_kinds.contains(
             &rt.controller,
             &metadata.kind,
             rt.policy.controller.timeout.min(Duration::from_secs(2)),
-        ) {
-            return Err(Declined("a component's runtime is deprecated"));
-        }
-        let Some(route) = rt.policy.routes.find(&metadata.path) else {
-            return Err(Declined("a component is not mapped to Lambda"));
-        };
+        );
+        let (route, function) = placement(&rt.policy, &metadata, deprecated)?;
         if !route.takes(draw()) {
             return Err(Declined("a component's route weight chose the controller"));
         }
-        let Ok(function) = route.function.render(&metadata.path) else {
-            return Err(Declined("a component's function cannot be rendered"));
-        };
+        let route = route.clone();
         nodes.push(Node::Atomic(Box::new(Atomic {
             metadata,
             binding,
-            route: route.clone(),
+            route,
             function,
         })));
     }
     Ok(nodes)
+}
+
+/// Where the atomic component `metadata` runs when owl composes its sequence, the
+/// route's weight aside: its route and function, or why the whole sequence is left to
+/// the controller. `deprecated`: the controller's manifest marks its kind deprecated.
+fn placement<'p>(
+    policy: &'p Policy,
+    metadata: &ActionMetadata,
+    deprecated: bool,
+) -> Result<(&'p Arc<Route>, String), Declined> {
+    if metadata.annotation_is_truthy("conductor", false) {
+        return Err(Declined("a component is a conductor action"));
+    }
+    if deprecated {
+        return Err(Declined("a component's runtime is deprecated"));
+    }
+    let Some(route) = policy.routes.find(&metadata.path) else {
+        return Err(Declined("a component is not mapped to Lambda"));
+    };
+    let Ok(function) = route.function.render(&metadata.path) else {
+        return Err(Declined("a component's function cannot be rendered"));
+    };
+    Ok((route, function))
+}
+
+/// `owl policy explain` for a sequence: its component tree as `identity` sees it,
+/// each component with where it would run, and the verdict. The same lookups and the
+/// same [`placement`] as [`resolve`]; what a request decides at run time (a route's
+/// weight, the controller's list of deprecated runtimes) is named, not drawn.
+pub(crate) async fn explain(
+    policy: &Policy,
+    directory: &crate::metadata::Directory,
+    identity: &Identity,
+    sequence: &ActionMetadata,
+    covered: bool,
+) -> String {
+    use std::fmt::Write;
+    let tid = TransactionId::generate();
+    let limit = policy.openwhisk.sequence_limit as usize;
+    let mut budget = NODES_PER_LIMIT * limit.max(1);
+    let mut lines = Vec::new();
+    let mut declined: Option<String> = None;
+    let mut atomic = 0usize;
+    let mut partial = false;
+    // Depth first, as the run goes: (components, next index, numbering prefix).
+    let mut stack = vec![(sequence.components.clone(), 0usize, String::new())];
+    while let Some((components, next, prefix)) = stack.last_mut() {
+        let Some(path) = components.get(*next).cloned() else {
+            stack.pop();
+            continue;
+        };
+        *next += 1;
+        let number = format!("{prefix}{next}.");
+        let indent = "  ".repeat(stack.len() + 1);
+        if budget == 0 {
+            partial = true;
+            declined
+                .get_or_insert_with(|| "the sequence tree is larger than owl resolves".to_string());
+            break;
+        }
+        budget -= 1;
+        let text = match directory.action(identity, &path, &tid).await {
+            Err(e) if e.status == http::StatusCode::NOT_FOUND => {
+                atomic += 1;
+                format!("{path}: does not exist; the run fails when it reaches it, as in OpenWhisk")
+            }
+            Err(e) => {
+                declined.get_or_insert_with(|| {
+                    format!("a component's lookup failed or was refused ({path})")
+                });
+                format!(
+                    "{path}: cannot be read ({} {})",
+                    e.status.as_u16(),
+                    e.message
+                )
+            }
+            Ok(m) if m.kind == sequence::KIND => {
+                if m.components.is_empty() {
+                    declined.get_or_insert_with(|| {
+                        format!("a nested sequence has no components owl can read ({path})")
+                    });
+                }
+                let n = m.components.len();
+                lines.push(format!("{indent}{number} {path}: a sequence of {n}"));
+                stack.push((m.components.clone(), 0, number));
+                continue;
+            }
+            Ok(m) => {
+                atomic += 1;
+                match placement(policy, &m, false) {
+                    Ok((route, function)) => {
+                        let mut t = format!(
+                            "{path}: Lambda function {function} (route #{}, line {})",
+                            route.index + 1,
+                            route.line
+                        );
+                        if route.weight < 100.0 {
+                            let _ = write!(
+                                t,
+                                "; weight {}%: otherwise the whole sequence goes to the controller",
+                                route.weight
+                            );
+                        }
+                        t
+                    }
+                    Err(Declined(why)) => {
+                        declined.get_or_insert_with(|| format!("{why} ({path})"));
+                        format!("{path}: not run by owl: {why}")
+                    }
+                }
+            }
+        };
+        lines.push(format!("{indent}{number} {text}"));
+    }
+    let mut out = String::new();
+    let verdict = match (&declined, covered) {
+        (Some(why), _) => format!("the controller runs the whole sequence: {why}"),
+        (None, false) => {
+            "the controller runs the whole sequence: no route covers the sequence itself"
+                .to_string()
+        }
+        (None, true) => {
+            "owl composes it on Lambda; nothing of it reaches the controller's invoke path"
+                .to_string()
+        }
+    };
+    let _ = writeln!(out, "  sequence:  {verdict}");
+    for l in lines {
+        let _ = writeln!(out, "{l}");
+    }
+    if partial {
+        let _ = writeln!(out, "    … (the rest is not resolved)");
+    }
+    if declined.is_none() && atomic > limit {
+        let _ = writeln!(
+            out,
+            "  It runs {atomic} actions, more than the limit of {limit}: the run fails with \"{}\"",
+            crate::whisk::messages::SEQUENCE_IS_TOO_LONG
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  At run time a component of a runtime the controller deprecates also sends the sequence to the controller."
+    );
+    out
 }
 
 /// A sequence owl composes: the topmost sequence's run, delivered like one

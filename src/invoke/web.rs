@@ -405,7 +405,10 @@ async fn served(
             None,
         );
     }
-    if is_composition(&metadata) {
+    // A sequence is invoked like any action (WA:652) and composed by owl when it can run
+    // every component; conductors are the controller's.
+    let is_sequence = metadata.kind == crate::whisk::sequence::KIND;
+    if !is_sequence && is_composition(&metadata) {
         return proxy::forward(&rt.controller, req, &ctx).await;
     }
     // The route of the action where it lives (a binding's bound action).
@@ -417,8 +420,10 @@ async fn served(
         Ok(r) if r.serves_web() => r,
         _ => return proxy::forward(&rt.controller, req, &ctx).await,
     };
+    // A sequence's components have functions of their own.
     let function = match route.function.render(&metadata.path) {
-        Ok(f) => f,
+        _ if is_sequence => None,
+        Ok(f) => Some(f),
         Err(e) => {
             tracing::warn!(%tid, route_line = route.line, error = %e, "route's function cannot be rendered for this action; sending it to the controller");
             return proxy::forward(&rt.controller, req, &ctx).await;
@@ -516,6 +521,36 @@ async fn served(
             return WhiskError::rejected(text).render(&tid);
         }
     };
+    // Always blocking, for the deployment's longest wait (WA:442).
+    let wait = Duration::from_millis(rt.policy.openwhisk.max_blocking_wait_ms);
+    let replay = ReplayableRequest {
+        method: parts.method,
+        uri: parts.uri,
+        headers: parts.headers,
+        body: bytes,
+        web: true,
+    };
+    let Some(function) = function else {
+        // The web arguments alone reach the first component; the sequence's own
+        // parameters reach no one (SequenceActions.scala:287-289).
+        let admitted = Admitted {
+            gw,
+            rt,
+            route,
+            ctx: ctx.clone(),
+            identity: owner,
+            path,
+            known_metadata: None,
+            slot,
+        };
+        let job = match super::sequence::prepare(admitted, metadata, replay, payload).await {
+            Ok(j) => j,
+            Err(proxied) => return proxied,
+        };
+        let id = job.id.clone();
+        let waited = run_blocking(job, wait).await;
+        return web_answer(waited, &id, extension, accept.as_deref(), &tid, &cors).await;
+    };
     let params = match params::merge(&metadata, payload) {
         Ok(p) => p,
         Err(_) => {
@@ -543,23 +578,16 @@ async fn served(
             None,
         );
     }
-    // Always blocking, for the deployment's longest wait (WA:442).
     let opts = request::InvokeOptions {
         blocking: true,
         result: false,
-        wait: Duration::from_millis(rt.policy.openwhisk.max_blocking_wait_ms),
+        wait,
     };
     let valid = Validated {
         metadata: metadata.clone(),
         opts,
         params,
-        replay: ReplayableRequest {
-            method: parts.method,
-            uri: parts.uri,
-            headers: parts.headers,
-            body: bytes,
-            web: true,
-        },
+        replay,
     };
     let admitted = Admitted {
         gw,
@@ -576,23 +604,35 @@ async fn served(
         Err(answer) => return *answer,
     };
     let id = job.activation_id.clone();
-    match run_blocking(job, opts.wait).await {
+    let waited = run_blocking(job, opts.wait).await;
+    web_answer(waited, &id, extension, accept.as_deref(), &tid, &cors).await
+}
+
+/// The web route's answer to a blocking run: the result transcoded, the fallback's
+/// answer, a refusal, or past the wait 202 `Response not yet ready.`.
+async fn web_answer(
+    waited: Waited,
+    id: &ActivationId,
+    extension: Extension,
+    accept: Option<&str>,
+    tid: &TransactionId,
+    cors: &Cors,
+) -> Response {
+    match waited {
         Waited::Finished(Outcome::Done { activation, .. } | Outcome::Recorded(activation)) => {
-            respond(&activation, extension, accept.as_deref(), &tid, &cors)
+            respond(&activation, extension, accept, tid, cors)
         }
         Waited::Finished(Outcome::Fallback(f)) => (*f).answer().await,
-        Waited::Finished(Outcome::Refused { error, .. }) => {
-            from_whisk(&refusal(&error), &tid, &cors)
-        }
+        Waited::Finished(Outcome::Refused { error, .. }) => from_whisk(&refusal(&error), tid, cors),
         // WA:692-698.
         Waited::Expired => web_error(
             http::StatusCode::ACCEPTED,
             messages::RESPONSE_NOT_READY,
-            &tid,
-            &cors,
-            Some(&id),
+            tid,
+            cors,
+            Some(id),
         ),
-        Waited::Failed(e) => from_whisk(&e, &tid, &cors),
+        Waited::Failed(e) => from_whisk(&e, tid, cors),
     }
 }
 

@@ -430,6 +430,7 @@ const STATIC_ACTION_KEYS: &[&str] = &[
     "parameters",
     "init_parameters",
     "annotations",
+    "components",
 ];
 const STATIC_PACKAGE_KEYS: &[&str] = &["package", "publish", "parameters", "binding"];
 const ACTIVATIONS_KEYS: &[&str] = &[
@@ -1371,9 +1372,41 @@ fn static_action(
             }
         }
     })?;
-    let kind = a
-        .string("kind", errors)
-        .map_or_else(|| "nodejs:20".to_string(), |k| k.0);
+    // A sequence: its components as the whisks database stores them ("/ns/[pkg/]name").
+    let components = a.strings("components", errors).map(|(names, span)| {
+        let mut stored = Vec::with_capacity(names.len());
+        for n in &names {
+            match crate::whisk::ActionPath::parse(n) {
+                Ok(c) if !c.has_default_namespace() => {
+                    stored.push(Value::String(format!("/{}", c.to_path_string())))
+                }
+                Ok(_) => errors.push(
+                    span.clone(),
+                    format!(
+                        "`components` in {}: name the namespace of {n} instead of `_`",
+                        a.context()
+                    ),
+                ),
+                Err(e) => errors.push(
+                    span.clone(),
+                    format!("`components` in {}: {e}", a.context()),
+                ),
+            }
+        }
+        (stored, span)
+    });
+    let kind = match (a.string("kind", errors), &components) {
+        (Some((k, span)), Some(_)) if k != crate::whisk::sequence::KIND => {
+            errors.push(
+                span,
+                format!("`kind` in {}: an action with `components` is a sequence (kind = \"sequence\" or no kind)", a.context()),
+            );
+            k
+        }
+        (Some((k, _)), _) => k,
+        (None, Some(_)) => crate::whisk::sequence::KIND.to_string(),
+        (None, None) => "nodejs:20".to_string(),
+    };
     let version = a
         .string("version", errors)
         .map_or_else(|| "0.0.1".to_string(), |v| v.0);
@@ -1424,7 +1457,10 @@ fn static_action(
             "name": path.action,
             "version": version,
             "publish": false,
-            "exec": {"kind": kind, "binary": false},
+            "exec": match components {
+                Some((c, _)) => json!({"kind": kind, "components": c}),
+                None => json!({"kind": kind, "binary": false}),
+            },
             "parameters": parameters,
             "annotations": annotations,
             "limits": {"timeout": timeout, "memory": memory, "logs": 10, "concurrency": 1},
@@ -1809,6 +1845,38 @@ mod tests {
             )
             .is_ok()
         );
+    }
+
+    /// A static sequence is stored as the whisks database stores one: kind
+    /// `sequence`, `exec.components` fully qualified (Exec.scala:300-306).
+    #[test]
+    fn static_sequences_are_stored_as_openwhisk_stores_them() {
+        let with = |extra: &str| {
+            parse(&format!(
+                "[controller]\nurl = \"http://c:1\"\n[metadata]\nsource = \"file\"\n[[metadata.action]]\naction = \"guest/s\"\n{extra}"
+            ))
+        };
+        let p = with("components = [\"guest/a\", \"guest/pkg/b\"]\n").unwrap();
+        let (id, doc) = &p.metadata.documents[0];
+        assert_eq!(id, "guest/s");
+        assert_eq!(
+            doc["exec"],
+            serde_json::json!({"kind": "sequence", "components": ["/guest/a", "/guest/pkg/b"]})
+        );
+        let read = crate::whisk::ActionMetadata::from_json(doc).unwrap();
+        assert_eq!(read.kind, "sequence");
+        assert_eq!(read.components.len(), 2);
+        let err = with("components = [\"_/a\"]\n").unwrap_err().to_string();
+        assert!(err.contains("name the namespace of _/a"), "{err}");
+        let err = with("components = [\"guest/a\"]\nkind = \"nodejs:20\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("an action with `components` is a sequence"),
+            "{err}"
+        );
+        let err = with("components = []\n").unwrap_err().to_string();
+        assert!(err.contains("must not be empty"), "{err}");
     }
 
     #[test]

@@ -144,6 +144,126 @@ fn explain_names_the_route_and_the_outcome() {
     assert!(!out.status.success());
 }
 
+/// A sequence's explanation reads its components through the policy's metadata source
+/// and names where each would run, as the gateway decides when it composes one
+/// (src/invoke/sequence.rs): every atomic component mapped → owl composes it; any
+/// component owl does not run → the controller runs the whole sequence
+/// (SequenceActions.scala composes on the controller; owl never mixes the two).
+#[test]
+fn explain_shows_where_a_sequences_components_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        &dir,
+        "seq.toml",
+        r#"[controller]
+url = "http://127.0.0.1:9"
+
+[metadata]
+source = "file"
+
+[[route]]
+action = "guest/lib/*"
+function = "owl-lib-{action}"
+
+[[metadata.package]]
+package = "guest/lib"
+
+[[metadata.action]]
+action = "guest/lib/a"
+
+[[metadata.action]]
+action = "guest/lib/b"
+kind = "python:3.11"
+
+[[metadata.action]]
+action = "guest/other"
+
+[[metadata.action]]
+action = "guest/lib/inner"
+components = ["guest/lib/b"]
+
+[[metadata.action]]
+action = "guest/lib/all"
+components = ["guest/lib/a", "guest/lib/inner", "guest/lib/gone"]
+
+[[metadata.action]]
+action = "guest/lib/mixed"
+components = ["guest/lib/a", "guest/other"]
+
+# OpenWhisk refuses to create a recursive sequence; a store can still hold one.
+[[metadata.action]]
+action = "guest/lib/loop"
+components = ["guest/lib/a", "guest/lib/loop"]
+"#,
+    );
+    let explain = |action: &str| {
+        let out = owl()
+            .args(["policy", "explain"])
+            .arg(&p)
+            .arg(action)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "{text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    let all = explain("guest/lib/all");
+    for line in [
+        "metadata:  guest/lib/all of kind sequence (as a caller in guest)",
+        "sequence:  owl composes it on Lambda",
+        "1. guest/lib/a: Lambda function owl-lib-a (route #1, line 7)",
+        "2. guest/lib/inner: a sequence of 1",
+        "2.1. guest/lib/b: Lambda function owl-lib-b (route #1, line 7)",
+        "3. guest/lib/gone: does not exist; the run fails when it reaches it",
+    ] {
+        assert!(all.contains(line), "missing {line:?} in:\n{all}");
+    }
+    let mixed = explain("guest/lib/mixed");
+    for line in [
+        "sequence:  the controller runs the whole sequence: a component is not mapped to Lambda (guest/other)",
+        "1. guest/lib/a: Lambda function owl-lib-a",
+        "2. guest/other: not run by owl: a component is not mapped to Lambda",
+    ] {
+        assert!(mixed.contains(line), "missing {line:?} in:\n{mixed}");
+    }
+    // Bounded work: the tree is resolved up to 4 × the sequence limit nodes, then the
+    // sequence is the controller's (src/invoke/sequence.rs NODES_PER_LIMIT).
+    let looped = explain("guest/lib/loop");
+    assert!(
+        looped.contains(
+            "the controller runs the whole sequence: the sequence tree is larger than owl resolves"
+        ),
+        "{looped}"
+    );
+    assert!(looped.contains("(the rest is not resolved)"), "{looped}");
+    let atomic = explain("guest/lib/b");
+    assert!(
+        atomic.contains("metadata:  guest/lib/b of kind python:3.11"),
+        "{atomic}"
+    );
+    assert!(!atomic.contains("sequence:"), "{atomic}");
+    // The controller shows metadata only to a key: without one, explain says so.
+    let keyless = write(
+        &dir,
+        "keyless.toml",
+        "[controller]\nurl = \"http://127.0.0.1:9\"\n[[route]]\naction = \"guest/*\"\nfunction = \"owl-{action}\"\n",
+    );
+    let out = owl()
+        .args(["policy", "explain"])
+        .arg(&keyless)
+        .arg("guest/hello")
+        .env_remove("OWL_EXPLAIN_AUTH")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("give --auth UUID:KEY"), "{text}");
+}
+
 #[test]
 fn serve_refuses_an_invalid_policy() {
     let dir = tempfile::tempdir().unwrap();

@@ -20,6 +20,14 @@ async fn the_openwhisk_npm_client_cannot_tell_the_paths_apart() {
             "guest/fails",
             Behaviour::Fail("this went wrong".into()),
         ))
+        .action(StandinAction::sequence(
+            "guest/twice",
+            &["/guest/hello", "/guest/hello"],
+        ))
+        .action(StandinAction::sequence(
+            "guest/twice-greet",
+            &["/guest/greet", "/guest/greet"],
+        ))
         .package("guest", "pkg", false, vec![])
         .spawn()
         .await
@@ -27,6 +35,11 @@ async fn the_openwhisk_npm_client_cannot_tell_the_paths_apart() {
     let routes = r#"
 [[route]]
 action = "guest/hello"
+function = "owl-test-hello"
+
+# A sequence of mapped actions: composed by owl.
+[[route]]
+action = "guest/twice"
 function = "owl-test-hello"
 
 [[route]]
@@ -53,6 +66,6 @@ function = "owl-test-hello"
     let stdout = String::from_utf8_lossy(&out.stdout);
     println!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "node tests failed:\n{stdout}");
-    assert!(stdout.contains("# pass 8"), "{stdout}");
+    assert!(stdout.contains("# pass 9"), "{stdout}");
     assert!(stdout.contains("# fail 0"), "{stdout}");
 }

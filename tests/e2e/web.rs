@@ -91,6 +91,18 @@ async fn web(extra: &str, keys: bool) -> Web {
             "[[route]]\naction = \"guest/{name}\"\nfunction = \"{node}\"\n\n"
         ));
     }
+    // Sequences of web actions: composed by owl (mapped) and by the controller (twin).
+    actions.push(
+        StandinAction::sequence("guest/wseq", &["/guest/echo", "/guest/echo"])
+            .annotation("web-export", json!(true)),
+    );
+    actions.push(
+        StandinAction::sequence("guest/wseq-twin", &["/guest/echo-twin", "/guest/echo-twin"])
+            .annotation("web-export", json!(true)),
+    );
+    routes.push_str(&format!(
+        "[[route]]\naction = \"guest/wseq\"\nfunction = \"{node}\"\n\n"
+    ));
     actions.push(web_action("guest/py", "python:3.11"));
     actions.push(web_action("guest/py-twin", "python:3.11"));
     routes.push_str(&format!(
@@ -821,36 +833,119 @@ async fn mapped_and_unmapped_web_actions_answer_alike() {
                 body,
             )
             .await;
-        assert!(!mapped.by_controller() && twin.by_controller());
-        let label = format!("{method} {rest}");
-        assert_eq!(
-            mapped.status,
-            twin.status,
-            "{label}: {} / {}",
-            mapped.text(),
-            twin.text()
-        );
-        for h in [
-            "content-type",
-            "location",
-            "access-control-allow-origin",
-            "access-control-allow-methods",
-            "access-control-allow-headers",
-        ] {
-            assert_eq!(mapped.header(h), twin.header(h), "{label}: {h}");
-        }
-        assert_eq!(
-            mapped.headers.contains_key("x-openwhisk-activation-id"),
-            twin.headers.contains_key("x-openwhisk-activation-id"),
-            "{label}"
-        );
-        // Error bodies carry each request's own transaction id.
-        let normalise = |a: &Answer| {
-            let tid = a.header("x-request-id").unwrap_or("-").to_string();
-            a.text().replace(&tid, "TID")
-        };
-        assert_eq!(normalise(&mapped), normalise(&twin), "{label}");
+        assert_alike(&mapped, &twin, &format!("{method} {rest}"));
     }
+}
+
+/// The same status, the headers that matter and the same body (each error body carries
+/// its own request's transaction id); `mapped` from Lambda, `twin` from the controller.
+fn assert_alike(mapped: &Answer, twin: &Answer, label: &str) {
+    assert!(!mapped.by_controller() && twin.by_controller(), "{label}");
+    assert_eq!(
+        mapped.status,
+        twin.status,
+        "{label}: {} / {}",
+        mapped.text(),
+        twin.text()
+    );
+    for h in [
+        "content-type",
+        "location",
+        "access-control-allow-origin",
+        "access-control-allow-methods",
+        "access-control-allow-headers",
+    ] {
+        assert_eq!(mapped.header(h), twin.header(h), "{label}: {h}");
+    }
+    assert_eq!(
+        mapped.headers.contains_key("x-openwhisk-activation-id"),
+        twin.headers.contains_key("x-openwhisk-activation-id"),
+        "{label}"
+    );
+    let normalise = |a: &Answer| {
+        let tid = a.header("x-request-id").unwrap_or("-").to_string();
+        a.text().replace(&tid, "TID")
+    };
+    assert_eq!(normalise(mapped), normalise(twin), "{label}");
+}
+
+/// A web-exported sequence is invoked like any action (WA:652, PostActionActivation.scala
+/// 53-60): the web arguments reach the first component alone, each next one gets the
+/// previous result (SequenceActions.scala:287-289, 350-355), and the last response is
+/// transcoded as an action's. Composed by owl when every component is mapped: the same
+/// answers as the controller's, and no component reaches the controller.
+#[tokio::test]
+async fn web_sequences_are_composed_by_owl_and_answer_as_the_controllers() {
+    let w = web("", true).await;
+    let cases: Vec<(reqwest::Method, String)> = vec![
+        (
+            reqwest::Method::GET,
+            format!(".json?{}", respond(&json!({"a": [1, 2], "b": {"c": null}}))),
+        ),
+        (
+            reqwest::Method::GET,
+            format!(
+                "?{}",
+                respond(&json!({"statusCode": 302, "headers": {"location": "/x"}}))
+            ),
+        ),
+        (
+            reqwest::Method::GET,
+            format!(
+                ".http?{}",
+                respond(&json!({"headers": {"content-type": "text/html"}, "body": "<b>hi</b>"}))
+            ),
+        ),
+        (
+            reqwest::Method::GET,
+            format!(".json?{}", respond(&json!({"error": "boom"}))),
+        ),
+        (reqwest::Method::GET, ".json?crash=1".into()),
+        (reqwest::Method::OPTIONS, String::new()),
+        (reqwest::Method::GET, ".json?__ow_method=x".into()),
+    ];
+    for (method, rest) in cases {
+        let before = w.controller.invocations();
+        let mapped = w
+            .send(method.clone(), &format!("default/wseq{rest}"), &[], None)
+            .await;
+        assert_eq!(
+            w.controller.invocations(),
+            before,
+            "{method} {rest}: the composed sequence reached the controller"
+        );
+        let twin = w
+            .send(
+                method.clone(),
+                &format!("default/wseq-twin{rest}"),
+                &[],
+                None,
+            )
+            .await;
+        assert_alike(&mapped, &twin, &format!("{method} {rest}"));
+    }
+    // The record is the sequence's, as the owner's, listing its two components.
+    let a = w
+        .get(&format!("default/wseq.json?{}", respond(&json!({"k": 1}))))
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(a.json(), json!({"k": 1}));
+    let id = a.header("x-openwhisk-activation-id").unwrap().to_string();
+    w.gw.flush().await;
+    let r = client()
+        .get(format!(
+            "{}/api/v1/namespaces/guest/activations/{id}",
+            w.gw.url
+        ))
+        .header("authorization", guest_auth())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let record: Value = r.json().await.unwrap();
+    assert_eq!(record["name"], "wseq");
+    assert_eq!(annotation(&record, "kind"), Some(&json!("sequence")));
+    assert_eq!(record["logs"].as_array().map(Vec::len), Some(2), "{record}");
 }
 
 #[tokio::test]

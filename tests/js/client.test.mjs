@@ -1,7 +1,9 @@
 // The real `openwhisk` npm client against owl. The Rust test tests/npm_client.rs
 // starts the gateway (MiniStack + stand-in controller) and runs this file with
 // OWL_API_HOST and OWL_API_KEY set. `guest/hello` is served from Lambda,
-// `guest/greet` by the controller: the client must not be able to tell.
+// `guest/greet` by the controller: the client must not be able to tell. The same holds
+// for sequences: `guest/twice` (hello, hello) is composed by owl on Lambda,
+// `guest/twice-greet` (greet, greet) is run by the controller.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import openwhisk from 'openwhisk';
@@ -113,4 +115,43 @@ test('a non-blocking activation id resolves to its record', async () => {
   const { activationId } = await ow.actions.invoke({ name: MAPPED, params: { name: 'later' } });
   const result = await eventually(() => ow.activations.result({ name: activationId }));
   assert.deepEqual(result.result, { greeting: 'Hello, later!' });
+});
+
+// A sequence's record and its components' as OpenWhisk writes them
+// (SequenceActions.scala:198-248 makeSequenceActivation; components carry `cause`,
+// SequenceActions.scala:379 and WskSequenceTests.scala checkSequenceLogsAndAnnotations).
+test('a sequence and its components read back as OpenWhisk records them, on both paths', async () => {
+  for (const [name, component] of [['twice', MAPPED], ['twice-greet', UNMAPPED]]) {
+    const rec = await ow.actions.invoke({ name, blocking: true, params: { name: 'seq' } });
+    assert.deepEqual(Object.keys(rec).sort(), RECORD_KEYS, name);
+    // The first component gets the body; the second the first's result (no `name`).
+    assert.deepEqual(rec.response.result, { greeting: 'Hello, stranger!' }, name);
+    assert.equal(rec.logs.length, 2, name);
+    const ann = Object.fromEntries(rec.annotations.map((a) => [a.key, a.value]));
+    assert.equal(ann.kind, 'sequence', name);
+    assert.equal(ann.topmost, true, name);
+    assert.equal(ann.path, `guest/${name}`, name);
+    assert.equal(ann.causedBy, undefined, name);
+    const seq = await eventually(() => ow.activations.get({ name: rec.activationId }));
+    assert.deepEqual(seq.logs, rec.logs, name);
+    assert.equal(seq.cause, undefined, name);
+    const parts = await Promise.all(rec.logs.map((id) => eventually(() => ow.activations.get({ name: id }))));
+    parts.forEach((c) => {
+      assert.equal(c.name, component, name);
+      assert.equal(c.cause, rec.activationId, name);
+      const cann = Object.fromEntries(c.annotations.map((a) => [a.key, a.value]));
+      assert.equal(cann.causedBy, 'sequence', name);
+    });
+    assert.deepEqual(parts[0].response.result, { greeting: 'Hello, seq!' }, name);
+    assert.deepEqual(parts[1].response.result, { greeting: 'Hello, stranger!' }, name);
+    assert.equal(rec.duration, parts[0].duration + parts[1].duration, name);
+    const listed = await eventually(async () => {
+      const l = await ow.activations.list({ name, limit: 10 });
+      assert.ok(l.some((a) => a.activationId === rec.activationId), name);
+      return l;
+    });
+    assert.ok(listed.every((a) => a.name === name), name);
+    const result = await ow.activations.result({ name: rec.activationId });
+    assert.deepEqual(result.result, { greeting: 'Hello, stranger!' }, name);
+  }
 });
