@@ -719,8 +719,51 @@ fn render(s: &Settings, rows: &[Row], notes: &[String], pinned: bool) -> String 
     if let Some(ratios) = report::ladder_ratios(rows, s.service_time.as_secs_f64() * 1e6) {
         out.push_str(&ratios);
     }
+    if let Some(line) = per_component(rows, s.service_time.as_secs_f64() * 1e6) {
+        let _ = writeln!(out, "\n{line}");
+    }
     for n in notes {
         let _ = writeln!(out, "\n{n}");
     }
     out
+}
+
+/// Components in the L3s and L2s sequence (`guest/bench3`).
+const SEQUENCE_LENGTH: f64 = 3.0;
+
+/// What a composed sequence costs per component: L3s's added p50 (over L0, less the
+/// Lambda service time of each component) and CPU per request, divided by the number
+/// of components, beside L3's figures for one direct invocation and L2s's for the
+/// same sequence through the controller stand-in. `None` unless L0, L3 and L3s ran.
+fn per_component(rows: &[Row], service_time_us: f64) -> Option<String> {
+    let find = |n: &str| rows.iter().find(|r| r.name == n);
+    let med = |r: &Row, f: fn(&Rep) -> Option<f64>| {
+        stats::median(&r.reps.iter().filter_map(f).collect::<Vec<_>>())
+    };
+    let (l0, l3, l3s) = (find("L0")?, find("L3")?, find("L3s")?);
+    let floor = med(l0, |x| Some(x.p50))?;
+    let added =
+        |r: &Row, calls: f64| med(r, |x| Some(x.p50)).map(|p| p - floor - calls * service_time_us);
+    let cpu = |r: &Row| med(r, |x| x.cpu_per_request);
+    let seq_added = added(l3s, SEQUENCE_LENGTH)?;
+    let mut line = format!(
+        "Sequences: owl adds {:.0} µs p50 per component of a composed sequence (L3s: {seq_added:.0} µs over L0 for {SEQUENCE_LENGTH} components) against {:.0} µs for one direct invocation (L3)",
+        seq_added / SEQUENCE_LENGTH,
+        added(l3, 1.0)?,
+    );
+    if let (Some(s), Some(one)) = (cpu(l3s), cpu(l3)) {
+        let _ = write!(
+            line,
+            "; CPU {:.1} µs per component against {one:.1} µs",
+            s / SEQUENCE_LENGTH
+        );
+    }
+    if let Some(via) = find("L2s").and_then(|r| added(r, 0.0)) {
+        let _ = write!(
+            line,
+            ". The same sequence through the controller stand-in (L2s) adds {via:.0} µs p50 in all; the stand-in composes it in memory, without OpenWhisk's Kafka and invoker trip per component"
+        );
+    }
+    line.push('.');
+    Some(line)
 }

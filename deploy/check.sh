@@ -155,10 +155,14 @@ PY
   fi
 done
 # The manifests' example route is a rollback-safe canary: weight 0 → the controller.
-if "$OWL" policy explain "$work/policy-manifests.toml" guest/hello 2>&1 | grep -qi "controller"; then
+# Captured first: grep -q would close the pipe while owl still writes, and pipefail
+# would report owl's broken pipe rather than what it printed.
+explained=$("$OWL" policy explain "$work/policy-manifests.toml" guest/hello 2>&1 || true)
+if grep -q "100% to the controller" <<< "$explained"; then
   echo "  ok   manifests: guest/hello goes to the controller (weight 0)"
 else
-  bad "manifests: owl policy explain guest/hello does not say controller"
+  printf '%s\n' "$explained"
+  bad "manifests: owl policy explain guest/hello does not say 100% to the controller"
 fi
 # Values the chart must refuse.
 refuse() {

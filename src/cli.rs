@@ -202,9 +202,24 @@ pub fn main() -> ExitCode {
         Command::Bench(args) => block_on(async move {
             let _ = telemetry::logging::init(json, "warn", false);
             let report = crate::loadtest::compare::compare(&args.into()).await?;
-            print!("{report}");
+            emit(report);
             Ok(())
         }),
+    }
+}
+
+/// Writes a command's report to stdout. A reader that went away (`owl policy explain
+/// … | head -1`, or `grep -q`) is not owl's failure: exit 0 quietly, as command-line
+/// tools do, instead of the panic (exit 101) of `print!` on a closed pipe.
+fn emit(text: impl std::fmt::Display) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = write!(out, "{text}").and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("owl: cannot write the report: {e}");
+        std::process::exit(1);
     }
 }
 
@@ -252,12 +267,12 @@ fn policy_command(command: PolicyCommand) -> ExitCode {
                 for w in &p.warnings {
                     eprintln!("{w}");
                 }
-                println!(
-                    "{}: OK ({} route{})",
+                emit(format_args!(
+                    "{}: OK ({} route{})\n",
                     file.display(),
                     p.routes.len(),
                     if p.routes.len() == 1 { "" } else { "s" }
-                );
+                ));
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -286,12 +301,12 @@ fn policy_command(command: PolicyCommand) -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            print!("{}", explain(&policy, &path));
+            emit(explain(&policy, &path));
             if path.has_default_namespace() {
                 return ExitCode::SUCCESS;
             }
             block_on(async move {
-                print!("{}", explain_metadata(policy, &path, auth).await?);
+                emit(explain_metadata(policy, &path, auth).await?);
                 Ok(())
             })
         }
@@ -429,7 +444,7 @@ async fn sync(args: SyncArgs) -> anyhow::Result<()> {
     .await?;
     if args.once || args.dry_run {
         let report = syncer.once().await?;
-        print!("{report}");
+        emit(&report);
         if report.has_failures() {
             anyhow::bail!("some actions failed (see above); run again to retry them");
         }

@@ -300,3 +300,32 @@ fn the_demo_shows_both_paths() {
     assert!(stdout.contains("proxy path   guest/echo"), "{stdout}");
     assert!(stdout.contains("curl -s -u '23bc46b1-71f6-4ed5-8c54-816aa4f8c502:"));
 }
+
+/// A reader that leaves early (`owl policy explain … | grep -q controller` under
+/// `pipefail`, `| head -1`) is not owl's failure: the report command exits 0 without
+/// a panic. The read end is closed before owl starts, so every write meets EPIPE.
+#[test]
+fn reports_to_a_closed_pipe_exit_quietly() {
+    for args in [
+        &["policy", "check", "policies/example.toml"][..],
+        &[
+            "policy",
+            "explain",
+            "policies/example.toml",
+            "shop/checkout",
+        ][..],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = owl()
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {:?} {stderr}", out.status);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
