@@ -159,6 +159,30 @@ where
     }
 }
 
+/// May `caller` read package `namespace/name`, as OpenWhisk checks the package of an
+/// action it activates (ActionCollection.implicitRights → PackageCollection
+/// .checkPackageReadPermission): `Err` with the owner-visible refusal (404, 409, 422,
+/// 500) or 403, reading documents with `get`.
+pub async fn package<F, Fut>(
+    caller: &str,
+    namespace: &str,
+    name: &str,
+    get: F,
+) -> Result<Result<(), WhiskError>, WhiskError>
+where
+    F: Fn(String) -> Fut,
+    Fut: Future<Output = Result<Doc, WhiskError>>,
+{
+    let owner = caller == namespace;
+    Ok(
+        match package_readable(caller, owner, namespace, name, &get, 0).await? {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(WhiskError::forbidden(&format!("{namespace}/{name}"))),
+            Err(e) => Err(e),
+        },
+    )
+}
+
 /// Resolves an invocation of `path` (namespace resolved) by `caller`, reading
 /// documents with `get` (document id → document).
 pub async fn resolve<F, Fut>(caller: &str, path: &ActionPath, get: F) -> Resolution

@@ -175,6 +175,28 @@ pub(crate) async fn action_metadata(
         })
 }
 
+/// Whether the credentials in `authorization` may read package `namespace/package`
+/// (`GET …/packages/{package}`): the controller's entitlement check on the package of
+/// an action it activates, whose refusals (404 missing, 409 not a package, 422 a
+/// circular binding) are what an invocation through that package is answered.
+pub(crate) async fn package_readable(
+    client: &ControllerClient,
+    authorization: &HeaderValue,
+    namespace: &str,
+    package: &str,
+    tid: &TransactionId,
+    timeout: Duration,
+) -> Result<(), ApiFailure> {
+    let p = format!(
+        "/api/v1/namespaces/{}/packages/{}",
+        encode_segment(namespace),
+        encode_segment(package)
+    );
+    get(client, &p, Some(authorization), tid, timeout)
+        .await
+        .map(drop)
+}
+
 /// The runtime kinds the controller's manifest marks deprecated (`GET /`, its
 /// `runtimes` families), read in the background: at start-up, then again whenever a
 /// request finds it older than [`MANIFEST_TTL`] (after a failed read, [`MANIFEST_RETRY`]),

@@ -966,8 +966,21 @@ impl FallbackJob {
             (Some(theirs), _) => {
                 record.start = theirs.start;
                 record.end = theirs.end.max(theirs.start);
+                record.duration_ms = theirs.duration_ms;
                 record.response = theirs.response.clone();
                 record.logs = theirs.logs.clone();
+                // What the controller recorded of the run (a sequence's `limits`, the
+                // invoker's `waitTime`, `initTime`, …) is the truth; owl's own
+                // annotation stays.
+                for a in &theirs.annotations {
+                    if a.key == OWL_ANNOTATION {
+                        continue;
+                    }
+                    match record.annotations.iter_mut().find(|o| o.key == a.key) {
+                        Some(o) => o.value = a.value.clone(),
+                        None => record.annotations.push(a.clone()),
+                    }
+                }
             }
             (None, Some(cid)) => {
                 record.end = crate::context::epoch_ms(SystemTime::now()).max(record.start);

@@ -22,6 +22,7 @@ use super::{
 };
 use crate::auth::Identity;
 use crate::context::epoch_ms;
+use crate::error::WhiskError;
 use crate::gateway::{Gateway, Snapshot};
 use crate::lambda::LambdaError;
 use crate::policy::{Policy, Route};
@@ -47,7 +48,7 @@ const NODES_PER_LIMIT: usize = 4;
 pub(super) async fn compose(inv: Admitted, valid: Validated) -> Response {
     // Only the body reaches the first component (SA:287-289); it was validated.
     let body = request::parse_body(&valid.replay.body).unwrap_or_default();
-    match prepare(inv, valid.metadata, valid.replay, body).await {
+    match prepare(inv, valid.metadata, valid.replay, body, true).await {
         Ok(job) => deliver(job, valid.opts).await,
         Err(proxied) => proxied,
     }
@@ -57,11 +58,15 @@ pub(super) async fn compose(inv: Admitted, valid: Validated) -> Response {
 /// (an invocation's body, or a web call's arguments), its tree resolved; or, when owl
 /// cannot run every component, the controller's answer to `replay` (the slot given
 /// back: the controller counts it).
+///
+/// `entitle_components`: check the caller's right to each direct component's package
+/// first, as the REST invoke route does (ACT:256); the web route does not.
 pub(super) async fn prepare(
     inv: Admitted,
     metadata: Arc<ActionMetadata>,
     replay: ReplayableRequest,
     body: Map<String, Value>,
+    entitle_components: bool,
 ) -> Result<SequenceJob, Response> {
     let mut budget = NODES_PER_LIMIT * (inv.rt.policy.openwhisk.sequence_limit as usize).max(1);
     let resolved = inv
@@ -90,6 +95,12 @@ pub(super) async fn prepare(
             return Err(inv.leave(Exit::Controller(Path::Proxy), request).await);
         }
     };
+    if entitle_components
+        && let Some(refusal) = refused_before_running(&inv, &metadata.components, &children).await
+    {
+        let request = replay.to_request();
+        return Err(inv.leave(Exit::Answer(refusal), request).await);
+    }
     let binding = (metadata.path != inv.path).then(|| inv.path.entity_namespace());
     let Admitted {
         gw,
@@ -116,6 +127,40 @@ pub(super) async fn prepare(
         slot: Some(slot),
         limit,
     })
+}
+
+/// OpenWhisk's refusal of the whole invocation, before any component runs, for a
+/// direct component that owl found missing: the controller checks the caller's right
+/// to activate each direct component first (ACT:256 `entitleReferencedEntitiesMetaData`),
+/// and for an action in a package of the caller's own namespace that reads the package
+/// (ActionCollection.implicitRights → PackageCollection.checkPackageReadPermission):
+/// a missing package is 404, a document that is not a package 409, a binding to itself
+/// 422. A missing action in a readable package is the run's failure instead (SA:305-310).
+/// Asked only for missing components, so the common path does no extra lookup.
+async fn refused_before_running(
+    inv: &Admitted,
+    components: &[ActionPath],
+    nodes: &[Node],
+) -> Option<WhiskError> {
+    for (path, node) in components.iter().zip(nodes) {
+        let path = path.resolved(&inv.identity.namespace);
+        if !matches!(node, Node::Missing)
+            || path.package.is_none()
+            || path.namespace != inv.identity.namespace
+        {
+            continue;
+        }
+        match inv
+            .rt
+            .directory
+            .package(&inv.identity, &path, &inv.ctx.tid)
+            .await
+        {
+            Err(e) if matches!(e.status.as_u16(), 404 | 409 | 422) => return Some(e),
+            _ => {}
+        }
+    }
+    None
 }
 
 /// A component, resolved when the sequence starts.
@@ -161,6 +206,8 @@ pub(super) async fn resolve(
             return Err(Declined("the sequence tree is larger than owl resolves"));
         }
         *budget -= 1;
+        // Stored components may name the default namespace: the caller's (SA:282, 403-408).
+        let path = &path.resolved(&identity.namespace);
         let looked_up = rt.directory.action(identity, path, tid).await;
         let metadata = match looked_up {
             Ok(m) => m,
@@ -245,12 +292,17 @@ pub(crate) async fn explain(
     let mut budget = NODES_PER_LIMIT * limit.max(1);
     let mut lines = Vec::new();
     let mut declined: Option<String> = None;
+    // OpenWhisk's refusal of the invocation before any component runs.
+    let mut refused: Option<String> = None;
     let mut atomic = 0usize;
     let mut partial = false;
     // Depth first, as the run goes: (components, next index, numbering prefix).
     let mut stack = vec![(sequence.components.clone(), 0usize, String::new())];
     while let Some((components, next, prefix)) = stack.last_mut() {
-        let Some(path) = components.get(*next).cloned() else {
+        let Some(path) = components
+            .get(*next)
+            .map(|p| p.resolved(&identity.namespace))
+        else {
             stack.pop();
             continue;
         };
@@ -267,7 +319,33 @@ pub(crate) async fn explain(
         let text = match directory.action(identity, &path, &tid).await {
             Err(e) if e.status == http::StatusCode::NOT_FOUND => {
                 atomic += 1;
-                format!("{path}: does not exist; the run fails when it reaches it, as in OpenWhisk")
+                // A direct component's own package is checked before the run (ACT:256).
+                let package_refusal = if stack.len() == 1
+                    && path.package.is_some()
+                    && path.namespace == identity.namespace
+                {
+                    directory
+                        .package(identity, &path, &tid)
+                        .await
+                        .err()
+                        .filter(|e| matches!(e.status.as_u16(), 404 | 409 | 422))
+                } else {
+                    None
+                };
+                match package_refusal {
+                    Some(e) => {
+                        refused.get_or_insert_with(|| {
+                            format!("{} \"{}\"", e.status.as_u16(), e.message)
+                        });
+                        format!(
+                            "{path}: its package cannot be read ({}); OpenWhisk refuses the invocation before any component runs",
+                            e.message
+                        )
+                    }
+                    None => format!(
+                        "{path}: does not exist; the run fails when it reaches it, as in OpenWhisk"
+                    ),
+                }
             }
             Err(e) => {
                 declined.get_or_insert_with(|| {
@@ -319,6 +397,10 @@ pub(crate) async fn explain(
     }
     let mut out = String::new();
     let verdict = match (&declined, covered) {
+        _ if refused.is_some() => format!(
+            "refused with {} before any component runs, by owl and the controller alike",
+            refused.as_deref().unwrap_or_default()
+        ),
         (Some(why), _) => format!("the controller runs the whole sequence: {why}"),
         (None, false) => {
             "the controller runs the whole sequence: no route covers the sequence itself"
@@ -433,7 +515,9 @@ impl SequenceJob {
                     ctx,
                     error,
                     skeleton,
-                    limit_ms: self.metadata.limits.timeout_ms,
+                    // Its components run one after the other, each within its own
+                    // limit: the sequence's own `timeout` does not bound it.
+                    limit_ms: longest_run_ms(&self.children),
                 }));
             }
         };
@@ -473,6 +557,29 @@ impl Invocation for SequenceJob {
     }
 }
 
+/// The longest the components of `nodes` can run one after the other: the sum of their
+/// time limits, through nested sequences.
+fn longest_run_ms(nodes: &[Node]) -> u64 {
+    nodes
+        .iter()
+        .map(|n| match n {
+            Node::Atomic(a) => a.metadata.limits.timeout_ms,
+            Node::Sequence(n) => longest_run_ms(&n.children),
+            Node::Missing => 0,
+        })
+        .fold(0, u64::saturating_add)
+}
+
+/// A component's share of the request: a child transaction of its own, started now
+/// (SA:344 `TransactionId.childOf`), so the component's `waitTime` is its own wait, not
+/// its predecessors' run, and its `__OW_TRANSACTION_ID` is its own id.
+fn child_of(parts: &Parts) -> Parts {
+    let mut child = parts.clone();
+    child.ctx.tid = TransactionId::generate();
+    child.ctx.received = std::time::Instant::now();
+    child
+}
+
 /// Runs `nodes` in order (SA:292-322): each gets the previous result (the first one
 /// `input`), the first response with an `error` ends the run with that response, the
 /// limit on atomic actions counts across the whole tree, and a nested sequence is an
@@ -500,7 +607,7 @@ async fn run_components(
             Node::Atomic(a) => {
                 let args = sequence::component_arguments(&a.metadata, input);
                 let job = Job::new(
-                    parts.clone(),
+                    child_of(parts),
                     a.metadata.clone(),
                     a.binding.clone(),
                     a.route.clone(),

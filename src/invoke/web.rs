@@ -543,7 +543,7 @@ async fn served(
             known_metadata: None,
             slot,
         };
-        let job = match super::sequence::prepare(admitted, metadata, replay, payload).await {
+        let job = match super::sequence::prepare(admitted, metadata, replay, payload, false).await {
             Ok(j) => j,
             Err(proxied) => return proxied,
         };

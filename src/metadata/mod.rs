@@ -214,6 +214,24 @@ impl Directory {
         self.action_cache.get(key, None, load).await
     }
 
+    /// May `identity` read the package `path` is in (`Err`: OpenWhisk's refusal, or the
+    /// source's failure). Not cached: asked only on the rare path where a sequence's
+    /// direct component was not found.
+    pub(crate) async fn package(
+        &self,
+        identity: &Identity,
+        path: &ActionPath,
+        tid: &TransactionId,
+    ) -> Result<(), WhiskError> {
+        let Some(package) = &path.package else {
+            return Ok(());
+        };
+        self.metadata
+            .package(identity, &path.namespace, package, tid)
+            .await
+            .and_then(|r| r)
+    }
+
     /// For `exchange_on_proxy`: the `Authorization` to send to the controller instead
     /// of a valid bearer token (the namespace's service key).
     pub(crate) async fn proxy_authorization(

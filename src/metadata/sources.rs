@@ -368,18 +368,7 @@ impl MetadataStore {
                 )
             }
             Self::CouchDb { db, name } => {
-                entitlement::resolve(&identity.namespace, path, |id| async move {
-                    let p = format!("/{}/{}", escape(name), escape(&id));
-                    match db.request(Method::GET, &p, None).await {
-                        Ok((s, body)) if s.is_success() => serde_json::from_slice(&body)
-                            .map(Doc::Found)
-                            .map_err(|e| store_down("the whisks database", e)),
-                        Ok((s, _)) if s == http::StatusCode::NOT_FOUND => Ok(Doc::Missing),
-                        Ok((s, _)) => Err(store_down("the whisks database", format!("HTTP {s}"))),
-                        Err(e) => Err(store_down("the whisks database", e)),
-                    }
-                })
-                .await
+                entitlement::resolve(&identity.namespace, path, |id| whisks_doc(db, name, id)).await
             }
             Self::File(docs) => {
                 entitlement::resolve(&identity.namespace, path, |id| {
@@ -389,5 +378,63 @@ impl MetadataStore {
                 .await
             }
         }
+    }
+
+    /// May `identity` read package `namespace/package`, as the entitlement of an action
+    /// activated through it decides (`Ok(Err(..))`: OpenWhisk's refusal).
+    pub(crate) async fn package(
+        &self,
+        identity: &Identity,
+        namespace: &str,
+        package: &str,
+        tid: &TransactionId,
+    ) -> Lookup<()> {
+        match self {
+            Self::Controller { client, timeout } => {
+                let Some(key) = &identity.key else {
+                    return Err(WhiskError::internal());
+                };
+                match api::package_readable(
+                    client,
+                    key.authorization(),
+                    namespace,
+                    package,
+                    tid,
+                    *timeout,
+                )
+                .await
+                {
+                    Ok(()) => Ok(Ok(())),
+                    Err(ApiFailure::Rejected(e)) => Ok(Err(e)),
+                    Err(ApiFailure::Failed(e)) => Err(e),
+                }
+            }
+            Self::CouchDb { db, name } => {
+                entitlement::package(&identity.namespace, namespace, package, |id| {
+                    whisks_doc(db, name, id)
+                })
+                .await
+            }
+            Self::File(docs) => {
+                entitlement::package(&identity.namespace, namespace, package, |id| {
+                    let doc = entitlement::lookup_in(docs, &id);
+                    async move { Ok(doc) }
+                })
+                .await
+            }
+        }
+    }
+}
+
+/// The document `id` of the whisks database `name`.
+async fn whisks_doc(db: &CouchDb, name: &str, id: String) -> Result<Doc, WhiskError> {
+    let p = format!("/{}/{}", escape(name), escape(&id));
+    match db.request(Method::GET, &p, None).await {
+        Ok((s, body)) if s.is_success() => serde_json::from_slice(&body)
+            .map(Doc::Found)
+            .map_err(|e| store_down("the whisks database", e)),
+        Ok((s, _)) if s == http::StatusCode::NOT_FOUND => Ok(Doc::Missing),
+        Ok((s, _)) => Err(store_down("the whisks database", format!("HTTP {s}"))),
+        Err(e) => Err(store_down("the whisks database", e)),
     }
 }

@@ -623,6 +623,39 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
                 Err(e) => error(e, &tid),
             }
         }
+        // A package as its reader may see it (Packages.scala `fetch` behind
+        // PackageCollection.checkPackageReadPermission): 404 for its owner when missing,
+        // 403 for anyone it is not readable by. Only the fields owl reads.
+        (Method::GET, Some("packages")) if rest.len() == 3 => {
+            let key = format!("{ns}/{}", rest[2]);
+            match sequence::package_readable(&inner, &me, &key, ns == me.namespace, 0) {
+                Ok(true) => {
+                    let pkg = &inner.packages[&key];
+                    let binding = match &pkg.binding {
+                        Some((tns, tpkg)) => json!({"namespace": tns, "name": tpkg}),
+                        None => json!({}),
+                    };
+                    let parameters: Vec<Value> = pkg
+                        .parameters
+                        .iter()
+                        .map(|(k, v)| json!({"key": k, "value": v}))
+                        .collect();
+                    json_response(
+                        http::StatusCode::OK,
+                        &json!({
+                            "namespace": pkg.namespace, "name": pkg.name,
+                            "publish": pkg.publish, "binding": binding,
+                            "parameters": parameters, "annotations": [],
+                            "version": "0.0.1", "actions": [], "feeds": []
+                        }),
+                        &tid,
+                        &[],
+                    )
+                }
+                Ok(false) => error(WhiskError::forbidden(&key), &tid),
+                Err(e) => error(e, &tid),
+            }
+        }
         (Method::POST, Some("actions")) if rest.len() == 3 || rest.len() == 4 => {
             let requested = action_path(&ns, &rest[2..]);
             invoke(&inner, &me, &requested, req, &tid).await

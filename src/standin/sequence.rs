@@ -352,7 +352,7 @@ fn entitle_components(
 /// `checkPackageReadPermission` (PackageCollection.scala:84-143): a package is readable
 /// when published or owned; a binding when owned and its package is readable; a
 /// missing one is 404 for its owner, unreadable for anyone else.
-fn package_readable(
+pub(super) fn package_readable(
     inner: &Inner,
     me: &StandinIdentity,
     key: &str,

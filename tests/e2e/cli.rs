@@ -190,6 +190,10 @@ components = ["guest/lib/a", "guest/lib/inner", "guest/lib/gone"]
 action = "guest/lib/mixed"
 components = ["guest/lib/a", "guest/other"]
 
+[[metadata.action]]
+action = "guest/lib/nopkg"
+components = ["guest/lib/a", "guest/gone/x"]
+
 # OpenWhisk refuses to create a recursive sequence; a store can still hold one.
 [[metadata.action]]
 action = "guest/lib/loop"
@@ -229,6 +233,15 @@ components = ["guest/lib/a", "guest/lib/loop"]
         "2. guest/other: not run by owl: a component is not mapped to Lambda",
     ] {
         assert!(mixed.contains(line), "missing {line:?} in:\n{mixed}");
+    }
+    // A direct component in a missing package of the caller's own: the controller's
+    // entitlement refuses the invocation before anything runs (Actions.scala:256).
+    let nopkg = explain("guest/lib/nopkg");
+    for line in [
+        "sequence:  refused with 404 \"The requested resource does not exist.\" before any component runs",
+        "2. guest/gone/x: its package cannot be read (The requested resource does not exist.)",
+    ] {
+        assert!(nopkg.contains(line), "missing {line:?} in:\n{nopkg}");
     }
     // Bounded work: the tree is resolved up to 4 × the sequence limit nodes, then the
     // sequence is the controller's (src/invoke/sequence.rs NODES_PER_LIMIT).

@@ -21,6 +21,8 @@ function main(p) {
     case 'inc': return { n: n + 1, trail };
     case 'double': return { n: n * 2, trail };
     case 'fail': return { error: 'failed at ' + n };
+    case 'nap': return new Promise((ok) => setTimeout(() => ok({ n, trail }), 600));
+    case 'tid': return { n, trail, tids: (p.tids || []).concat(process.env.__OW_TRANSACTION_ID) };
     default: return p;
   }
 }
@@ -51,6 +53,16 @@ async fn setup_with(extra: &str) -> Seq {
         step("guest/double", "double"),
         step("guest/fail", "fail"),
         step("guest/unmapped", "inc"),
+        step("guest/nap", "nap"),
+        step("guest/tid", "tid"),
+        StandinAction::sequence("guest/tids", &["/guest/nap", "/guest/tid", "/guest/tid"]),
+        // A direct component in a package of guest's that does not exist, mapped and
+        // (the -c twin) left to the controller; and a missing action in one that does.
+        StandinAction::sequence("guest/nopkg", &["/guest/inc", "/guest/gone/inc"]),
+        StandinAction::sequence("guest/nopkg-c", &["/guest/inc", "/guest/gone/inc"]),
+        StandinAction::sequence("guest/noaction", &["/guest/inc", "/guest/lib/nope"]),
+        // Stored as an old controller may have left it: the default namespace.
+        StandinAction::sequence("guest/defaultns", &["/_/inc", "/_/double"]),
         StandinAction::sequence("guest/seq3", &["/guest/inc", "/guest/double", "/guest/inc"]),
         StandinAction::sequence("guest/outer", &["/guest/inc", "/guest/seq3", "/guest/inc"]),
         StandinAction::sequence(
@@ -61,10 +73,30 @@ async fn setup_with(extra: &str) -> Seq {
         StandinAction::sequence("guest/mixed", &["/guest/inc", "/guest/unmapped"]),
         StandinAction::sequence("guest/long", &long),
     ];
-    let controller = standin(actions).await;
+    let mut b = StandinBuilder::with_guest()
+        .identity("alice", "alice", ALICE_UUID, ALICE_KEY)
+        .package("guest", "lib", false, Vec::new());
+    for a in actions {
+        b = b.action(a);
+    }
+    let controller = b.spawn().await.expect("stand-in");
     let mut routes = String::new();
     for a in [
-        "inc", "double", "fail", "seq3", "outer", "failing", "broken", "mixed", "long",
+        "inc",
+        "double",
+        "fail",
+        "seq3",
+        "outer",
+        "failing",
+        "broken",
+        "mixed",
+        "long",
+        "nap",
+        "tid",
+        "tids",
+        "nopkg",
+        "noaction",
+        "defaultns",
     ] {
         routes.push_str(&format!(
             "[[route]]\naction = \"guest/{a}\"\nfunction = \"{f}\"\n\n"
@@ -308,5 +340,193 @@ async fn the_limit_is_the_deployments_and_a_sequence_is_throttled_once() {
     assert_eq!(
         body["error"],
         "Too many requests in the last minute (count: 4, allowed: 3)."
+    );
+}
+
+/// Every activation guest can list.
+async fn listed(s: &Seq) -> Vec<Value> {
+    s.gw.flush().await;
+    let r = client()
+        .get(format!(
+            "{}/api/v1/namespaces/guest/activations?limit=200",
+            s.gw.url
+        ))
+        .header("authorization", guest_auth())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json::<Vec<Value>>().await.unwrap()
+}
+
+/// The controller checks the caller's right to activate each direct component before
+/// the sequence starts (Actions.scala:256 `entitleReferencedEntitiesMetaData`, 494-502):
+/// for an action in a package of the caller's own namespace it reads the package
+/// (ActionCollection.scala:43-49 → PackageCollection.scala:114-120), and a missing one
+/// is the request's 404, with nothing run. A missing action in an existing package is
+/// found by the run instead (SA:305-310).
+#[tokio::test]
+async fn a_missing_package_of_a_direct_component_refuses_the_sequence_before_it_runs() {
+    let s = setup().await;
+    let (status, headers, body) = s
+        .call("guest/nopkg", "blocking=true", json!({"n": 1}))
+        .await;
+    assert!(!headers.contains_key("x-owl-standin"), "owl answered");
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"], "The requested resource does not exist.");
+    assert!(body["code"].is_string(), "{body}");
+    assert_eq!(
+        listed(&s).await.len(),
+        0,
+        "no component ran, nothing recorded"
+    );
+    // The controller answers its own twin the same.
+    let (status, headers, twin) = s
+        .call("guest/nopkg-c", "blocking=true", json!({"n": 1}))
+        .await;
+    assert!(headers.contains_key("x-owl-standin"));
+    assert_eq!(status, 404, "{twin}");
+    assert_eq!(twin["error"], body["error"]);
+    assert_eq!(s.controller.invocations(), 0);
+    // The package exists, the action does not: the first component runs, then the
+    // sequence fails where it meets the missing one.
+    let (status, _, body) = s
+        .call("guest/noaction", "blocking=true", json!({"n": 1}))
+        .await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(
+        body["response"]["result"],
+        json!({"error": "Sequence component does not exist."})
+    );
+    assert_eq!(ids(&body).len(), 1);
+}
+
+/// Each component runs under a child transaction of its own, started when it is
+/// invoked (SA:344 `TransactionId.childOf`; TransactionId.scala:262-266): its
+/// `__OW_TRANSACTION_ID` is its own, and its `waitTime` is its own wait
+/// (ContainerProxy.scala:1051-1054), not the time its predecessors ran.
+#[tokio::test]
+async fn components_run_under_transactions_of_their_own() {
+    let s = setup().await;
+    let (status, _, body) = s.call("guest/tids", "blocking=true", json!({"n": 1})).await;
+    assert_eq!(status, 200, "{body}");
+    let tids = body["response"]["result"]["tids"].as_array().unwrap();
+    assert_eq!(tids.len(), 2, "{body}");
+    for t in tids {
+        let t = t.as_str().unwrap();
+        assert_eq!(t.len(), 32, "{t}");
+        assert!(t.chars().all(|c| c.is_ascii_alphanumeric()), "{t}");
+    }
+    assert_ne!(tids[0], tids[1], "one transaction per component");
+    let logs = ids(&body);
+    let nap = s.record(&logs[0]).await;
+    let napped = nap["duration"].as_i64().unwrap();
+    assert!(napped >= 600, "{nap}");
+    for c in &logs[1..] {
+        let r = s.record(c).await;
+        let wait = annotation(&r, "waitTime").and_then(Value::as_i64).unwrap();
+        assert!(
+            wait < napped,
+            "waitTime {wait} ms includes the previous component's {napped} ms: {r}"
+        );
+    }
+}
+
+/// A component stored with the default namespace `_` is the caller's
+/// (SequenceActions.scala:282, 403-408 `resolveDefaultNamespace`): composed by owl, and
+/// not a binding.
+#[tokio::test]
+async fn default_namespace_components_are_the_callers() {
+    let s = setup().await;
+    let (status, headers, body) = s
+        .call("guest/defaultns", "blocking=true", json!({"n": 1}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(!headers.contains_key("x-owl-standin"), "composed by owl");
+    assert_eq!(body["response"]["result"]["n"], 4);
+    for c in ids(&body) {
+        let r = s.record(&c).await;
+        assert_eq!(r["namespace"], "guest");
+        assert!(annotation(&r, "binding").is_none(), "{r}");
+    }
+    assert_eq!(s.controller.invocations(), 0);
+}
+
+/// A non-blocking sequence whose first component Lambda refuses before it runs goes to
+/// the controller whole (the route falls back); the id the client holds then reads as
+/// the controller's run of it: its response, logs, duration (the sum of its components',
+/// SA:247) and its annotations (SA:242-246), plus owl's `fallback` annotation.
+#[tokio::test]
+async fn a_non_blocking_fallback_records_the_controllers_run_of_the_sequence() {
+    use crate::common::fake_lambda::{FakeLambda, Fault};
+    let fake = FakeLambda::start(Fault::Throttle {
+        reason: "ReservedFunctionConcurrentInvocationLimitExceeded",
+        retry_after: None,
+    })
+    .await;
+    let controller = standin(vec![
+        StandinAction::new("guest/a", Behaviour::Echo),
+        StandinAction::new("guest/b", Behaviour::Sleep(Duration::from_millis(50))),
+        StandinAction::sequence("guest/ab", &["/guest/a", "/guest/b"]),
+    ])
+    .await;
+    let mut routes = String::new();
+    for a in ["a", "b", "ab"] {
+        routes.push_str(&format!(
+            "[[route]]\naction = \"guest/{a}\"\nfunction = \"f\"\nfallback = \"controller\"\n\n"
+        ));
+    }
+    let gw = TestGateway::start(&policy(&controller.url(), &fake.url, &routes)).await;
+    let (status, _, body) = invoke(
+        &gw.invoke_url("guest/ab", ""),
+        Some(&guest_auth()),
+        Some(r#"{"n": 3}"#),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let mine = body["activationId"].as_str().unwrap().to_string();
+    let get = |id: String| {
+        let url = format!("{}/api/v1/namespaces/_/activations/{id}", gw.url);
+        async move {
+            let r = client()
+                .get(url)
+                .header("authorization", guest_auth())
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let record = loop {
+        gw.flush().await;
+        let (status, record) = get(mine.clone()).await;
+        if status == 200 && annotation(&record, "fallback").is_some() {
+            break record;
+        }
+        assert!(std::time::Instant::now() < deadline, "{record}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let theirs_id = annotation(&record, "fallback").unwrap()["activationId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, theirs) = get(theirs_id).await;
+    assert_eq!(record["response"], theirs["response"]);
+    assert_eq!(record["response"]["result"]["n"], 3);
+    assert_eq!(record["logs"], theirs["logs"]);
+    assert_eq!(record["logs"].as_array().unwrap().len(), 2);
+    assert_eq!(record["duration"], theirs["duration"], "{record}\n{theirs}");
+    for key in ["topmost", "path", "kind", "limits"] {
+        assert_eq!(
+            annotation(&record, key),
+            annotation(&theirs, key),
+            "{key}: {record}\n{theirs}"
+        );
+    }
+    assert_eq!(
+        controller.invocations(),
+        2,
+        "the controller ran both components"
     );
 }
