@@ -134,19 +134,6 @@ impl WhiskError {
         )
     }
 
-    /// 503 `System is overloaded, try again later.` (no capacity to run the action),
-    /// with `Retry-After` when known.
-    pub(crate) fn system_overloaded(retry_after: Option<u64>) -> Self {
-        let mut e = Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            messages::SYSTEM_OVERLOADED,
-            Origin::Lambda,
-            true,
-        );
-        e.retry_after = retry_after;
-        e
-    }
-
     /// 403 for a path the public listener never serves (`/metrics`, as OpenWhisk's
     /// edge denies it).
     pub(crate) fn forbidden_path() -> Self {

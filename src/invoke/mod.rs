@@ -369,10 +369,19 @@ async fn lambda_path(inv: Admitted, req: Request<Body>) -> Response {
         Ok(m) => m,
         Err(exit) => return inv.leave(exit, req).await,
     };
+    // The caller's own payload limit, within the deployment's (Entities.scala:119-125).
+    let deployment = crate::whisk::Deployment {
+        payload_max: inv
+            .rt
+            .policy
+            .openwhisk
+            .payload_max_for(inv.identity.limits.as_ref()),
+        ..inv.rt.policy.openwhisk
+    };
     let valid = match validate(
         req,
         metadata,
-        inv.rt.policy.openwhisk,
+        deployment,
         inv.gw.settings().server.body_read_timeout,
     )
     .await
@@ -714,10 +723,14 @@ async fn run_blocking(job: impl Invocation, wait: Duration) -> Waited {
 /// The error a client gets when Lambda refused and the route has no fallback.
 fn refusal(error: &LambdaError) -> WhiskError {
     match error {
-        // Lambda out of capacity is what OpenWhisk answers when its invokers are: 503
-        // `System is overloaded, try again later.` [OW common/scala/.../http/
-        // ErrorResponse.scala:82 `systemOverloaded`], with Lambda's Retry-After.
-        LambdaError::Throttled { retry_after, .. } => WhiskError::system_overloaded(*retry_after),
+        // Lambda out of capacity is OpenWhisk's load balancer without invokers
+        // (`LoadBalancerException`): 503 with the status's default text [OW core/
+        // controller/.../Actions.scala:326-328, WebActions.scala:702-704] — its
+        // `systemOverloaded` message is defined but never sent — plus Lambda's
+        // Retry-After.
+        LambdaError::Throttled { retry_after, .. } => {
+            WhiskError::service_unavailable(crate::error::Origin::Lambda, *retry_after)
+        }
         LambdaError::TooLarge => WhiskError::entity_too_large(),
         LambdaError::BreakerOpen { retry_after } => {
             WhiskError::service_unavailable(crate::error::Origin::Lambda, Some(*retry_after))

@@ -171,7 +171,16 @@ impl Cors {
         if annotated_true(metadata, "web-custom-options") {
             Cors::None
         } else {
-            Cors::Default(headers.get(header::ACCESS_CONTROL_REQUEST_HEADERS).cloned())
+            Cors::Default(
+                headers
+                    .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
+                    .map(|v| {
+                        v.to_str()
+                            .ok()
+                            .and_then(|s| HeaderValue::from_str(&web::allow_headers_echo(s)).ok())
+                            .unwrap_or_else(|| v.clone())
+                    }),
+            )
         }
     }
 
@@ -250,14 +259,27 @@ fn from_whisk(e: &WhiskError, tid: &TransactionId, cors: &Cors) -> Response {
 fn answer(a: WebAnswer, tid: &TransactionId, cors: &Cors, id: &ActivationId) -> Response {
     let status =
         http::StatusCode::from_u16(a.status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    // The CORS defaults (WA:507 `respondWithHeaders`) and the activation id
+    // (`respondWithActivationIdHeader`) are added before the action's own headers,
+    // not instead of them: an action's `Access-Control-Allow-Origin` reaches the
+    // client beside the default, as from the controller.
     let mut headers = HeaderMap::with_capacity(a.headers.len() + 6);
+    cors.add(&mut headers);
+    if let Ok(v) = HeaderValue::from_str(id.as_str()) {
+        headers.append(
+            HeaderName::from_static(super::response::ACTIVATION_ID_HEADER),
+            v,
+        );
+    }
     for (k, v) in a.headers {
         headers.append(k, v);
     }
     if let Some(ct) = a.content_type {
         headers.insert(header::CONTENT_TYPE, ct);
     }
-    finish_headers(&mut headers, tid, cors, Some(id));
+    if let Ok(v) = HeaderValue::from_str(tid.as_str()) {
+        headers.insert(HeaderName::from_static(transaction::HEADER), v);
+    }
     // Built by hand: a body type's `IntoResponse` would add a content type of its own to
     // an answer that must have none (204).
     let mut resp = Response::new(Body::from(a.body));
@@ -448,7 +470,9 @@ async fn served(
         Ok(s) => s,
         Err(e) => return from_whisk(&e, &tid, &Cors::None),
     };
-    let payload_max = rt.policy.openwhisk.payload_max;
+    // The owner's payload limit, within the deployment's (WA:498
+    // `actionOwnerIdentity.limits`).
+    let payload_max = rt.policy.openwhisk.payload_max_for(owner.limits.as_ref());
     // The declared size (WA:498-500): after entitlement, before CORS.
     if let Some(len) = request::content_length(req.headers())
         && len > payload_max
@@ -551,18 +575,9 @@ async fn served(
         let waited = run_blocking(job, wait).await;
         return web_answer(waited, &id, extension, accept.as_deref(), &tid, &cors).await;
     };
-    let params = match params::merge(&metadata, payload) {
-        Ok(p) => p,
-        Err(_) => {
-            return web_error(
-                http::StatusCode::BAD_REQUEST,
-                messages::PARAMS_NOT_ALLOWED,
-                &tid,
-                &cors,
-                None,
-            );
-        }
-    };
+    // Final parameters were checked against the query and body above (WA:640-650);
+    // the `__ow_*` arguments overwrite any parameter of that name.
+    let params = params::merge_over(&metadata, payload);
     // A deprecated runtime is refused as for any invocation (PostActionActivation.scala:59-63).
     let kind = &metadata.kind;
     if rt.deprecated_kinds.contains(

@@ -101,6 +101,11 @@ async fn serve(
     if !annotated_true(&metadata, "web-export") {
         return not_found();
     }
+    // The owner's payload limit (WA:498, Identity.scala:62-67).
+    let deployment = Deployment {
+        payload_max: deployment.payload_max_for(Some(&owner.limits)),
+        ..deployment
+    };
     // The declared size (WA:498-500): after entitlement, before CORS.
     if let Some(len) = content_length(req.headers())
         && len > deployment.payload_max
@@ -191,18 +196,8 @@ async fn serve(
         super::sequence::spawn(inner, call)
     } else {
         // The action's parameters under the payload, init parameters dropped (PA:159-164).
-        let params = match params::merge(&metadata, payload) {
-            Ok(p) => p,
-            Err(_) => {
-                return web_error(
-                    http::StatusCode::BAD_REQUEST,
-                    messages::PARAMS_NOT_ALLOWED,
-                    tid,
-                    &cors,
-                    None,
-                );
-            }
-        };
+        // Final parameters were checked against the query and body (WA:640-650).
+        let params = params::merge_over(&metadata, payload);
         // A deprecated runtime is refused as for any invocation
         // (PostActionActivation.scala:59-63).
         if is_deprecated(&metadata.kind) {

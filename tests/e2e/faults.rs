@@ -58,9 +58,14 @@ async fn throttling_without_fallback_is_429_with_retry_after() {
         None,
     )
     .await;
-    // OpenWhisk's answer when it has no capacity (issue 15 §13) [OW ErrorResponse.scala:82].
+    // OpenWhisk's answer when its load balancer has no capacity: 503 with the status's
+    // default text [OW core/controller/.../Actions.scala:326-328]; `systemOverloaded`
+    // (ErrorResponse.scala:82) is never sent.
     assert_eq!(status, 503);
-    assert_eq!(body["error"], "System is overloaded, try again later.");
+    assert_eq!(
+        body["error"],
+        "The server is currently unavailable (because it is overloaded or down for maintenance)."
+    );
     assert_eq!(body["code"], headers["x-request-id"].to_str().unwrap());
     assert_eq!(headers["retry-after"], "3");
     assert_eq!(headers["access-control-allow-origin"], "*");
@@ -257,9 +262,14 @@ async fn a_real_throttle_from_ministack_falls_back() {
         None,
     )
     .await;
-    // OpenWhisk's answer when it has no capacity (issue 15 §13) [OW ErrorResponse.scala:82].
+    // OpenWhisk's answer when its load balancer has no capacity: 503 with the status's
+    // default text [OW core/controller/.../Actions.scala:326-328]; `systemOverloaded`
+    // (ErrorResponse.scala:82) is never sent.
     assert_eq!(status, 503);
-    assert_eq!(body["error"], "System is overloaded, try again later.");
+    assert_eq!(
+        body["error"],
+        "The server is currently unavailable (because it is overloaded or down for maintenance)."
+    );
 }
 
 #[tokio::test]

@@ -56,6 +56,11 @@ fn web_action(path: &str, kind: &str) -> StandinAction {
 /// metadata and are answered by the stand-in through owl's proxy. `extra` is added to
 /// the policy; `keys` writes `[web] service_keys_file` for guest.
 async fn web(extra: &str, keys: bool) -> Web {
+    web_with(extra, keys, None).await
+}
+
+/// [`web`] with `limits` merged into guest's limits document.
+async fn web_with(extra: &str, keys: bool, limits: Option<Value>) -> Web {
     let lambda = lambda().await;
     let ep = &lambda.endpoint;
     let node = runtime_function(ep, "owl-web-node", "action.js", WEB_NODE).await;
@@ -83,7 +88,12 @@ async fn web(extra: &str, keys: bool) -> Web {
                 a = a.annotation(k, v.clone());
             }
             if name == "final" {
-                a = a.param("x", json!("fixed")).param("empty", Value::Null);
+                // A parameter named like a web argument is overwritten by it, not a
+                // final one the request could violate (WA:640-650).
+                a = a
+                    .param("x", json!("fixed"))
+                    .param("empty", Value::Null)
+                    .param("__ow_method", json!("not-this"));
             }
             actions.push(a);
         }
@@ -108,7 +118,14 @@ async fn web(extra: &str, keys: bool) -> Web {
     routes.push_str(&format!(
         "[[route]]\naction = \"guest/py\"\nfunction = \"{py}\"\n\n"
     ));
-    let controller = standin(actions).await;
+    let mut b = StandinBuilder::with_guest().identity("alice", "alice", ALICE_UUID, ALICE_KEY);
+    if let Some(l) = limits {
+        b = b.limits("guest", l);
+    }
+    for a in actions {
+        b = b.action(a);
+    }
+    let controller = b.spawn().await.expect("stand-in");
     let dir = tempfile::tempdir().unwrap();
     let keys_file = dir.path().join("keys.toml");
     std::fs::write(
@@ -580,6 +597,13 @@ async fn reserved_and_final_parameters_cannot_be_overridden() {
     assert_eq!(a.status, 200, "{}", a.text());
     let p = a.json();
     assert_eq!((&p["x"], &p["empty"]), (&json!("fixed"), &json!("filled")));
+    // The action's own `__ow_method` parameter is the request's method, mapped and
+    // unmapped alike.
+    for action in ["final", "final-twin"] {
+        let a = w.get(&format!("default/{action}.json")).await;
+        assert_eq!(a.status, 200, "{action}: {}", a.text());
+        assert_eq!(a.json()["__ow_method"], "get", "{action}");
+    }
 }
 
 #[tokio::test]
@@ -674,6 +698,51 @@ async fn cors_and_options_follow_the_annotations() {
         a.header("access-control-allow-headers"),
         Some("Authorization, Origin, X-Requested-With, Content-Type, Accept, User-Agent")
     );
+    // WA:416-419: the requested headers are echoed as Pekko renders the parsed list.
+    for action in ["echo", "echo-twin"] {
+        let a = w
+            .send(
+                reqwest::Method::OPTIONS,
+                &format!("default/{action}"),
+                &[("access-control-request-headers", "content-type,x-a")],
+                None,
+            )
+            .await;
+        assert_eq!(
+            a.header("access-control-allow-headers"),
+            Some("content-type, x-a"),
+            "{action}"
+        );
+    }
+    // WA:507 `respondWithHeaders` adds the defaults; the action's own CORS headers
+    // (and activation id header) are not replaced but sent beside them.
+    let own = respond(&json!({
+        "statusCode": 200,
+        "headers": {"Access-Control-Allow-Origin": "https://example.com", "x-openwhisk-activation-id": "mine"},
+        "body": "ok"
+    }));
+    let mut answers = Vec::new();
+    for action in ["echo", "echo-twin"] {
+        let a = w.get(&format!("default/{action}?{own}")).await;
+        assert_eq!(a.status, 200, "{action}: {}", a.text());
+        let origins: Vec<&str> = a
+            .headers
+            .get_all("access-control-allow-origin")
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        assert_eq!(origins, ["*", "https://example.com"], "{action}");
+        let ids: Vec<&str> = a
+            .headers
+            .get_all("x-openwhisk-activation-id")
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        assert_eq!(ids.len(), 2, "{action}: {ids:?}");
+        assert_eq!(ids[1], "mine", "{action}");
+        answers.push(a);
+    }
+    assert_alike(&answers[0], &answers[1], "own CORS headers");
     // WAT:1738-1754: custom options: the action answers OPTIONS; no CORS from owl.
     let a = w
         .send(
@@ -1001,6 +1070,61 @@ async fn web_activations_belong_to_the_owner_and_are_recorded() {
         w.controller.invocations(),
         0,
         "nothing mapped reached the controller"
+    );
+}
+
+/// WAT:1545-1585: the owner's own `maxPayloadSize` bounds the request entity, below
+/// the deployment's (WA:498 `actionOwnerIdentity.limits`, Identity.scala:62-67), with
+/// the 413 text naming the namespace's limit; mapped and unmapped alike. The REST
+/// invoke path applies the caller's the same way (Entities.scala:119-125).
+#[tokio::test]
+async fn the_owners_payload_limit_applies() {
+    let w = web_with("", true, Some(json!({"maxPayloadSize": "1 KB"}))).await;
+    let fits = format!(r#"{{"a":"{}"}}"#, "a".repeat(1024 - 8));
+    let over = format!(r#"{{"a":"{}"}}"#, "a".repeat(1024 - 7));
+    let json = [("content-type", "application/json")];
+    for action in ["echo", "echo-twin"] {
+        let rest = format!("default/{action}.json");
+        let a = w
+            .send(reqwest::Method::POST, &rest, &json, Some(fits.as_bytes()))
+            .await;
+        assert_eq!(a.status, 200, "{action}: {}", a.text());
+        let a = w
+            .send(reqwest::Method::POST, &rest, &json, Some(over.as_bytes()))
+            .await;
+        assert_eq!(a.by_controller(), action.ends_with("-twin"));
+        assert_web_error(
+            &a,
+            413,
+            &format!("Request larger than allowed: {} > 1024 bytes.", over.len()),
+        );
+        // A form body is counted as sent (WAT:1577-1583).
+        let form = format!("a={}", "a".repeat(1024 - 1));
+        let a = w
+            .send(
+                reqwest::Method::POST,
+                &rest,
+                &[("content-type", "application/x-www-form-urlencoded")],
+                Some(form.as_bytes()),
+            )
+            .await;
+        assert_web_error(
+            &a,
+            413,
+            &format!("Request larger than allowed: {} > 1024 bytes.", form.len()),
+        );
+    }
+    // The REST invoke of a mapped action, as guest.
+    let (status, _, body) = invoke(
+        &w.gw.invoke_url("guest/echo", "blocking=true"),
+        Some(&guest_auth()),
+        Some(&over),
+    )
+    .await;
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(
+        body["error"],
+        format!("Request larger than allowed: {} > 1024 bytes.", over.len())
     );
 }
 

@@ -82,9 +82,6 @@ pub fn runtime_deprecated(kind: &str) -> String {
     )
 }
 
-/// 503 when there is no capacity to run an action [OW common/scala/.../http/
-/// ErrorResponse.scala:82 `systemOverloaded`].
-pub const SYSTEM_OVERLOADED: &str = "System is overloaded, try again later.";
 /// Whisk error when a run ended without a valid response [OW ErrorResponse.scala:155
 /// `abnormalRun`].
 pub const ABNORMAL_RUN: &str =

@@ -29,6 +29,13 @@ pub fn merge(
             return Err(FinalParameterViolation);
         }
     }
+    Ok(merge_over(action, body))
+}
+
+/// Merges `body` over the action's defaults without the `final` check: for a web
+/// action, whose request was checked already (only its query and body keys count,
+/// WA:640-650) and whose `__ow_*` arguments overwrite any parameter of that name.
+pub fn merge_over(action: &ActionMetadata, body: Map<String, Value>) -> Map<String, Value> {
     let mut merged = Map::with_capacity(action.parameters.len() + body.len());
     for p in &action.parameters {
         merged.insert(p.key.clone(), p.value.clone());
@@ -50,7 +57,7 @@ pub fn merge(
             .collect();
         merged.retain(|k, _| !init.contains(k.as_str()));
     }
-    Ok(merged)
+    merged
 }
 
 #[cfg(test)]

@@ -675,6 +675,27 @@ pub fn is_binary_media_type(media_type: &str, has_charset_param: bool) -> bool {
     media::is_binary(media_type, has_charset_param)
 }
 
+/// The `Access-Control-Allow-Headers` value echoing a request's
+/// `Access-Control-Request-Headers` (WA:416-419 `h.value`): Pekko parses that header
+/// into its token list and renders it back joined by `", "`, so
+/// `content-type,x-a` is answered `content-type, x-a`. A value that is not a token
+/// list stays a raw header, echoed as sent.
+pub fn allow_headers_echo(requested: &str) -> std::borrow::Cow<'_, str> {
+    let is_wsp = |c: char| c == ' ' || c == '\t';
+    let tokens: Vec<&str> = requested
+        .trim_matches(is_wsp)
+        .split(',')
+        .map(|t| t.trim_matches(is_wsp))
+        .collect();
+    if tokens
+        .iter()
+        .any(|t| t.is_empty() || !t.chars().all(media::is_tchar))
+    {
+        return std::borrow::Cow::Borrowed(requested);
+    }
+    std::borrow::Cow::Owned(tokens.join(", "))
+}
+
 /// OpenWhisk's web error body: `{"error": message, "code": tid}` pretty-printed
 /// [WebActions.scala:49; OW ErrorResponse.scala:277-306], members in spray-json's
 /// order, so `code` first:

@@ -1593,3 +1593,18 @@ fn java_parse_int_reads_unicode_digits() {
         Ok(201)
     );
 }
+
+#[test]
+fn requested_cors_headers_are_echoed_as_pekko_renders_them() {
+    // WA:416-419: the parsed header's `value`, a token list joined by ", ".
+    for (sent, echoed) in [
+        ("content-type,x-a", "content-type, x-a"),
+        ("X-Custom", "X-Custom"),
+        ("a ,  b,c", "a, b, c"),
+        ("a b", "a b"),
+        ("a,,b", "a,,b"),
+        ("", ""),
+    ] {
+        assert_eq!(allow_headers_echo(sent), echoed, "{sent:?}");
+    }
+}
