@@ -737,6 +737,12 @@ fn accepts(accept: Option<&str>, content_type: &str) -> bool {
     let Some(accept) = accept else {
         return true;
     };
+    // Pekko keeps an `Accept` it cannot parse as a raw header, which negotiation does
+    // not read, and reads an empty one as no ranges: both accept anything
+    // (MediaTypeNegotiator: no ranges → `*/*`).
+    if !accept_parses(accept) {
+        return true;
+    }
     let media = content_type.split(';').next().unwrap_or("").trim();
     let (main, sub) = media.split_once('/').unwrap_or((media, ""));
     let mut best: Option<(u8, f32)> = None;
@@ -762,6 +768,40 @@ fn accepts(accept: Option<&str>, content_type: &str) -> bool {
         }
     }
     best.is_some_and(|(_, q)| q > 0.0)
+}
+
+/// Whether `accept` is a list of media ranges Pekko parses, with at least one: each
+/// `type/subtype` of tokens (`*/*`, `type/*` included), parameters `name=value`, a `q`
+/// that is a number.
+fn accept_parses(accept: &str) -> bool {
+    let token = |t: &str| !t.is_empty() && t.chars().all(crate::whisk::web::is_tchar);
+    let mut ranges = 0;
+    for range in accept.split(',') {
+        let mut parts = range.split(';');
+        let r = parts.next().unwrap_or("").trim();
+        if r.is_empty() {
+            continue;
+        }
+        let Some((main, sub)) = r.split_once('/') else {
+            return false;
+        };
+        if !token(main) || !token(sub) || (main == "*" && sub != "*") {
+            return false;
+        }
+        for p in parts {
+            let Some((k, v)) = p.split_once('=') else {
+                return false;
+            };
+            if !token(k.trim()) || v.trim().is_empty() {
+                return false;
+            }
+            if k.trim().eq_ignore_ascii_case("q") && v.trim().parse::<f32>().is_err() {
+                return false;
+            }
+        }
+        ranges += 1;
+    }
+    ranges > 0
 }
 
 #[cfg(test)]
@@ -842,6 +882,18 @@ mod tests {
         // The most specific range decides.
         assert!(!accepts(Some("*/*, text/html;q=0"), "text/html"));
         assert!(accepts(Some("text/*;q=0, text/html"), "text/html"));
+        // An empty or unparseable Accept is no constraint: Pekko reads the first as no
+        // ranges (`*/*`) and keeps the second as a raw header negotiation ignores.
+        for ignored in [
+            "",
+            " ",
+            "garbage",
+            "text/html, garbage",
+            "*/html",
+            "text/html;q=x",
+        ] {
+            assert!(accepts(Some(ignored), "image/png"), "{ignored:?}");
+        }
     }
 
     #[test]

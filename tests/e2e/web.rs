@@ -271,6 +271,21 @@ async fn http_results_are_transcoded_as_openwhisk_does() {
         assert!(a.body.is_empty());
         assert!(a.header("content-type").is_none(), "{r}");
     }
+    // A body on a status that allows none (204, 205, 304, 1xx): Pekko refuses to build
+    // the response and its default exception handler answers the bare 500
+    // (StatusCode.scala `allowsEntity`), mapped and unmapped alike.
+    for action in ["echo", "echo-twin"] {
+        let a = w
+            .get(&format!(
+                "default/{action}?{}",
+                respond(&json!({"statusCode": 204, "body": "x"}))
+            ))
+            .await;
+        assert_eq!(a.status, 500, "{action}: {}", a.text());
+        assert_eq!(a.text(), "There was an internal server error.", "{action}");
+        assert_eq!(a.header("content-type"), Some("text/plain; charset=UTF-8"));
+        assert!(a.header("x-openwhisk-activation-id").is_none(), "{action}");
+    }
     // WAT:1385-1400: a string body without headers is HTML.
     let a = w
         .get(&format!(

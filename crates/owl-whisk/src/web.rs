@@ -23,6 +23,7 @@ mod media;
 mod pretty;
 mod uri;
 
+pub use media::is_tchar;
 pub use pretty::{compact, pretty};
 
 use crate::messages;
@@ -549,18 +550,34 @@ fn as_http(result: &Value) -> Result<WebAnswer, WebError> {
         ),
         None => None,
     };
-    match fields.get("body") {
+    let answer = match fields.get("body") {
         Some(Value::String(s)) if !s.is_empty() => {
-            interpret_string(code.unwrap_or(200), &headers, s)
+            interpret_string(code.unwrap_or(200), &headers, s)?
         }
-        Some(Value::String(_)) | Some(Value::Null) | None => Ok(WebAnswer {
+        Some(Value::String(_)) | Some(Value::Null) | None => WebAnswer {
             status: code.unwrap_or(204),
             headers: response_headers(&headers),
             content_type: None,
             body: Vec::new(),
-        }),
-        Some(js) => interpret_json(code.unwrap_or(200), &headers, js),
+        },
+        Some(js) => interpret_json(code.unwrap_or(200), &headers, js)?,
+    };
+    // Pekko refuses to build a response whose status allows no entity (every 1xx,
+    // 204, 205, 304: `allowsEntity = false`, StatusCode.scala) with a non-empty one,
+    // and its default exception handler answers the bare 500 [HttpMessage.scala
+    // `HttpResponse` require].
+    if !answer.body.is_empty() && !allows_entity(answer.status) {
+        return Err(WebError {
+            status: 500,
+            message: messages::INTERNAL_SERVER_ERROR,
+        });
     }
+    Ok(answer)
+}
+
+/// Whether Pekko lets a response of status `code` carry an entity.
+fn allows_entity(code: u16) -> bool {
+    !(100..=199).contains(&code) && !matches!(code, 204 | 205 | 304)
 }
 
 /// `findContentTypeInHeader` [WebActions.scala:298-309]: the first `content-type` (any

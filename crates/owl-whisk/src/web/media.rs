@@ -236,7 +236,7 @@ fn charset_name(name: &str) -> String {
 
 /// RFC 7230 `tchar` as Pekko defines it: visible ASCII minus the separators
 /// [CharacterClasses.scala:39-41].
-pub(crate) fn is_tchar(c: char) -> bool {
+pub fn is_tchar(c: char) -> bool {
     ('\x21'..='\x7e').contains(&c) && !"()<>@,;:\\\"/[]?={}".contains(c)
 }
 

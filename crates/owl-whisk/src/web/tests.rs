@@ -1608,3 +1608,34 @@ fn requested_cors_headers_are_echoed_as_pekko_renders_them() {
         assert_eq!(allow_headers_echo(sent), echoed, "{sent:?}");
     }
 }
+
+#[test]
+fn a_body_on_a_status_without_entity_is_the_bare_500() {
+    // Pekko: 1xx, 204, 205 and 304 allow no entity; HttpResponse's require throws and
+    // the default exception handler answers 500 (WebError::is_unhandled).
+    for code in [204, 205, 304, 103] {
+        let r = json!({"statusCode": code, "body": "x"});
+        let e = transcode(Extension::Http, Outcome::Success(&r)).unwrap_err();
+        assert!(e.is_unhandled(), "{code}: {e:?}");
+        let r = json!({"statusCode": code, "body": {"a": 1}});
+        assert!(
+            transcode(Extension::Http, Outcome::Success(&r))
+                .unwrap_err()
+                .is_unhandled()
+        );
+        // Without a body the status goes out as it is (WAT:1163-1192).
+        let r = json!({"statusCode": code, "headers": {"content-type": "application/json"}});
+        let a = transcode(Extension::Http, Outcome::Success(&r)).unwrap();
+        assert_eq!((a.status, a.body.len()), (code as u16, 0));
+    }
+    // 206 and custom 2xx/3xx codes allow one.
+    for code in [206, 299, 399] {
+        let r = json!({"statusCode": code, "body": "x"});
+        assert_eq!(
+            transcode(Extension::Http, Outcome::Success(&r))
+                .unwrap()
+                .status,
+            code as u16
+        );
+    }
+}
