@@ -483,19 +483,29 @@ async fn served(
             &Cors::None,
         );
     }
+    // The whole entity, before CORS, OPTIONS and `require-whisk-auth`: the controller
+    // makes it strict before routing (BasicHttpService.scala `toStrictEntity`), so a
+    // chunked body over the limit is a 413 without CORS, whatever the method or the
+    // credentials.
+    let (parts, body) = req.into_parts();
+    let bytes =
+        match request::read_body(body, payload_max, gw.settings().server.body_read_timeout).await {
+            Ok(b) => b,
+            Err(e) => return from_whisk(&e, &tid, &Cors::None),
+        };
     let custom_options = annotated_true(&metadata, "web-custom-options");
-    let cors = Cors::for_action(&metadata, req.headers());
+    let cors = Cors::for_action(&metadata, &parts.headers);
     // OPTIONS with the default CORS headers: answered here, the action not invoked
     // (WA:507-508).
-    if !custom_options && req.method() == Method::OPTIONS {
+    if !custom_options && parts.method == Method::OPTIONS {
         let mut headers = HeaderMap::new();
         finish_headers(&mut headers, &tid, &cors, None);
         return (http::StatusCode::OK, headers).into_response();
     }
-    let user = caller_namespace(&rt, req.headers(), &ctx).await;
+    let user = caller_namespace(&rt, &parts.headers, &ctx).await;
     // `require-whisk-auth`, skipped for OPTIONS with custom options (WA:521-527).
-    let options_passes = custom_options && req.method() == Method::OPTIONS;
-    if !options_passes && !whisk_auth_allows(&metadata, req.headers(), user.is_some()) {
+    let options_passes = custom_options && parts.method == Method::OPTIONS;
+    if !options_passes && !whisk_auth_allows(&metadata, &parts.headers, user.is_some()) {
         return web_error(
             http::StatusCode::UNAUTHORIZED,
             messages::UNAUTHORIZED,
@@ -504,13 +514,7 @@ async fn served(
             None,
         );
     }
-    let accept = accept_header(req.headers());
-    let (parts, body) = req.into_parts();
-    let bytes =
-        match request::read_body(body, payload_max, gw.settings().server.body_read_timeout).await {
-            Ok(b) => b,
-            Err(e) => return from_whisk(&e, &tid, &cors),
-        };
+    let accept = accept_header(&parts.headers);
     let raw = annotated_true(&metadata, "raw-http");
     let final_params = annotated_true(&metadata, "final");
     let immutable = |name: &str| {

@@ -113,11 +113,18 @@ async fn serve(
         let e = WhiskError::payload_too_large(len, deployment.payload_max);
         return web_error(e.status, &e.message, tid, &Cors::None, None);
     }
+    // The whole entity first, as the controller makes it strict before routing
+    // (BasicHttpService.scala `toStrictEntity`).
+    let (parts, body) = req.into_parts();
+    let bytes = match read_body(body, deployment.payload_max, BODY_READ_TIMEOUT).await {
+        Ok(b) => b,
+        Err(e) => return web_error(e.status, &e.message, tid, &Cors::None, None),
+    };
     let custom_options = annotated_true(&metadata, "web-custom-options");
-    let cors = Cors::for_action(&metadata, req.headers());
+    let cors = Cors::for_action(&metadata, &parts.headers);
     // OPTIONS with the default CORS headers: answered here, the action not invoked
     // (WA:507-508).
-    if !custom_options && req.method() == Method::OPTIONS {
+    if !custom_options && parts.method == Method::OPTIONS {
         let mut headers = HeaderMap::new();
         cors.add(&mut headers);
         if let Ok(v) = HeaderValue::from_str(tid.as_str()) {
@@ -127,12 +134,12 @@ async fn serve(
     }
     // The caller, when the request carries Basic credentials of a known identity
     // (`__ow_user`, WA:109-120); anything else is an anonymous call (RA:215-218).
-    let user = Credentials::from_headers(req.headers())
+    let user = Credentials::from_headers(&parts.headers)
         .ok()
         .and_then(|c| identify(inner, &c).map(|i| i.namespace.clone()));
     // `require-whisk-auth`, skipped for OPTIONS with custom options (WA:521-527).
-    let options_passes = custom_options && req.method() == Method::OPTIONS;
-    if !options_passes && !whisk_auth_allows(&metadata, req.headers(), user.is_some()) {
+    let options_passes = custom_options && parts.method == Method::OPTIONS;
+    if !options_passes && !whisk_auth_allows(&metadata, &parts.headers, user.is_some()) {
         return web_error(
             http::StatusCode::UNAUTHORIZED,
             messages::UNAUTHORIZED,
@@ -141,11 +148,6 @@ async fn serve(
             None,
         );
     }
-    let (parts, body) = req.into_parts();
-    let bytes = match read_body(body, deployment.payload_max, BODY_READ_TIMEOUT).await {
-        Ok(b) => b,
-        Err(e) => return web_error(e.status, &e.message, tid, &cors, None),
-    };
     let raw = annotated_true(&metadata, "raw-http");
     let final_params = annotated_true(&metadata, "final");
     let immutable = |name: &str| {

@@ -1129,6 +1129,43 @@ async fn the_owners_payload_limit_applies() {
             &format!("Request larger than allowed: {} > 1024 bytes.", form.len()),
         );
     }
+    // A chunked body over the limit: the controller reads the whole entity before
+    // routing (BasicHttpService.scala `toStrictEntity`), so it is a 413 without CORS
+    // before OPTIONS and `require-whisk-auth` (401 without it).
+    let chunked = || {
+        reqwest::Body::wrap_stream(futures_util::stream::iter(
+            over.clone()
+                .into_bytes()
+                .chunks(256)
+                .map(|c| Ok::<_, std::io::Error>(bytes::Bytes::copy_from_slice(c)))
+                .collect::<Vec<_>>(),
+        ))
+    };
+    for action in ["secret", "secret-twin", "echo", "echo-twin"] {
+        for method in [reqwest::Method::POST, reqwest::Method::OPTIONS] {
+            let r = client()
+                .request(method.clone(), w.url(&format!("default/{action}.json")))
+                .header("content-type", "application/json")
+                .body(chunked())
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            assert!(
+                r.headers().get("access-control-allow-origin").is_none(),
+                "{action} {method}"
+            );
+            let text = r.text().await.unwrap();
+            assert_eq!(status, 413, "{action} {method}: {text}");
+            assert!(
+                text.contains(&format!(
+                    "Request larger than allowed: {} > 1024 bytes.",
+                    over.len()
+                )),
+                "{action} {method}: {text}"
+            );
+        }
+    }
     // The REST invoke of a mapped action, as guest.
     let (status, _, body) = invoke(
         &w.gw.invoke_url("guest/echo", "blocking=true"),
