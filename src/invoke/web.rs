@@ -364,8 +364,30 @@ pub(crate) async fn handle(
     {
         return proxy::forward(&rt.controller, req, &ctx).await;
     }
+    let accept = accept_header(req.headers());
+    let tid = ctx.tid.clone();
     // Boxed: the Lambda path's state is large (see `invoke::handle`).
-    Box::pin(served(gw, rt, req, ctx, target, direct)).await
+    let resp = Box::pin(served(gw, rt, req, ctx, target, direct)).await;
+    negotiated(resp, accept.as_deref(), &tid)
+}
+
+/// Pekko negotiates every JSON answer of the web route, its errors included (each
+/// `terminate` completes with the JSON marshaller, ErrorResponse.scala:288-293): an
+/// `Accept` that does not admit `application/json` turns them into the 406. Answers
+/// already negotiated (transcoded results) pass unchanged, and so does a controller's
+/// answer, which it negotiated itself.
+pub(crate) fn negotiated(resp: Response, accept: Option<&str>, tid: &TransactionId) -> Response {
+    let json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"application/json"));
+    if json
+        && resp.status() != http::StatusCode::NOT_ACCEPTABLE
+        && !accepts(accept, "application/json")
+    {
+        return WhiskError::not_acceptable("application/json").render(tid);
+    }
+    resp
 }
 
 /// A web call some route may cover.

@@ -44,7 +44,9 @@ pub(super) async fn handle(
     target: WebTarget,
     tid: &TransactionId,
 ) -> Response {
-    let mut r = serve(inner, req, target, tid).await;
+    let accept = crate::invoke::web::accept_header(req.headers());
+    let r = serve(inner, req, target, tid).await;
+    let mut r = crate::invoke::web::negotiated(r, accept.as_deref(), tid);
     r.headers_mut()
         .insert("x-owl-standin", HeaderValue::from_static("true"));
     r

@@ -452,6 +452,32 @@ async fn extensions_project_and_render_as_openwhisk_does() {
     // WAT:1587-1611: an unknown extension is part of the name: no such action.
     let a = w.get("default/echo.xyz").await;
     assert_eq!(a.status, 404);
+    // The route's errors are JSON and negotiated too (ErrorResponse.scala:288-293): an
+    // Accept without JSON turns the 401 and the 404 into the 406, mapped and unmapped.
+    for rest in [
+        "default/secret.json",
+        "default/secret-twin.json",
+        "default/nope.json",
+    ] {
+        let html = w
+            .send(reqwest::Method::GET, rest, &[("accept", "text/html")], None)
+            .await;
+        assert_eq!(html.status, 406, "{rest}: {}", html.text());
+        assert_eq!(
+            html.json()["error"],
+            "Resource representation is only available with these types:\napplication/json",
+            "{rest}"
+        );
+        let json = w
+            .send(
+                reqwest::Method::GET,
+                rest,
+                &[("accept", "application/json")],
+                None,
+            )
+            .await;
+        assert!(matches!(json.status, 401 | 404), "{rest}: {}", json.text());
+    }
 }
 
 #[tokio::test]
