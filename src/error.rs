@@ -1,5 +1,6 @@
 //! The gateway's error type: every failure owl answers itself, rendered in OpenWhisk's
-//! error shape `{"error": <text>, "code": <transaction id>}` (reference §1.7).
+//! error shape `{"code": <transaction id>, "error": <text>}` (reference §1.7; members
+//! printed sorted, as spray-json prints them).
 //!
 //! An error records where it came from ([`Origin`]) so that callers decide on fallback
 //! and logging from data, not from message text. Errors that the controller produced
@@ -330,10 +331,13 @@ impl WhiskError {
     }
 }
 
-/// `{"error": message, "code": tid}`, compact.
+/// `{"code": tid, "error": message}`, compact, members in the order the controller
+/// prints them: `ErrorResponse`'s writer builds `JsObject("error" -> …, "code" -> …)`,
+/// and spray-json 1.3.5 keeps an object's members in a `TreeMap`, so `code` comes first
+/// [OW common/scala/.../http/ErrorResponse.scala:305-306; spray-json JsValue.scala:56-58].
 pub(crate) fn error_body(message: &str, tid: &TransactionId) -> Bytes {
     Bytes::from(
-        serde_json::to_vec(&serde_json::json!({ "error": message, "code": tid.as_str() }))
+        serde_json::to_vec(&serde_json::json!({ "code": tid.as_str(), "error": message }))
             .unwrap_or_default(),
     )
 }
@@ -376,6 +380,15 @@ mod tests {
         );
         let r = WhiskError::not_found().render(&tid);
         assert_eq!(r.headers()["access-control-allow-origin"], "*");
+        // Byte for byte as the controller's CompactPrinter writes it: `code` first.
+        let b = r.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(
+            b,
+            format!(
+                r#"{{"code":"{}","error":"The requested resource does not exist."}}"#,
+                tid.as_str()
+            )
+        );
     }
 
     #[tokio::test]
