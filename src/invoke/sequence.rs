@@ -137,30 +137,47 @@ pub(super) async fn prepare(
 /// a missing package is 404, a document that is not a package 409, a binding to itself
 /// 422. A missing action in a readable package is the run's failure instead (SA:305-310).
 /// Asked only for missing components, so the common path does no extra lookup.
+/// Each package is asked about once, however many components name it.
 async fn refused_before_running(
     inv: &Admitted,
     components: &[ActionPath],
     nodes: &[Node],
 ) -> Option<WhiskError> {
+    let mut asked = std::collections::HashSet::new();
     for (path, node) in components.iter().zip(nodes) {
         let path = path.resolved(&inv.identity.namespace);
         if !matches!(node, Node::Missing)
-            || path.package.is_none()
-            || path.namespace != inv.identity.namespace
+            || !asked.insert((path.namespace.clone(), path.package.clone()))
         {
             continue;
         }
-        match inv
-            .rt
-            .directory
-            .package(&inv.identity, &path, &inv.ctx.tid)
-            .await
+        if let Some(e) =
+            package_refusal(&inv.rt.directory, &inv.identity, &path, &inv.ctx.tid).await
         {
-            Err(e) if matches!(e.status.as_u16(), 404 | 409 | 422) => return Some(e),
-            _ => {}
+            return Some(e);
         }
     }
     None
+}
+
+/// The pre-run refusal (404, 409, 422) the package of `path`, a direct component the
+/// caller `identity` could not find, brings about: only a package of the caller's own
+/// namespace is read for it (PackageCollection.checkPackageReadPermission; another
+/// namespace's unreadable package is a 403 the controller gives, owl leaving it there).
+async fn package_refusal(
+    directory: &crate::metadata::Directory,
+    identity: &Identity,
+    path: &ActionPath,
+    tid: &TransactionId,
+) -> Option<WhiskError> {
+    if path.package.is_none() || path.namespace != identity.namespace {
+        return None;
+    }
+    directory
+        .package(identity, path, tid)
+        .await
+        .err()
+        .filter(|e| matches!(e.status.as_u16(), 404 | 409 | 422))
 }
 
 /// A component, resolved when the sequence starts.
@@ -320,19 +337,12 @@ pub(crate) async fn explain(
             Err(e) if e.status == http::StatusCode::NOT_FOUND => {
                 atomic += 1;
                 // A direct component's own package is checked before the run (ACT:256).
-                let package_refusal = if stack.len() == 1
-                    && path.package.is_some()
-                    && path.namespace == identity.namespace
-                {
-                    directory
-                        .package(identity, &path, &tid)
-                        .await
-                        .err()
-                        .filter(|e| matches!(e.status.as_u16(), 404 | 409 | 422))
-                } else {
-                    None
+                let direct = stack.len() == 1;
+                let pre_run = match direct {
+                    true => package_refusal(directory, identity, &path, &tid).await,
+                    false => None,
                 };
-                match package_refusal {
+                match pre_run {
                     Some(e) => {
                         refused.get_or_insert_with(|| {
                             format!("{} \"{}\"", e.status.as_u16(), e.message)

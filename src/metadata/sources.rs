@@ -25,7 +25,7 @@ fn store_down(what: &str, e: impl std::fmt::Display) -> WhiskError {
     WhiskError::service_unavailable(Origin::Internal, None)
 }
 
-fn from_api(r: Result<ActionMetadata, ApiFailure>) -> Lookup<ActionMetadata> {
+fn from_api<T>(r: Result<T, ApiFailure>) -> Lookup<T> {
     match r {
         Ok(m) => Ok(Ok(m)),
         Err(ApiFailure::Rejected(e)) => Ok(Err(e)),
@@ -394,20 +394,17 @@ impl MetadataStore {
                 let Some(key) = &identity.key else {
                     return Err(WhiskError::internal());
                 };
-                match api::package_readable(
-                    client,
-                    key.authorization(),
-                    namespace,
-                    package,
-                    tid,
-                    *timeout,
+                from_api(
+                    api::package_readable(
+                        client,
+                        key.authorization(),
+                        namespace,
+                        package,
+                        tid,
+                        *timeout,
+                    )
+                    .await,
                 )
-                .await
-                {
-                    Ok(()) => Ok(Ok(())),
-                    Err(ApiFailure::Rejected(e)) => Ok(Err(e)),
-                    Err(ApiFailure::Failed(e)) => Err(e),
-                }
             }
             Self::CouchDb { db, name } => {
                 entitlement::package(&identity.namespace, namespace, package, |id| {
